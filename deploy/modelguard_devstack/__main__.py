@@ -1,0 +1,3 @@
+from modelguard_devstack.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""Start, stop and inspect the whole local stack (with a lock, so concurrent callers agree)."""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelguard_devstack.config import StackConfig
+from modelguard_devstack.servers import (
+    AlertmanagerServer,
+    KafkaServer,
+    PrometheusServer,
+    RedisServer,
+    Server,
+    StackError,
+)
+
+__all__ = ["Endpoints", "Stack", "StackConfig", "StackError"]
+
+SERVER_NAMES = ("kafka", "redis", "prometheus", "alertmanager")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where each server of a running stack answers."""
+
+    kafka_bootstrap: str
+    redis_url: str
+    prometheus_url: str
+    alertmanager_url: str
+    prometheus_targets: Path
+
+
+class Stack:
+    """The four local servers. ``up()`` is idempotent: ready servers are left running."""
+
+    def __init__(self, cfg: StackConfig | None = None) -> None:
+        self.cfg = cfg or StackConfig.from_env()
+        self.kafka = KafkaServer(self.cfg)
+        self.redis = RedisServer(self.cfg)
+        self.prometheus = PrometheusServer(self.cfg)
+        self.alertmanager = AlertmanagerServer(self.cfg)
+
+    @property
+    def servers(self) -> dict[str, Server]:
+        return {
+            "kafka": self.kafka,
+            "redis": self.redis,
+            "prometheus": self.prometheus,
+            "alertmanager": self.alertmanager,
+        }
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(
+            kafka_bootstrap=self.kafka.bootstrap,
+            redis_url=self.redis.url,
+            prometheus_url=self.prometheus.url,
+            alertmanager_url=self.alertmanager.url,
+            prometheus_targets=self.cfg.prometheus_targets,
+        )
+
+    def _select(self, only: list[str] | None) -> list[Server]:
+        names = only or list(SERVER_NAMES)
+        unknown = [n for n in names if n not in SERVER_NAMES]
+        if unknown:
+            raise StackError(f"unknown server(s) {unknown}; choose from {list(SERVER_NAMES)}")
+        return [self.servers[n] for n in names]
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.cfg.run_dir / "stack.lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def install(self, only: list[str] | None = None) -> dict[str, float]:
+        """Install what is missing (apt packages, Kafka jars); seconds per server."""
+        took: dict[str, float] = {}
+        with self._lock():
+            for server in self._select(only):
+                t0 = time.monotonic()
+                server.install()
+                took[server.name] = time.monotonic() - t0
+        return took
+
+    def up(self, only: list[str] | None = None, timeout: float = 90.0) -> dict[str, float]:
+        """Install and start; returns seconds each server took to become ready
+        (0 for one that was already running)."""
+        took: dict[str, float] = {}
+        with self._lock():
+            for server in self._select(only):
+                server.install()
+                took[server.name] = server.start(timeout)
+        return took
+
+    def down(self, only: list[str] | None = None) -> list[str]:
+        """Stop servers (reverse start order); returns the names that were running."""
+        stopped: list[str] = []
+        with self._lock():
+            for server in reversed(self._select(only)):
+                if server.stop():
+                    stopped.append(server.name)
+        return stopped
+
+    def status(self) -> dict[str, dict[str, object]]:
+        return {
+            name: {"ready": server.ready(), "pid": server.pid(), "log": str(server.log_path)}
+            for name, server in self.servers.items()
+        }

@@ -1,0 +1,138 @@
+"""The edge of every processor: consume a batch, validate, dead-letter what is invalid.
+
+:class:`ValidatingConsumer` never raises on a bad message: an undecodable or invalid
+record goes to the dead-letter topic with its reason and origin and is counted; the
+valid ones are handed to the caller, who stores their offsets once they are handled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from prometheus_client import CollectorRegistry, Counter
+
+from modelguard.adapters.dead_letter import DeadLetterPublisher
+from modelguard.contracts.base import Event
+from modelguard.contracts.codec import DecodeError, decode_event
+from modelguard.contracts.limits import LIMITS, Limits
+
+E = TypeVar("E", bound=Event)
+log = structlog.get_logger("modelguard.ingest")
+
+
+class IngestMetrics:
+    """Counters of consumed and dead-lettered events, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.service = service
+        self.events = Counter(
+            "modelguard_events_consumed_total",
+            "Events consumed, by topic and validation outcome (valid/invalid).",
+            ["service", "topic", "outcome"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "modelguard_dead_letters_total",
+            "Events sent to the dead-letter topic, by source topic and error kind.",
+            ["service", "source_topic", "error_kind"],
+            registry=registry,
+        )
+        self.consumer_errors = Counter(
+            "modelguard_consumer_errors_total",
+            "Errors reported by the Kafka consumer (not per message).",
+            ["service", "code"],
+            registry=registry,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Received(Generic[E]):
+    """A valid event with where it came from."""
+
+    event: E
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+
+class ValidatingConsumer(Generic[E]):
+    """Consumes ``topics``, decoding each topic's messages as its event model.
+
+    ``clock`` gives the dead-letter timestamp (injected, so tests control time).
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        models: Mapping[str, type[E]],
+        dead_letters: DeadLetterPublisher,
+        metrics: IngestMetrics,
+        clock: Callable[[], datetime],
+        limits: Limits = LIMITS,
+    ) -> None:
+        self._consumer = consumer
+        self._models = dict(models)
+        self._dlq = dead_letters
+        self._metrics = metrics
+        self._clock = clock
+        self._limits = limits
+        self._consumer.subscribe(list(self._models))
+
+    def poll(self, max_messages: int = 500, timeout: float = 0.5) -> list[Received[E]]:
+        """Up to ``max_messages`` valid events; invalid ones are dead-lettered, and their
+        offsets stored at once (they are done)."""
+        out: list[Received[E]] = []
+        for msg in self._consumer.consume(num_messages=max_messages, timeout=timeout):
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    self._metrics.consumer_errors.labels(self._metrics.service, err.name()).inc()
+                    log.warning("consumer_error", error=str(err))
+                continue
+            topic = msg.topic() or ""
+            try:
+                event = decode_event(self._models[topic], msg.value(), self._limits)
+            except DecodeError as exc:
+                self._dead_letter(msg, exc)
+                continue
+            self._metrics.events.labels(self._metrics.service, topic, "valid").inc()
+            out.append(Received(event, topic, msg.partition() or 0, msg.offset() or 0, msg.key()))
+        return out
+
+    def _dead_letter(self, msg: Message, exc: DecodeError) -> None:
+        topic = msg.topic() or ""
+        letter = self._dlq.publish(msg, kind=exc.kind, reason=exc.reason, now=self._clock())
+        self._metrics.events.labels(self._metrics.service, topic, "invalid").inc()
+        self._metrics.dead_letters.labels(self._metrics.service, topic, exc.kind).inc()
+        log.info(
+            "dead_lettered",
+            source_topic=topic,
+            partition=letter.source_partition,
+            offset=letter.source_offset,
+            error_kind=exc.kind,
+            reason=exc.reason,
+        )
+        self._store(topic, letter.source_partition, letter.source_offset)
+
+    def _store(self, topic: str, partition: int, offset: int) -> None:
+        self._consumer.store_offsets(offsets=[TopicPartition(topic, partition, offset + 1)])
+
+    def done(self, received: list[Received[E]]) -> None:
+        """Mark events as handled: their offsets may now be committed."""
+        latest: dict[tuple[str, int], int] = {}
+        for r in received:
+            key = (r.topic, r.partition)
+            latest[key] = max(latest.get(key, -1), r.offset)
+        if latest:
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in latest.items()]
+            )
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -1,0 +1,88 @@
+"""Thin confluent-kafka helpers: configured clients, topic provisioning, offsets.
+
+Producers are idempotent (``enable.idempotence``) and compress with lz4; consumers do
+not auto-store offsets: a service stores an offset only after the message is handled
+(at-least-once), and deduplicates by event id where double counting matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 10,
+    "compression.type": "lz4",
+}
+
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "enable.auto.commit": True,
+    "enable.auto.offset.store": False,
+    "auto.offset.reset": "earliest",
+    "session.timeout.ms": 10_000,
+}
+
+
+def make_producer(bootstrap: str, **overrides: Any) -> Producer:
+    """An idempotent producer; ``overrides`` are librdkafka settings (dots as ``_``)."""
+    conf = {"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS}
+    conf.update({k.replace("_", "."): v for k, v in overrides.items()})
+    return Producer(conf)
+
+
+def make_consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer:
+    """A consumer in ``group_id`` that stores offsets only when told to."""
+    conf = {"bootstrap.servers": bootstrap, "group.id": group_id, **CONSUMER_DEFAULTS}
+    conf.update({k.replace("_", "."): v for k, v in overrides.items()})
+    return Consumer(conf)
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    *,
+    partitions: int = 3,
+    config: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created.
+
+    Existing topics are left as they are (their partition count is not changed, because
+    that would break key co-partitioning).
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [t for t in dict.fromkeys(topics) if t not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=partitions, config=dict(config or {})) for t in wanted],
+        operation_timeout=timeout,
+        request_timeout=timeout,
+    )
+    created: list[str] = []
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=timeout)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args and getattr(exc.args[0], "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                continue
+            raise
+    return created
+
+
+def broker_ready(bootstrap: str, timeout: float = 2.0) -> bool:
+    """True when a broker answers a metadata request within ``timeout`` seconds."""
+    try:
+        md = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(
+            timeout=timeout
+        )
+    except KafkaException:
+        return False
+    return bool(md.brokers)

@@ -1,0 +1,98 @@
+"""The validator loop, separated from process start-up so tests can run it in a thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from modelguard.adapters.dead_letter import DeadLetterPublisher
+from modelguard.adapters.ingest import IngestMetrics, ValidatingConsumer
+from modelguard.adapters.kafka import make_consumer, make_producer
+from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts.predictions import PredictionLogged
+
+SERVICE = "validator"
+log = structlog.get_logger("modelguard.validator")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PredictionCounters:
+    """``model_predictions_total`` and ``model_prediction_errors_total`` per version."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.predictions = Counter(
+            "model_predictions_total",
+            "Predictions served, by model version and predicted class.",
+            ["model_name", "model_version", "predicted_class"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "model_prediction_errors_total",
+            "Failed predictions, by model version and error type.",
+            ["model_name", "model_version", "error_type"],
+            registry=registry,
+        )
+
+    def observe(self, event: PredictionLogged) -> None:
+        if event.error_type is not None:
+            self.errors.labels(event.model, event.version, event.error_type).inc()
+            return
+        predicted = str(event.prediction) if event.task == "classification" else ""
+        self.predictions.labels(event.model, event.version, predicted).inc()
+
+
+class ValidatorService:
+    """Consume -> validate -> count, until ``stop`` is set."""
+
+    def __init__(
+        self,
+        settings: CommonSettings,
+        registry: CollectorRegistry,
+        *,
+        group_id: str = "modelguard-validator",
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        topics = settings.topics
+        self._producer = make_producer(settings.kafka_bootstrap_servers)
+        self._consumer = ValidatingConsumer(
+            make_consumer(settings.kafka_bootstrap_servers, group_id),
+            {topics.predictions: PredictionLogged},
+            DeadLetterPublisher(self._producer, topics.dead_letter, stage=SERVICE),
+            IngestMetrics(registry, SERVICE),
+            clock,
+        )
+        self._counters = PredictionCounters(registry)
+        self.processed = 0
+
+    def run(self, stop: threading.Event, *, idle_exit_seconds: float | None = None) -> int:
+        """Process until ``stop`` (or ``idle_exit_seconds`` without messages); returns the
+        number of valid events processed."""
+        last_seen = time.monotonic()
+        try:
+            while not stop.is_set():
+                batch = self._consumer.poll(max_messages=500, timeout=0.2)
+                for received in batch:
+                    self._counters.observe(received.event)
+                self._consumer.done(batch)
+                self._producer.poll(0)
+                self.processed += len(batch)
+                if batch:
+                    last_seen = time.monotonic()
+                elif (
+                    idle_exit_seconds is not None
+                    and time.monotonic() - last_seen > idle_exit_seconds
+                ):
+                    break
+        finally:
+            self._producer.flush(10)
+            self._consumer.close()
+        log.info("validator_stopped", processed=self.processed)
+        return self.processed
