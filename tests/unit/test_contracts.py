@@ -14,13 +14,14 @@ from modelguard.contracts import (
     DecodeError,
     DriftSignal,
     LabelObserved,
+    MetricWindowClosed,
     PredictionLogged,
     RoutingDecision,
     Severity,
+    WindowSpec,
     decode_event,
     encode_event,
 )
-from modelguard.contracts.control import MetricWindowClosed, WindowSpec
 from modelguard.contracts.dead_letter import DeadLetter
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 from modelguard.contracts.base import Event
-from modelguard.contracts.control import DriftSignal, MetricWindowClosed, RoutingDecision
 from modelguard.contracts.dead_letter import DeadLetter
+from modelguard.contracts.decisions import RoutingDecision
+from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.experiments import ExposureLogged, OutcomeObserved
+from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 
 EVENT_MODELS: tuple[type[Event], ...] = (
