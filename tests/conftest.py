@@ -9,7 +9,7 @@ from contextlib import ExitStack
 import pytest
 import redis
 
-from modelguard.adapters.kafka import ensure_topics
+from modelguard.adapters.kafka import delete_topics, ensure_topics
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.topics import Topics
@@ -25,11 +25,12 @@ def servers() -> Iterator[Servers]:
 
 
 @pytest.fixture
-def topics(servers: Servers) -> Topics:
-    """A fresh, provisioned topic set (3 partitions each) for one test."""
+def topics(servers: Servers) -> Iterator[Topics]:
+    """A fresh, provisioned topic set (3 partitions each) for one test, deleted after."""
     t = Topics(prefix=f"t{uuid.uuid4().hex[:12]}")
     ensure_topics(servers.kafka_bootstrap, t.all(), partitions=3)
-    return t
+    yield t
+    delete_topics(servers.kafka_bootstrap, t.all())
 
 
 @pytest.fixture

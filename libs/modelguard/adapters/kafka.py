@@ -77,6 +77,20 @@ def ensure_topics(
     return created
 
 
+def delete_topics(bootstrap: str, topics: Iterable[str], timeout: float = 30.0) -> None:
+    """Delete topics (missing ones are ignored); used by tests and tear-down tooling."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = list(dict.fromkeys(topics))
+    if not names:
+        return
+    for fut in admin.delete_topics(names, operation_timeout=timeout).values():
+        try:
+            fut.result(timeout=timeout)
+        except KafkaException as exc:
+            if getattr(exc.args[0], "name", lambda: "")() != "UNKNOWN_TOPIC_OR_PART":
+                raise
+
+
 def broker_ready(bootstrap: str, timeout: float = 2.0) -> bool:
     """True when a broker answers a metadata request within ``timeout`` seconds."""
     try:
