@@ -1,10 +1,24 @@
-"""Experiment events: exposures (a unit saw an arm) and outcomes (what happened next)."""
+"""Experiment contracts: exposures (a unit saw an arm), outcomes (what happened next),
+the experiment specification kept by the registry, and the analysis events."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from dataclasses import dataclass
+from typing import Annotated, Literal, Self
 
-from modelguard.contracts.base import Event, EventTime, Identifier, ModelName, Name, VersionName
+from pydantic import Field, StringConstraints, model_validator
+
+from modelguard.contracts.base import (
+    BoundedStr,
+    Event,
+    EventTime,
+    Identifier,
+    ModelName,
+    Name,
+    VersionName,
+)
+from modelguard.contracts.common import JsonScalar, Weight
+from modelguard.contracts.limits import LIMITS
 
 
 class ExposureLogged(Event):
@@ -39,3 +53,251 @@ class OutcomeObserved(Event):
     pre_period_value: float | None = None
     event_time: EventTime
     model: ModelName | None = Field(default=None)
+
+
+# ---------------------------------------------------------------------------------------
+# Experiment registry: the specification the routing client and the processors read.
+# ---------------------------------------------------------------------------------------
+
+MetricKind = Literal["binary", "continuous"]
+ExperimentStatus = Literal["draft", "running", "paused", "stopped"]
+#: Experiment ids are Redis key parts and Prometheus label values: same rule as model names.
+ExperimentId = ModelName
+
+
+class RampStep(Event):
+    """From ``after_seconds`` after the start, the treatments together get
+    ``treatment_share`` of the traffic (split among them in the ratio of ``split``)."""
+
+    schema_name = "experiment_ramp_step"
+
+    after_seconds: float = Field(ge=0)
+    treatment_share: Weight
+
+
+class GuardrailMetric(Event):
+    """A metric that must not degrade by more than ``max_relative_degradation``."""
+
+    schema_name = "experiment_guardrail"
+
+    metric: Name
+    kind: MetricKind
+    higher_is_better: bool = True
+    max_relative_degradation: float = Field(default=0.05, ge=0, le=10)
+
+
+class BanditConfig(Event):
+    """Thompson-sampling allocation limits: every arm keeps ``min_share``; weights are
+    rewritten at most once per ``min_update_interval_seconds`` and no weight moves by
+    more than ``max_step`` in one update."""
+
+    schema_name = "experiment_bandit"
+
+    min_share: float = Field(default=0.05, ge=0, le=0.5)
+    min_update_interval_seconds: float = Field(default=60.0, gt=0)
+    max_step: float = Field(default=0.2, gt=0, le=1)
+    draws: int = Field(default=20_000, ge=100, le=1_000_000)
+
+
+class ExperimentSpec(Event):
+    """One experiment: arms (a control and treatments, each a model version), traffic
+    split, hashing salt, unit type, metrics, sample size, ramp and allocation.
+
+    Stored in Redis by the registry (JSON, compare-and-set on ``revision``), read by the
+    routing client (to assign units with ``salt``) and by the experiments processor.
+    """
+
+    schema_name = "experiment_spec"
+
+    experiment_id: ExperimentId
+    model: ModelName
+    control: VersionName
+    treatments: list[VersionName] = Field(min_length=1, max_length=15)
+    split: dict[VersionName, Weight]
+    salt: Annotated[str, StringConstraints(min_length=1, max_length=LIMITS.max_id_length)]
+    unit_type: Literal["user", "session", "request", "device", "account"] = "user"
+    primary_metric: Name
+    primary_kind: MetricKind = "binary"
+    higher_is_better: bool = True
+    guardrails: list[GuardrailMetric] = Field(default_factory=list, max_length=16)
+    min_sample_size: int = Field(default=1000, ge=1)
+    planned_units_per_arm: int | None = Field(default=None, ge=1)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    allocation: Literal["fixed", "bandit"] = "fixed"
+    bandit: BanditConfig | None = None
+    ramp: list[RampStep] = Field(default_factory=list, max_length=32)
+    status: ExperimentStatus = "draft"
+    revision: int = Field(default=0, ge=0)
+    started_at: EventTime | None = None
+    updated_at: EventTime
+    description: BoundedStr = ""
+
+    @property
+    def arms(self) -> list[str]:
+        """Control first, then the treatments in order."""
+        return [self.control, *self.treatments]
+
+    @property
+    def tuning_units(self) -> int:
+        """Units per arm at which the always-valid confidence sequence is tightest."""
+        return self.planned_units_per_arm or max(self.min_sample_size, 1000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        arms = self.arms
+        if len(set(arms)) != len(arms):
+            raise ValueError(f"arms must be distinct: control and treatments are {arms}")
+        if set(self.split) != set(arms):
+            raise ValueError(
+                f"split must name exactly the arms {sorted(arms)}, got {sorted(self.split)}"
+            )
+        total = sum(self.split.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split weights must sum to 1, got {total:.6g}")
+        if self.allocation == "bandit" and self.bandit is None:
+            raise ValueError("allocation 'bandit' needs a bandit config")
+        if self.allocation == "bandit" and self.ramp:
+            raise ValueError("a bandit experiment cannot have a ramp schedule")
+        if self.bandit is not None and self.bandit.min_share * len(arms) > 1.0:
+            raise ValueError(
+                f"bandit.min_share {self.bandit.min_share} times {len(arms)} arms exceeds 1"
+            )
+        steps = [s.after_seconds for s in self.ramp]
+        if steps != sorted(steps) or len(set(steps)) != len(steps):
+            raise ValueError("ramp steps must have strictly increasing after_seconds")
+        guard_names = [g.metric for g in self.guardrails]
+        if len(set(guard_names)) != len(guard_names) or self.primary_metric in guard_names:
+            raise ValueError("guardrail metrics must be distinct and differ from the primary")
+        if self.status != "draft" and self.started_at is None:
+            raise ValueError(f"a {self.status} experiment needs started_at")
+        return self
+
+
+# ---------------------------------------------------------------------------------------
+# Analysis results: one event per experiment and analysis round, for the controller.
+# ---------------------------------------------------------------------------------------
+
+
+class ArmAnalysis(Event):
+    """Primary-metric results of one arm; differences are arm minus control."""
+
+    schema_name = "experiment_arm_analysis"
+
+    arm: VersionName
+    is_control: bool
+    units: int = Field(ge=0)
+    mean: float | None = None
+    difference: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    relative_lift: float | None = None
+    relative_ci_low: float | None = None
+    relative_ci_high: float | None = None
+    p_value: float | None = Field(default=None, ge=0, le=1)
+    always_valid_p: float | None = Field(default=None, ge=0, le=1)
+    holm_p: float | None = Field(default=None, ge=0, le=1)
+    cs_low: float | None = None
+    cs_high: float | None = None
+    chance_to_beat_control: float | None = Field(default=None, ge=0, le=1)
+    expected_loss: float | None = Field(default=None, ge=0)
+    cuped: bool = False
+    verdict: Literal["control", "better", "worse", "inconclusive"] = "inconclusive"
+
+
+class GuardrailResult(Event):
+    schema_name = "experiment_guardrail_result"
+
+    metric: Name
+    arm: VersionName
+    relative_change: float | None = None
+    always_valid_p: float | None = Field(default=None, ge=0, le=1)
+    breached: bool
+
+
+class ExperimentAnalysis(Event):
+    """What the experiments processor concludes, with the evidence.
+
+    ``recommendation``: ``promote`` (``winner`` beat the control on the always-valid test
+    after Holm correction, minimum sample reached, no guardrail breached), ``rollback``
+    (a treatment is significantly worse or breaches a guardrail, and none wins) or
+    ``continue``. While the sample-ratio-mismatch check fires, ``frozen`` is true and the
+    recommendation is always ``continue``.
+    """
+
+    schema_name = "experiment_analysis"
+
+    analysis_id: Identifier
+    experiment_id: ExperimentId
+    model: ModelName
+    spec_revision: int = Field(ge=0)
+    primary_metric: Name
+    recommendation: Literal["promote", "rollback", "continue"]
+    winner: VersionName | None = None
+    losers: list[VersionName] = Field(default_factory=list, max_length=16)
+    reason: BoundedStr
+    srm_p_value: float | None = Field(default=None, ge=0, le=1)
+    srm_detected: bool = False
+    frozen: bool = False
+    total_units: int = Field(ge=0)
+    arms: list[ArmAnalysis] = Field(max_length=16)
+    guardrails: list[GuardrailResult] = Field(default_factory=list, max_length=256)
+    evidence: list[dict[Name, JsonScalar]] = Field(default_factory=list, max_length=64)
+    analyzed_at: EventTime
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentKeys:
+    """Redis keys of the experiment registry and the processor's state.
+
+    >>> ExperimentKeys("mg").spec("exp1")
+    'mg:experiment:exp1'
+    """
+
+    prefix: str = "modelguard"
+
+    def spec(self, experiment_id: str) -> str:
+        """String key: the spec as JSON (its ``revision`` is the compare-and-set token)."""
+        return f"{self.prefix}:experiment:{experiment_id}"
+
+    @property
+    def index(self) -> str:
+        """Set of every experiment id."""
+        return f"{self.prefix}:experiments"
+
+    def by_model(self, model: str) -> str:
+        """Set of the experiment ids of a model (what the routing client looks up)."""
+        return f"{self.prefix}:experiments:model:{model}"
+
+    @property
+    def audit(self) -> str:
+        """Stream: one entry per registry change (actor, action, old and new revision)."""
+        return f"{self.prefix}:experiments:audit"
+
+    @property
+    def changes(self) -> str:
+        """Pub/sub channel announcing ``experiment_id revision`` on every change."""
+        return f"{self.prefix}:experiments:changes"
+
+    def split_history(self, experiment_id: str) -> str:
+        """List of ``{"from": iso time, "weights": {...}}``, appended on split changes."""
+        return f"{self.prefix}:experiment:{experiment_id}:splits"
+
+    def partials(self, experiment_id: str) -> str:
+        """Hash: task (partition) -> JSON partial aggregates of that partition."""
+        return f"{self.prefix}:experiment:{experiment_id}:partials"
+
+    def units(self, group: str, task: int) -> str:
+        """Hash: per-unit records of one processor task (partition)."""
+        return f"{self.prefix}:expstate:{group}:{task}:units"
+
+    def checkpoint(self, group: str, task: int) -> str:
+        """String: JSON of a task's offsets and aggregates, written with its units."""
+        return f"{self.prefix}:expstate:{group}:{task}:checkpoint"
+
+    def sequential(self, experiment_id: str) -> str:
+        """Hash: running minimum of the always-valid p-value per arm and metric."""
+        return f"{self.prefix}:experiment:{experiment_id}:sequential"
+
+    def bandit(self, experiment_id: str) -> str:
+        """Hash: last bandit update (time, weights)."""
+        return f"{self.prefix}:experiment:{experiment_id}:bandit"

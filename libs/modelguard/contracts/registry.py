@@ -9,7 +9,12 @@ from modelguard.contracts.base import Event
 from modelguard.contracts.dead_letter import DeadLetter
 from modelguard.contracts.decisions import RoutingDecision
 from modelguard.contracts.drift import DriftSignal
-from modelguard.contracts.experiments import ExposureLogged, OutcomeObserved
+from modelguard.contracts.experiments import (
+    ExperimentAnalysis,
+    ExperimentSpec,
+    ExposureLogged,
+    OutcomeObserved,
+)
 from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 
@@ -18,6 +23,8 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     LabelObserved,
     ExposureLogged,
     OutcomeObserved,
+    ExperimentSpec,
+    ExperimentAnalysis,
     MetricWindowClosed,
     DriftSignal,
     RoutingDecision,
