@@ -1,0 +1,81 @@
+"""Compact, JSON-able evidence records kept by the controller (from control events)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from modelguard.contracts.drift import DriftSignal
+from modelguard.contracts.metric_window import MetricWindowClosed
+
+
+class WindowRecord(BaseModel):
+    """What the controller keeps of one :class:`MetricWindowClosed`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str
+    version: str
+    window: str
+    window_start: datetime
+    window_end: datetime
+    n_predictions: int
+    n_labelled: int
+    n_errors: int
+    metrics: dict[str, float]
+
+    @classmethod
+    def from_event(cls, e: MetricWindowClosed) -> WindowRecord:
+        return cls(
+            event_id=e.event_id,
+            version=e.version,
+            window=window_key(e),
+            window_start=e.window_start,
+            window_end=e.window_end,
+            n_predictions=e.n_predictions,
+            n_labelled=e.n_labelled,
+            n_errors=e.n_errors,
+            metrics=dict(e.metrics),
+        )
+
+
+class DriftRecord(BaseModel):
+    """What the controller keeps of one :class:`DriftSignal`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str
+    version: str | None
+    kind: str
+    feature: str | None
+    test: str
+    statistic: float
+    drift_detected: bool
+    severity: int
+    window_end: datetime
+    n_current: int
+
+    @classmethod
+    def from_event(cls, e: DriftSignal) -> DriftRecord:
+        return cls(
+            event_id=e.event_id,
+            version=e.version,
+            kind=e.kind,
+            feature=e.feature,
+            test=e.test,
+            statistic=e.statistic,
+            drift_detected=e.drift_detected,
+            severity=int(e.severity),
+            window_end=e.window_end,
+            n_current=e.n_current,
+        )
+
+
+def window_key(e: MetricWindowClosed) -> str:
+    """``tumbling:60``, ``hopping:300``, ``count:1000``: how a policy selects windows."""
+    w = e.window
+    if w.kind == "count":
+        return f"count:{w.count}"
+    length = w.length_seconds or 0.0
+    return f"{w.kind}:{length:g}"
