@@ -1,0 +1,1 @@
+"""A/B experiments: statistics, bookkeeping, analysis and bandit allocation (pure)."""
