@@ -4,7 +4,9 @@
 >>> keys.routing("fraud")
 'mg:routing:fraud'
 >>> keys.routing_changes
-'mg:routing:changes'
+'mg:routing-changes'
+>>> keys.routing_audit
+'mg:routing-audit'
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from dataclasses import dataclass
 class RedisKeys:
     """Keys used by the routing table writer and readers.
 
-    ``routing(model)`` is a hash holding ``revision`` and the JSON weights; every change
-    is published on ``routing_changes`` and appended to the ``routing_audit`` stream.
+    ``routing(model)`` is a hash holding ``revision`` and ``table`` (the
+    ``RoutingTable`` JSON); every change is published on the ``routing_changes``
+    channel, appended to the ``routing_audit`` stream, and the model is added to the
+    ``routing_models`` set. The channel, stream and set live outside ``routing:`` so no
+    model name can collide with them.
     """
 
     prefix: str = "modelguard"
@@ -27,11 +32,18 @@ class RedisKeys:
 
     @property
     def routing_changes(self) -> str:
-        return f"{self.prefix}:routing:changes"
+        """Pub/sub channel of change notices ``{"model": ..., "revision": ...}``."""
+        return f"{self.prefix}:routing-changes"
 
     @property
     def routing_audit(self) -> str:
-        return f"{self.prefix}:routing:audit"
+        """Stream of every written table (fields ``model``, ``revision``, ``table``)."""
+        return f"{self.prefix}:routing-audit"
+
+    @property
+    def routing_models(self) -> str:
+        """Set of the model names that have a routing table."""
+        return f"{self.prefix}:routing-models"
 
     def lease(self, name: str) -> str:
         """Leader-lease key for a replicated service (e.g. the controller)."""

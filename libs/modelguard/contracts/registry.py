@@ -17,6 +17,7 @@ from modelguard.contracts.experiments import (
 )
 from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.contracts.routing import RoutingTable
 
 EVENT_MODELS: tuple[type[Event], ...] = (
     PredictionLogged,
@@ -28,6 +29,7 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     MetricWindowClosed,
     DriftSignal,
     RoutingDecision,
+    RoutingTable,
     DeadLetter,
 )
 

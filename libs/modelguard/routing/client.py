@@ -1,0 +1,360 @@
+"""Routing client: which version serves a unit, from a locally cached routing table.
+
+Model servers and the simulator use it on the request path::
+
+    from modelguard.adapters.redis_client import make_redis
+    from modelguard.routing import RoutingClient
+
+    router = RoutingClient(make_redis(settings.redis_url), settings.redis_keys,
+                           models=["fraud"], registry=registry).start()
+    version = router.version_for("fraud", unit_id=user_id)     # ~1 µs, no Redis call
+    ...
+    router.close()
+
+``version_for`` never talks to Redis once a model's table is cached (the first call for
+a model loads it synchronously). A background thread subscribes to the change channel
+and reloads a table within milliseconds of a write, with a periodic full reload as a
+safety net. When Redis is unreachable the last known good tables keep serving; the
+outage is logged once, counted (``modelguard_routing_redis_errors_total``,
+``modelguard_routing_stale_assignments_total``) and retried with backoff.
+
+Pass ``exposures=sdk.emit_exposure`` to emit an :class:`ExposureLogged` for every
+assignment of a model whose table has an ``experiment_id``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+from pydantic import ValidationError
+
+from modelguard.contracts.experiments import ExposureLogged
+from modelguard.contracts.redis_keys import RedisKeys
+from modelguard.contracts.routing import RoutingTable
+from modelguard.core.routing import CompiledTable
+
+log = structlog.get_logger("modelguard.routing")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RoutingError(RuntimeError):
+    """No routing table can be used for a model."""
+
+
+class NoRoutingTableError(RoutingError):
+    """The model has no routing table in Redis."""
+
+
+class RoutingUnavailableError(RoutingError):
+    """Redis is unreachable and no table of the model was ever loaded."""
+
+
+class _Entry:
+    """A cached table with its compiled form (replaced whole, never mutated)."""
+
+    __slots__ = ("compiled", "salted", "table")
+
+    def __init__(self, table: RoutingTable) -> None:
+        self.table = table
+        self.compiled = CompiledTable(table.weights, slots=table.slots, salt=table.salt)
+        self.salted: dict[str, CompiledTable] = {}
+
+
+class _StaleCollector(Collector):
+    """Exposes the hot-path counter kept as a plain int (no lock per call)."""
+
+    def __init__(self, client: RoutingClient) -> None:
+        self._client = client
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "modelguard_routing_stale_assignments",
+            "Assignments served from the last known good table while Redis was unreachable.",
+        )
+        family.add_metric([], self._client.stale_assignments)
+        yield family
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry, client: RoutingClient) -> None:
+        self.revision = Gauge(
+            "modelguard_routing_table_revision",
+            "Revision of the routing table in use, per model.",
+            ["model_name"],
+            registry=registry,
+        )
+        self.updates = Counter(
+            "modelguard_routing_table_updates_total",
+            "Routing tables applied by the client, per model.",
+            ["model_name"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "modelguard_routing_redis_errors_total",
+            "Failed Redis operations of the routing client (listen, load, decode).",
+            ["operation"],
+            registry=registry,
+        )
+        self.connected = Gauge(
+            "modelguard_routing_redis_connected",
+            "1 while the routing client's change subscription is up.",
+            registry=registry,
+        )
+        self.propagation = Histogram(
+            "modelguard_routing_propagation_seconds",
+            "Time from a table's write (updated_at) to its use by this client.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0),
+            registry=registry,
+        )
+        registry.register(_StaleCollector(client))
+
+
+class RoutingClient:
+    """Cached, change-notified reader of routing tables (see the module docstring).
+
+    ``models`` are loaded on :meth:`start` (others on first use). ``refresh_interval``
+    is the period of the full reload; ``clock`` stamps exposure events.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: RedisKeys,
+        *,
+        models: Iterable[str] = (),
+        registry: CollectorRegistry | None = None,
+        refresh_interval: float = 30.0,
+        exposures: Callable[[ExposureLogged], Any] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        max_backoff: float = 2.0,
+    ) -> None:
+        if refresh_interval <= 0:
+            raise ValueError(f"refresh_interval must be > 0, got {refresh_interval}")
+        self._redis = client
+        self._keys = keys
+        self._wanted = list(dict.fromkeys(models))
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._refresh_interval = refresh_interval
+        self._exposures = exposures
+        self._clock = clock
+        self._max_backoff = max_backoff
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._metrics = _Metrics(self.registry, self)
+        #: False while Redis is unreachable (tables are then the last known good).
+        self.connected = False
+        self.stale_assignments = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> RoutingClient:
+        """Start the change listener (it loads ``models`` once subscribed)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._listen, name="modelguard-routing", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> RoutingClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- request path ------------------------------------------------------------------
+    def version_for(
+        self, model: str, unit_id: str, *, salt: str | None = None, default: str | None = None
+    ) -> str:
+        """The version of ``model`` serving ``unit_id`` (sticky, weighted).
+
+        ``salt`` overrides the table's salt (experiment id or model name), making this
+        assignment independent of others. ``default`` is returned when the model has no
+        usable table; without it :class:`RoutingError` is raised.
+        """
+        if type(unit_id) is not str or not unit_id:
+            raise ValueError(f"unit_id must be a non-empty str, got {unit_id!r}")
+        entry = self._entries.get(model)
+        if entry is None:
+            try:
+                entry = self._load_now(model)
+            except RoutingError:
+                if default is not None:
+                    return default
+                raise
+        if salt is None:
+            version = entry.compiled.choose(unit_id)
+        else:
+            version = self._salted(entry, salt).choose(unit_id)
+        if not self.connected:
+            self.stale_assignments += 1
+        if self._exposures is not None and entry.table.experiment_id is not None:
+            self._expose(entry.table, unit_id, version)
+        return version
+
+    def _salted(self, entry: _Entry, salt: str) -> CompiledTable:
+        compiled = entry.salted.get(salt)
+        if compiled is None:
+            if len(entry.salted) > 1024:
+                entry.salted.clear()
+            t = entry.table
+            compiled = entry.salted[salt] = CompiledTable(t.weights, slots=t.slots, salt=salt)
+        return compiled
+
+    def _expose(self, table: RoutingTable, unit_id: str, version: str) -> None:
+        assert self._exposures is not None and table.experiment_id is not None
+        try:
+            self._exposures(
+                ExposureLogged(
+                    event_id=uuid.uuid4().hex,
+                    experiment_id=table.experiment_id,
+                    unit_id=unit_id,
+                    arm=version,
+                    model=table.model,
+                    event_time=self._clock(),
+                )
+            )
+        except Exception:  # an exposure sink must never break routing
+            log.exception("exposure_failed", model=table.model, unit_id=unit_id)
+
+    # -- inspection -------------------------------------------------------------------
+    def table(self, model: str) -> RoutingTable | None:
+        """The cached table of ``model`` (None when not loaded)."""
+        entry = self._entries.get(model)
+        return None if entry is None else entry.table
+
+    def revision(self, model: str) -> int:
+        entry = self._entries.get(model)
+        return 0 if entry is None else entry.table.revision
+
+    def wait_for_revision(self, model: str, revision: int, timeout: float = 5.0) -> bool:
+        """Block until the cached table of ``model`` reaches ``revision``."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.revision(model) < revision:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+        return True
+
+    # -- loading ----------------------------------------------------------------------
+    def _load_now(self, model: str) -> _Entry:
+        try:
+            raw = self._redis.hget(self._keys.routing(model), "table")
+        except redis.RedisError as exc:
+            self._metrics.errors.labels("load").inc()
+            raise RoutingUnavailableError(
+                f"no routing table of {model!r} loaded and Redis is unreachable: {exc}"
+            ) from exc
+        if raw is None:
+            raise NoRoutingTableError(f"model {model!r} has no routing table")
+        entry = self._apply(model, raw)
+        if entry is None:
+            raise NoRoutingTableError(f"model {model!r} has an unreadable routing table")
+        if model not in self._wanted:
+            self._wanted.append(model)
+        return entry
+
+    def _apply(self, model: str, raw: bytes | str, *, force: bool = False) -> _Entry | None:
+        """Decode and install ``raw`` unless it is older than the cached table."""
+        try:
+            table = RoutingTable.model_validate_json(raw)
+            entry = _Entry(table)
+        except (ValidationError, ValueError) as exc:
+            self._metrics.errors.labels("decode").inc()
+            log.error("routing_table_invalid", model=model, error=str(exc)[:500])
+            return None
+        with self._changed:
+            current = self._entries.get(model)
+            if current is not None and not force and table.revision <= current.table.revision:
+                return current
+            self._entries[model] = entry
+            self._changed.notify_all()
+        lag = (self._clock() - table.updated_at).total_seconds()
+        self._metrics.propagation.observe(max(lag, 0.0))
+        self._metrics.revision.labels(model).set(table.revision)
+        self._metrics.updates.labels(model).inc()
+        log.info("routing_table_applied", model=model, revision=table.revision)
+        return entry
+
+    def _reload(self, model: str, *, force: bool = False) -> None:
+        raw = self._redis.hget(self._keys.routing(model), "table")
+        if raw is not None:
+            self._apply(model, raw, force=force)
+
+    def _reload_all(self) -> None:
+        for model in list(dict.fromkeys([*self._wanted, *self._entries])):
+            self._reload(model)
+
+    def _listen(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(self._keys.routing_changes)
+                self._reload_all()  # after subscribing: no change can fall in between
+                if not self.connected:
+                    log.info("routing_redis_connected")
+                self.connected = True
+                self._metrics.connected.set(1)
+                backoff = 0.05
+                next_full = time.monotonic() + self._refresh_interval
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.2)
+                    if message is not None and message.get("type") == "message":
+                        self._on_notice(message["data"])
+                    if time.monotonic() >= next_full:
+                        self._reload_all()
+                        next_full = time.monotonic() + self._refresh_interval
+            except redis.RedisError as exc:
+                self._metrics.errors.labels("listen").inc()
+                if self.connected:
+                    log.warning(
+                        "routing_redis_unreachable_serving_last_known_good",
+                        error=str(exc),
+                        models=sorted(self._entries),
+                    )
+                self.connected = False
+                self._metrics.connected.set(0)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+            finally:
+                with contextlib.suppress(redis.RedisError):
+                    pubsub.close()
+        self.connected = False
+        self._metrics.connected.set(0)
+
+    def _on_notice(self, data: bytes) -> None:
+        try:
+            notice = json.loads(data)
+            model = str(notice["model"])
+        except (ValueError, KeyError, TypeError):
+            self._metrics.errors.labels("decode").inc()
+            log.warning("routing_notice_invalid", data=data[:200])
+            return
+        if model in self._entries or model in self._wanted:
+            self._reload(model)
