@@ -313,8 +313,8 @@ def normal_bayes(a: Moments, b: Moments, *, higher_is_better: bool = True) -> Ba
 def chance_to_be_best(samples: np.ndarray, *, higher_is_better: bool = True) -> np.ndarray:
     """Share of posterior draws (rows: draws, columns: arms) in which each arm is best."""
     best = samples.argmax(axis=1) if higher_is_better else samples.argmin(axis=1)
-    counts: np.ndarray = np.bincount(best, minlength=samples.shape[1])
-    return counts / samples.shape[0]
+    counts = np.bincount(best, minlength=samples.shape[1])
+    return np.asarray(counts / samples.shape[0], dtype=float)
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,344 @@
+"""From merged bookkeeping to an :class:`ExperimentAnalysis`: the controller's evidence.
+
+Decision rule (documented in ADR 0005):
+- the sample-ratio-mismatch check (chi-square against the split in force when each
+  unit arrived) freezes every conclusion while p < ``SRM_ALPHA``;
+- a treatment is *better* / *worse* when both arms have ``min_sample_size`` units and
+  its Holm-adjusted always-valid p-value (mSPRT) is at most ``alpha``;
+- a guardrail is breached when the treatment's always-valid test on that metric rejects
+  in the bad direction and the relative degradation exceeds its tolerance;
+- promote the best *better* arm without a breach; else roll back when some treatment is
+  worse or breached; else continue.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from modelguard.contracts.common import JsonScalar
+from modelguard.contracts.experiments import (
+    ArmAnalysis,
+    ExperimentAnalysis,
+    ExperimentSpec,
+    GuardrailResult,
+    MetricKind,
+)
+from modelguard.core.experiments import stats
+from modelguard.core.experiments.bookkeeping import (
+    BUCKET_SECONDS,
+    NX,
+    SMAX,
+    SX,
+    SXX,
+    SXY,
+    SY,
+    SYY,
+    ExperimentPartial,
+)
+
+SRM_ALPHA = 0.001
+#: Buckets within this many seconds after a split change are left out of the SRM check
+#: (routing clients pick up new weights with a small delay).
+SPLIT_CHANGE_GRACE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SplitEpoch:
+    """Weights in force from ``start`` (epoch seconds) until the next epoch."""
+
+    start: float
+    weights: Mapping[str, float]
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def srm_check(
+    partial: ExperimentPartial, arms: Sequence[str], history: Sequence[SplitEpoch]
+) -> tuple[float | None, int]:
+    """SRM p-value of new units per arm against the split in force when they arrived
+    (buckets across a split change are skipped); also the number of units used."""
+    if not history:
+        return None, 0
+    epochs = sorted(history, key=lambda e: e.start)
+    observed = dict.fromkeys(arms, 0.0)
+    expected = dict.fromkeys(arms, 0.0)
+    used = 0
+    for bucket, counts in partial.buckets.items():
+        lo, hi = bucket, bucket + BUCKET_SECONDS
+        in_force = [e for e in epochs if e.start <= lo]
+        if not in_force:
+            continue
+        epoch = in_force[-1]
+        if any(lo - SPLIT_CHANGE_GRACE_SECONDS < e.start < hi for e in epochs):
+            continue
+        total = sum(counts.get(a, 0) for a in arms)
+        wsum = sum(epoch.weights.get(a, 0.0) for a in arms)
+        if total == 0 or wsum <= 0:
+            continue
+        used += total
+        for a in arms:
+            observed[a] += counts.get(a, 0)
+            expected[a] += total * epoch.weights.get(a, 0.0) / wsum
+    if used == 0:
+        return None, 0
+    return stats.srm_p_value([observed[a] for a in arms], [expected[a] for a in arms]), used
+
+
+def arm_moments(
+    partial: ExperimentPartial, metric: str, arm: str, kind: MetricKind
+) -> stats.Moments:
+    n = float(partial.units.get(arm, 0))
+    s = partial.metrics.get(metric, {}).get(arm, [0.0] * 7)
+    if kind == "binary":
+        return stats.Moments.binary(min(s[SMAX], n), n)
+    return stats.Moments(n, s[SY], s[SYY])
+
+
+def _cov_moments(
+    partial: ExperimentPartial, metric: str, arms: Sequence[str]
+) -> list[stats.CovMoments] | None:
+    """Covariate sums per arm when every unit of every arm has a pre-period value."""
+    out = []
+    for arm in arms:
+        n = float(partial.units.get(arm, 0))
+        s = partial.metrics.get(metric, {}).get(arm)
+        if s is None or n < 2 or s[NX] != n:
+            return None
+        out.append(stats.CovMoments(n, s[SY], s[SYY], s[SX], s[SXX], s[SXY]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Tested:
+    comparison: stats.Comparison | None
+    sequential: stats.Sequential
+    bayes: stats.Bayes | None
+    cuped: bool
+    mean: float
+
+
+def _test(
+    spec: ExperimentSpec,
+    partial: ExperimentPartial,
+    metric: str,
+    kind: MetricKind,
+    arm: str,
+    higher_is_better: bool,
+    previous_p: float,
+) -> _Tested:
+    a = arm_moments(partial, metric, spec.control, kind)
+    b = arm_moments(partial, metric, arm, kind)
+    covs = _cov_moments(partial, metric, [spec.control, arm])
+    cuped = covs is not None
+    ta, tb = a, b
+    if covs is not None:
+        adjusted, _ = stats.cuped_adjust(covs)
+        ta, tb = adjusted
+    comparison: stats.Comparison | None = None
+    if a.n >= 2 and b.n >= 2:
+        if kind == "binary" and not cuped:
+            comparison = stats.two_proportion_ztest(a.total, a.n, b.total, b.n, spec.alpha)
+        elif ta.var + tb.var > 0:
+            comparison = stats.welch_ttest(ta, tb, spec.alpha)
+    seq = stats.sequential_test(
+        ta, tb, alpha=spec.alpha, tuning_n=spec.tuning_units, previous_p=previous_p
+    )
+    bayes: stats.Bayes | None = None
+    if a.n >= 1 and b.n >= 1:
+        if kind == "binary":
+            bayes = stats.beta_binomial_bayes(
+                a.total, a.n, b.total, b.n, higher_is_better=higher_is_better
+            )
+        elif a.n >= 2 and b.n >= 2:
+            bayes = stats.normal_bayes(ta, tb, higher_is_better=higher_is_better)
+    return _Tested(comparison, seq, bayes, cuped, b.mean)
+
+
+def analyze(
+    spec: ExperimentSpec,
+    partial: ExperimentPartial,
+    *,
+    history: Sequence[SplitEpoch],
+    running_p: Mapping[str, float],
+    analysis_id: str,
+    now: datetime,
+) -> tuple[ExperimentAnalysis, dict[str, float]]:
+    """Analyse the merged bookkeeping of ``spec``. ``running_p`` holds the always-valid
+    p-values of earlier looks (key ``metric:arm``); the updated map is returned."""
+    arms = spec.arms
+    new_p: dict[str, float] = dict(running_p)
+    srm_p, _ = srm_check(partial, arms, history)
+    srm = srm_p is not None and srm_p < SRM_ALPHA
+    n_control = partial.units.get(spec.control, 0)
+    enough = {
+        arm: min(n_control, partial.units.get(arm, 0)) >= spec.min_sample_size
+        for arm in spec.treatments
+    }
+
+    tested: dict[str, _Tested] = {}
+    for arm in spec.treatments:
+        key = f"{spec.primary_metric}:{arm}"
+        t = _test(
+            spec,
+            partial,
+            spec.primary_metric,
+            spec.primary_kind,
+            arm,
+            spec.higher_is_better,
+            running_p.get(key, 1.0),
+        )
+        tested[arm] = t
+        new_p[key] = t.sequential.always_valid_p
+    holm_p = dict(
+        zip(
+            spec.treatments,
+            stats.holm([tested[a].sequential.always_valid_p for a in spec.treatments]),
+            strict=True,
+        )
+    )
+
+    guard_results: list[GuardrailResult] = []
+    breached: set[str] = set()
+    for g in spec.guardrails:
+        for arm in spec.treatments:
+            key = f"{g.metric}:{arm}"
+            t = _test(
+                spec, partial, g.metric, g.kind, arm, g.higher_is_better, running_p.get(key, 1.0)
+            )
+            new_p[key] = t.sequential.always_valid_p
+            rel = t.comparison.relative_lift if t.comparison else None
+            rel = _finite(rel)
+            bad_direction = rel is not None and (rel < 0 if g.higher_is_better else rel > 0)
+            hit = bool(
+                enough[arm]
+                and bad_direction
+                and rel is not None
+                and abs(rel) > g.max_relative_degradation
+                and t.sequential.always_valid_p <= spec.alpha
+            )
+            if hit:
+                breached.add(arm)
+            guard_results.append(
+                GuardrailResult(
+                    metric=g.metric,
+                    arm=arm,
+                    relative_change=rel,
+                    always_valid_p=t.sequential.always_valid_p,
+                    breached=hit,
+                )
+            )
+
+    control_mean = arm_moments(partial, spec.primary_metric, spec.control, spec.primary_kind).mean
+    arm_rows = [
+        ArmAnalysis(
+            arm=spec.control,
+            is_control=True,
+            units=n_control,
+            mean=_finite(control_mean),
+            verdict="control",
+        )
+    ]
+    better: list[str] = []
+    worse: list[str] = []
+    for arm in spec.treatments:
+        t = tested[arm]
+        c = t.comparison
+        sign = 1.0 if spec.higher_is_better else -1.0
+        verdict: Literal["better", "worse", "inconclusive"] = "inconclusive"
+        if enough[arm] and holm_p[arm] <= spec.alpha and c is not None and c.difference != 0:
+            verdict = "better" if sign * c.difference > 0 else "worse"
+        if verdict == "better":
+            better.append(arm)
+        elif verdict == "worse":
+            worse.append(arm)
+        arm_rows.append(
+            ArmAnalysis(
+                arm=arm,
+                is_control=False,
+                units=partial.units.get(arm, 0),
+                mean=_finite(t.mean),
+                difference=_finite(c.difference) if c else None,
+                ci_low=_finite(c.ci_low) if c else None,
+                ci_high=_finite(c.ci_high) if c else None,
+                relative_lift=_finite(c.relative_lift) if c else None,
+                relative_ci_low=_finite(c.relative_ci_low) if c else None,
+                relative_ci_high=_finite(c.relative_ci_high) if c else None,
+                p_value=_finite(c.p_value) if c else None,
+                always_valid_p=t.sequential.always_valid_p,
+                holm_p=holm_p[arm],
+                cs_low=_finite(t.sequential.cs_low),
+                cs_high=_finite(t.sequential.cs_high),
+                chance_to_beat_control=t.bayes.chance_to_beat_control if t.bayes else None,
+                expected_loss=t.bayes.expected_loss if t.bayes else None,
+                cuped=t.cuped,
+                verdict=verdict,
+            )
+        )
+
+    winners = [a for a in better if a not in breached]
+    losers = sorted(set(worse) | breached)
+    winner: str | None = None
+    spec_sign = 1.0 if spec.higher_is_better else -1.0
+    recommendation: Literal["promote", "rollback", "continue"]
+    if srm:
+        recommendation = "continue"
+        reason = f"sample ratio mismatch (p={srm_p:.2g} < {SRM_ALPHA}): conclusions frozen"
+        losers = []
+    elif winners:
+        winner = max(winners, key=lambda a: spec_sign * (tested[a].mean or 0.0))
+        recommendation = "promote"
+        reason = (
+            f"{winner} beats {spec.control} on {spec.primary_metric} "
+            f"(always-valid p={holm_p[winner]:.3g} after Holm, alpha={spec.alpha})"
+        )
+        losers = [a for a in losers if a != winner]
+    elif losers:
+        recommendation = "rollback"
+        reason = f"{', '.join(losers)} worse than {spec.control} or breaching a guardrail"
+    else:
+        recommendation = "continue"
+        short = [a for a in spec.treatments if not enough[a]]
+        reason = (
+            f"minimum sample size {spec.min_sample_size} not reached for {', '.join(short)}"
+            if short
+            else "no significant difference yet"
+        )
+
+    evidence: list[dict[str, JsonScalar]] = [
+        {
+            "arm": r.arm,
+            "units": r.units,
+            "mean": r.mean,
+            "always_valid_p": r.always_valid_p,
+            "holm_p": r.holm_p,
+            "chance_to_beat_control": r.chance_to_beat_control,
+        }
+        for r in arm_rows
+    ]
+    evidence.append({"check": "srm", "p_value": srm_p, "detected": srm})
+    analysis = ExperimentAnalysis(
+        analysis_id=analysis_id,
+        experiment_id=spec.experiment_id,
+        model=spec.model,
+        spec_revision=spec.revision,
+        primary_metric=spec.primary_metric,
+        recommendation=recommendation,
+        winner=winner,
+        losers=losers,
+        reason=reason,
+        srm_p_value=srm_p,
+        srm_detected=srm,
+        frozen=srm,
+        total_units=sum(partial.units.get(a, 0) for a in arms),
+        arms=arm_rows,
+        guardrails=guard_results,
+        evidence=evidence,
+        analyzed_at=now,
+    )
+    return analysis, new_p

@@ -1,0 +1,286 @@
+"""Bookkeeping (dedup, order independence, merge), analysis decisions and the bandit."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from modelguard.contracts.experiments import (
+    BanditConfig,
+    ExperimentSpec,
+    ExposureLogged,
+    OutcomeObserved,
+    RampStep,
+)
+from modelguard.core.experiments import bookkeeping as bk
+from modelguard.core.experiments.analysis import SplitEpoch, analyze
+from modelguard.core.experiments.bandit import bandit_update, ramp_split, step_toward
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def spec(**kw: object) -> ExperimentSpec:
+    base: dict[str, object] = dict(
+        experiment_id="e1",
+        model="fraud",
+        control="v1",
+        treatments=["v2"],
+        split={"v1": 0.5, "v2": 0.5},
+        salt="e1",
+        primary_metric="conversion",
+        min_sample_size=200,
+        status="running",
+        started_at=T0,
+        updated_at=T0,
+    )
+    base.update(kw)
+    return ExperimentSpec.model_validate(base)
+
+
+def exp(unit: str, arm: str, i: int = 0, experiment: str = "e1") -> ExposureLogged:
+    return ExposureLogged(
+        event_id=f"x{unit}{i}",
+        experiment_id=experiment,
+        unit_id=unit,
+        arm=arm,
+        model="fraud",
+        event_time=T0 + timedelta(seconds=i),
+    )
+
+
+def out(
+    unit: str,
+    value: float,
+    eid: str,
+    experiment: str | None = "e1",
+    pre: float | None = None,
+    metric: str = "conversion",
+) -> OutcomeObserved:
+    return OutcomeObserved(
+        event_id=eid,
+        experiment_id=experiment,
+        unit_id=unit,
+        metric=metric,
+        value=value,
+        pre_period_value=pre,
+        event_time=T0,
+    )
+
+
+def test_spec_validation_names_the_problem() -> None:
+    with pytest.raises(ValidationError, match="split must name exactly the arms"):
+        spec(split={"v1": 1.0})
+    with pytest.raises(ValidationError, match="sum to 1"):
+        spec(split={"v1": 0.5, "v2": 0.6})
+    with pytest.raises(ValidationError, match="distinct"):
+        spec(treatments=["v1"])
+    with pytest.raises(ValidationError, match="needs a bandit config"):
+        spec(allocation="bandit")
+    with pytest.raises(ValidationError, match="strictly increasing"):
+        spec(
+            ramp=[
+                RampStep(after_seconds=10, treatment_share=0.1),
+                RampStep(after_seconds=5, treatment_share=0.5),
+            ]
+        )
+
+
+def test_units_counted_once_and_conflicts_counted() -> None:
+    state, notes = bk.run(
+        [exp("u1", "v1"), exp("u1", "v1", 1), exp("u1", "v2", 2), exp("u2", "v2")]
+    )
+    part = state.experiments["e1"]
+    assert part.units == {"v1": 1, "v2": 1}
+    assert part.conflicts == 1
+    assert notes == ["exposure_new", "exposure_duplicate", "exposure_conflict", "exposure_new"]
+
+
+def test_outcomes_deduplicated_and_order_independent() -> None:
+    events = [
+        exp("u1", "v1"),
+        out("u1", 1.0, "o1"),
+        out("u1", 1.0, "o1"),  # duplicate delivery
+        out("u2", 2.5, "o2", metric="revenue", pre=1.0),
+        exp("u2", "v2"),
+        out("u2", 1.5, "o3", metric="revenue"),
+        out("u3", 4.0, "o4", experiment=None, metric="revenue"),
+        exp("u3", "v2"),
+    ]
+    forward, notes = bk.run(events)
+    assert notes.count("outcome_duplicate") == 1
+    for seed in range(8):
+        shuffled = events[:]
+        random.Random(seed).shuffle(shuffled)
+        again, _ = bk.run(shuffled)
+        assert again.experiments["e1"].units == forward.experiments["e1"].units
+        for metric, arms in forward.experiments["e1"].metrics.items():
+            for arm, sums in arms.items():
+                assert again.experiments["e1"].metrics[metric][arm] == pytest.approx(sums)
+    rev = forward.experiments["e1"].metrics["revenue"]["v2"]
+    assert rev[bk.SY] == pytest.approx(8.0)  # u2: 2.5 + 1.5, u3: 4.0
+    assert rev[bk.SYY] == pytest.approx(16.0 + 16.0)
+    assert rev[bk.NX] == 1 and rev[bk.SXY] == pytest.approx(4.0)
+    assert forward.experiments["e1"].metrics["conversion"]["v1"][bk.SMAX] == 1.0
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30), st.sampled_from(["v1", "v2"]), st.floats(0, 10), st.integers(0, 3)
+        ),
+        max_size=60,
+    ),
+    st.integers(1, 4),
+)
+@settings(max_examples=50, deadline=None)
+def test_partials_of_unit_partitions_merge_to_the_whole(
+    rows: list[tuple[int, str, float, int]], parts: int
+) -> None:
+    events: list[ExposureLogged | OutcomeObserved] = []
+    for i, (u, arm, v, kind) in enumerate(rows):
+        if kind == 0:
+            events.append(exp(f"u{u}", arm, i))
+        else:
+            events.append(out(f"u{u}", v, f"o{i}", metric="revenue"))
+    whole, _ = bk.run(events)
+    partials = []
+    for p in range(parts):
+        st_p, _ = bk.run([e for e in events if int(e.unit_id[1:]) % parts == p])
+        partials.append(st_p.experiments.get("e1", bk.ExperimentPartial()))
+    merged = bk.merge_partials(partials)
+    expected = whole.experiments.get("e1", bk.ExperimentPartial())
+    assert merged.units == {a: n for a, n in expected.units.items()}
+    for arm, sums in expected.metrics.get("revenue", {}).items():
+        assert merged.metrics["revenue"][arm] == pytest.approx(sums, abs=1e-9)
+
+
+def test_state_json_roundtrip() -> None:
+    state, _ = bk.run([exp("u1", "v1"), out("u1", 1.0, "o1", pre=0.5)])
+    again = bk.ExperimentPartial.from_dict(state.experiments["e1"].to_dict())
+    assert again == state.experiments["e1"]
+    rec = bk.UnitRecord.from_json(state.units["u1"].to_json())
+    assert rec == state.units["u1"]
+
+
+def _partial(n: tuple[int, int], conv: tuple[int, int], t0: datetime = T0) -> bk.ExperimentPartial:
+    p = bk.ExperimentPartial(units={"v1": n[0], "v2": n[1]})
+    p.metrics["conversion"] = {
+        "v1": [conv[0], conv[0], conv[0], 0, 0, 0, 0],
+        "v2": [conv[1], conv[1], conv[1], 0, 0, 0, 0],
+    }
+    p.buckets = {int(t0.timestamp()): {"v1": n[0], "v2": n[1]}}
+    return p
+
+
+HIST = [SplitEpoch(start=T0.timestamp() - 3600, weights={"v1": 0.5, "v2": 0.5})]
+
+
+def test_clear_winner_is_promoted_and_aa_continues() -> None:
+    s = spec()
+    a, p = analyze(
+        s,
+        _partial((20_000, 20_000), (2000, 2400)),
+        history=HIST,
+        running_p={},
+        analysis_id="a1",
+        now=T0,
+    )
+    assert a.recommendation == "promote" and a.winner == "v2"
+    assert p["conversion:v2"] < 1e-6
+    a2, _ = analyze(
+        s,
+        _partial((20_000, 20_000), (2000, 2010)),
+        history=HIST,
+        running_p={},
+        analysis_id="a2",
+        now=T0,
+    )
+    assert a2.recommendation == "continue" and a2.winner is None
+    worse, _ = analyze(
+        s,
+        _partial((20_000, 20_000), (2400, 2000)),
+        history=HIST,
+        running_p={},
+        analysis_id="a3",
+        now=T0,
+    )
+    assert worse.recommendation == "rollback" and worse.losers == ["v2"]
+
+
+def test_srm_freezes_conclusions() -> None:
+    a, _ = analyze(
+        spec(),
+        _partial((20_000, 18_000), (2000, 2400)),
+        history=HIST,
+        running_p={},
+        analysis_id="a1",
+        now=T0,
+    )
+    assert a.srm_detected and a.frozen and a.recommendation == "continue"
+    assert a.srm_p_value is not None and a.srm_p_value < 1e-10
+
+
+def test_min_sample_size_blocks_decisions() -> None:
+    a, _ = analyze(
+        spec(min_sample_size=50_000),
+        _partial((20_000, 20_000), (2000, 2400)),
+        history=HIST,
+        running_p={},
+        analysis_id="a1",
+        now=T0,
+    )
+    assert a.recommendation == "continue" and "minimum sample size" in a.reason
+
+
+def test_running_p_never_increases_across_looks() -> None:
+    _, p = analyze(
+        spec(),
+        _partial((20_000, 20_000), (2000, 2010)),
+        history=HIST,
+        running_p={"conversion:v2": 0.01},
+        analysis_id="a",
+        now=T0,
+    )
+    assert p["conversion:v2"] == 0.01
+
+
+def test_bandit_respects_floor_step_and_interval() -> None:
+    s = spec(
+        allocation="bandit",
+        bandit=BanditConfig(min_share=0.1, max_step=0.2, min_update_interval_seconds=60),
+    )
+    part = _partial((5000, 5000), (500, 800))
+    rng = np.random.default_rng(0)
+    upd = bandit_update(s, part, current={"v1": 0.5, "v2": 0.5}, last_update=None, now=T0, rng=rng)
+    assert upd is not None
+    assert upd.weights["v2"] == pytest.approx(0.7) and upd.target["v1"] == pytest.approx(0.1)
+    assert (
+        bandit_update(
+            s, part, current=upd.weights, last_update=T0, now=T0 + timedelta(seconds=30), rng=rng
+        )
+        is None
+    )
+    later = bandit_update(
+        s, part, current=upd.weights, last_update=T0, now=T0 + timedelta(seconds=61), rng=rng
+    )
+    assert later is not None and later.weights["v1"] == pytest.approx(0.1)
+    assert sum(later.weights.values()) == pytest.approx(1.0)
+
+
+def test_step_toward_and_ramp() -> None:
+    w = step_toward({"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}, 0.25)
+    assert w == pytest.approx({"a": 0.75, "b": 0.25})
+    s = spec(
+        ramp=[
+            RampStep(after_seconds=0, treatment_share=0.1),
+            RampStep(after_seconds=600, treatment_share=0.5),
+        ]
+    )
+    assert ramp_split(s, T0 + timedelta(seconds=10)) == pytest.approx({"v1": 0.9, "v2": 0.1})
+    assert ramp_split(s, T0 + timedelta(seconds=700)) == pytest.approx({"v1": 0.5, "v2": 0.5})
