@@ -1,8 +1,34 @@
-"""Output of the metrics processor: one closed window of one model version."""
+"""Output of the metrics processor: one closed window of one model version.
+
+``metrics`` keys (present only when defined for the window):
+
+* volume and errors: ``n_predictions``, ``n_errors``, ``error_rate``,
+  ``error_rate.<error_type>``, ``class_share.<class>`` (predicted-class distribution,
+  top 20 classes);
+* latency (of served predictions, milliseconds): ``latency_p50_ms``,
+  ``latency_p95_ms``, ``latency_p99_ms``, ``latency_mean_ms``;
+* labels: ``n_labelled``, ``label_coverage`` (labelled / (labelled + expired without a
+  label)), ``label_delay_p50_s``, ``label_delay_p95_s``;
+* classification: ``accuracy``, ``precision``, ``recall``, ``f1`` (binary for a
+  ``0/1`` or ``false/true`` problem, else macro), ``f1_macro``; with probabilities
+  ``auc``, ``log_loss``, ``brier``;
+* regression: ``mae``, ``rmse``, ``mape``;
+* comparison: ``baseline_accuracy``, ``accuracy_drop_percent`` (``(baseline -
+  accuracy) / baseline * 100``; negative when better), ``concept_drift`` (1.0 when the
+  drop is at least the configured percentage and significant), ``accuracy_trend``
+  (accuracy minus that of the previous window of the same kind).
+
+Event-time windows (``tumbling``) count a prediction at its ``event_time`` and a
+labelled pair at ``max(prediction time, label time)``. ``count`` windows are the last
+N labelled predictions, emitted every N new labels (their ``n_predictions`` is the
+number of labelled pairs). A window is computed per source partition (``partitions``
+names it): ``aggregate`` carries the mergeable state, so a consumer merges partials
+exactly with ``modelguard.core.metrics.merge_window_events``.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from modelguard.contracts.base import Event, EventTime, Identifier, ModelName, Name, VersionName
 from modelguard.contracts.common import WindowSpec
@@ -29,4 +55,8 @@ class MetricWindowClosed(Event):
     n_labelled: int = Field(ge=0)
     n_errors: int = Field(ge=0)
     metrics: dict[Name, float] = Field(default_factory=dict, max_length=512)
+    aggregate: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="Mergeable state of the window (modelguard.core.metrics.Aggregate).",
+    )
     emitted_at: EventTime

@@ -1,0 +1,435 @@
+"""The mergeable aggregate of one model version over one window, and its metrics.
+
+An :class:`Aggregate` holds only sums, counts, a confusion matrix and fixed-bin
+histograms, so the aggregate of a whole stream equals the :meth:`Aggregate.merge` of the
+aggregates of any split of it (partitions, workers, time slices). Labelled pairs are
+first turned into a :class:`Pair` (their contribution), which can also be *removed*
+(``sign=-1``): that is how the last-N window slides exactly.
+
+Metrics (:func:`compute_metrics`) follow scikit-learn's definitions:
+
+* ``accuracy``; ``precision``/``recall``/``f1`` are binary (positive class ``"1"`` or
+  ``"true"``) when the classes seen are at most two and include it, else macro averages
+  over the union of labels and predictions (``zero_division=0``); ``f1_macro`` always.
+* ``auc``: ROC-AUC (binary, or one-vs-rest macro over the label classes) from
+  ``AUC_BINS`` fixed score bins; pairs whose scores share a bin count as ties, so the
+  error is at most half the share of (positive, negative) pairs in a common bin
+  (:func:`auc_tie_bound`).
+* ``log_loss`` (probabilities clipped to ``[1e-15, 1]``), ``brier`` (binary: mean of
+  ``(p_pos - y)^2``; multi-class: mean of ``sum_c (p_c - y_c)^2``).
+* ``mae``, ``rmse``, ``mape`` (``|y - y_hat| / max(|y|, eps)``, as scikit-learn).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from modelguard.core.metrics.sketch import ExactSum, LogSketch
+
+AUC_BINS = 200
+LOG_LOSS_EPS = 1e-15
+MAPE_EPS = float.fromhex("0x1.0p-52")  # numpy.finfo(float64).eps, as scikit-learn
+POSITIVE_CLASSES = ("1", "true", "True")
+#: Predicted classes tracked per model version; the rest are counted as ``OTHER_CLASS``.
+MAX_TRACKED_CLASSES = 100
+OTHER_CLASS = "__other__"
+#: Classes for which per-class ROC-AUC histograms are kept.
+MAX_AUC_CLASSES = 32
+
+
+def class_key(value: object) -> str:
+    """The string form of a class label (``1``, ``1.0`` and ``"1"`` are the same class).
+
+    >>> class_key(1), class_key(1.0), class_key("cat"), class_key(2.5)
+    ('1', '1', 'cat', '2.5')
+    """
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def score_bin(p: float) -> int:
+    return min(int(p * AUC_BINS), AUC_BINS - 1)
+
+
+class Pair(NamedTuple):
+    """What one labelled prediction adds to an aggregate (JSON-able as a list)."""
+
+    task: str  # "c" classification, "r" regression
+    label: str  # class key (classification) or "" (regression)
+    predicted: str
+    log_loss: float | None  # per-pair log loss, when probabilities were present
+    brier: float | None  # per-pair sum_c (p_c - y_c)^2
+    n_prob_classes: int
+    score_bins: tuple[tuple[str, int], ...]  # (class, bin of p_class) for AUC
+    abs_err: float
+    sq_err: float
+    ape: float
+    delay_s: float
+
+    @classmethod
+    def classification(
+        cls,
+        label: object,
+        predicted: object,
+        probabilities: dict[str, float] | None,
+        delay_s: float,
+    ) -> Pair:
+        lab, pred = class_key(label), class_key(predicted)
+        ll = br = None
+        bins: tuple[tuple[str, int], ...] = ()
+        n_classes = 0
+        if probabilities:
+            n_classes = len(probabilities)
+            p_true = probabilities.get(lab, 0.0)
+            ll = -math.log(min(max(p_true, LOG_LOSS_EPS), 1.0))
+            br = sum((p - (1.0 if c == lab else 0.0)) ** 2 for c, p in probabilities.items())
+            if lab not in probabilities:
+                br += 1.0
+            if n_classes <= MAX_AUC_CLASSES:
+                bins = tuple((c, score_bin(p)) for c, p in probabilities.items())
+        return cls("c", lab, pred, ll, br, n_classes, bins, 0.0, 0.0, 0.0, delay_s)
+
+    @classmethod
+    def regression(cls, label: float, predicted: float, delay_s: float) -> Pair:
+        err = abs(label - predicted)
+        ape = err / max(abs(label), MAPE_EPS)
+        return cls("r", "", "", None, None, 0, (), err, err * err, ape, delay_s)
+
+    def to_json(self) -> list[Any]:
+        return [*self[:6], [list(b) for b in self.score_bins], *self[7:]]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> Pair:
+        bins = tuple((str(c), int(b)) for c, b in raw[6])
+        return cls(
+            str(raw[0]),
+            str(raw[1]),
+            str(raw[2]),
+            raw[3],
+            raw[4],
+            int(raw[5]),
+            bins,
+            float(raw[7]),
+            float(raw[8]),
+            float(raw[9]),
+            float(raw[10]),
+        )
+
+
+def _add_counts(into: dict[str, int], other: dict[str, int]) -> None:
+    for k, v in other.items():
+        n = into.get(k, 0) + v
+        if n:
+            into[k] = n
+        else:
+            into.pop(k, None)
+
+
+@dataclass(slots=True)
+class Aggregate:
+    """Mergeable state of one model version over one window (see module docstring)."""
+
+    n_predictions: int = 0
+    n_errors: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    predicted: dict[str, int] = field(default_factory=dict)
+    latency_ms: LogSketch = field(default_factory=LogSketch)
+    n_labelled: int = 0
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)
+    n_prob: int = 0
+    n_prob_binary: int = 0
+    log_loss_sum: ExactSum = field(default_factory=ExactSum)
+    brier_sum: ExactSum = field(default_factory=ExactSum)
+    auc: dict[str, list[dict[int, int]]] = field(default_factory=dict)
+    n_regression: int = 0
+    abs_err_sum: ExactSum = field(default_factory=ExactSum)
+    sq_err_sum: ExactSum = field(default_factory=ExactSum)
+    ape_sum: ExactSum = field(default_factory=ExactSum)
+    n_expired: int = 0
+    label_delay_s: LogSketch = field(default_factory=LogSketch)
+
+    # -- updates ---------------------------------------------------------------------
+    def add_prediction(
+        self,
+        predicted_class: str | None,
+        latency_ms: float,
+        error_type: str | None,
+        latency_bucket: int | None = None,
+    ) -> None:
+        """One served prediction (``predicted_class`` None for regression/errors)."""
+        self.n_predictions += 1
+        self.latency_ms.add_bucket(
+            self.latency_ms.bucket(latency_ms) if latency_bucket is None else latency_bucket,
+            latency_ms,
+        )
+        if error_type is not None:
+            self.n_errors += 1
+            self.errors[error_type] = self.errors.get(error_type, 0) + 1
+        elif predicted_class is not None:
+            self.predicted[predicted_class] = self.predicted.get(predicted_class, 0) + 1
+
+    def add_pair(self, pair: Pair, sign: int = 1) -> None:
+        """Add (``sign=1``) or remove (``sign=-1``) one labelled prediction."""
+        self.label_delay_s.add(pair.delay_s, sign)
+        if pair.task == "r":
+            self.n_regression += sign
+            self.abs_err_sum.add(sign * pair.abs_err)
+            self.sq_err_sum.add(sign * pair.sq_err)
+            self.ape_sum.add(sign * pair.ape)
+            return
+        self.n_labelled += sign
+        row = self.confusion.setdefault(pair.label, {})
+        n = row.get(pair.predicted, 0) + sign
+        if n:
+            row[pair.predicted] = n
+        else:
+            del row[pair.predicted]
+            if not row:
+                del self.confusion[pair.label]
+        if pair.log_loss is not None and pair.brier is not None:
+            self.n_prob += sign
+            if pair.n_prob_classes == 2:
+                self.n_prob_binary += sign
+            self.log_loss_sum.add(sign * pair.log_loss)
+            self.brier_sum.add(sign * pair.brier)
+            for c, b in pair.score_bins:
+                hists = self.auc.get(c)
+                if hists is None:
+                    hists = self.auc[c] = [{}, {}]
+                h = hists[0] if c == pair.label else hists[1]
+                m = h.get(b, 0) + sign
+                if m:
+                    h[b] = m
+                else:
+                    del h[b]
+                    if not hists[0] and not hists[1]:
+                        del self.auc[c]
+
+    def merge(self, other: Aggregate) -> None:
+        """Add ``other`` into this aggregate (exact for counts and histograms)."""
+        self.n_predictions += other.n_predictions
+        self.n_errors += other.n_errors
+        _add_counts(self.errors, other.errors)
+        _add_counts(self.predicted, other.predicted)
+        self.latency_ms.merge(other.latency_ms)
+        self.n_labelled += other.n_labelled
+        for label, row in other.confusion.items():
+            mine = self.confusion.setdefault(label, {})
+            _add_counts(mine, row)
+            if not mine:
+                del self.confusion[label]
+        self.n_prob += other.n_prob
+        self.n_prob_binary += other.n_prob_binary
+        self.log_loss_sum.merge(other.log_loss_sum)
+        self.brier_sum.merge(other.brier_sum)
+        for c, (pos, neg) in other.auc.items():
+            hists = self.auc.setdefault(c, [{}, {}])
+            for mine_h, theirs in ((hists[0], pos), (hists[1], neg)):
+                for b, n in theirs.items():
+                    m = mine_h.get(b, 0) + n
+                    if m:
+                        mine_h[b] = m
+                    else:
+                        mine_h.pop(b, None)
+            if not hists[0] and not hists[1]:
+                del self.auc[c]
+        self.n_regression += other.n_regression
+        self.abs_err_sum.merge(other.abs_err_sum)
+        self.sq_err_sum.merge(other.sq_err_sum)
+        self.ape_sum.merge(other.ape_sum)
+        self.n_expired += other.n_expired
+        self.label_delay_s.merge(other.label_delay_s)
+
+    def copy(self) -> Aggregate:
+        return Aggregate.from_dict(self.to_dict())
+
+    # -- results ---------------------------------------------------------------------
+    @property
+    def n_correct(self) -> int:
+        return sum(row.get(label, 0) for label, row in self.confusion.items())
+
+    @property
+    def accuracy(self) -> float:
+        return self.n_correct / self.n_labelled if self.n_labelled > 0 else math.nan
+
+    def metrics(self) -> dict[str, float]:
+        return compute_metrics(self)
+
+    # -- serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_predictions": self.n_predictions,
+            "n_errors": self.n_errors,
+            "errors": dict(self.errors),
+            "predicted": dict(self.predicted),
+            "latency_ms": self.latency_ms.to_dict(),
+            "n_labelled": self.n_labelled,
+            "confusion": {k: dict(v) for k, v in self.confusion.items()},
+            "n_prob": self.n_prob,
+            "n_prob_binary": self.n_prob_binary,
+            "log_loss_sum": self.log_loss_sum.to_json(),
+            "brier_sum": self.brier_sum.to_json(),
+            "auc": {
+                c: [{str(b): n for b, n in h.items()} for h in hs] for c, hs in self.auc.items()
+            },
+            "n_regression": self.n_regression,
+            "abs_err_sum": self.abs_err_sum.to_json(),
+            "sq_err_sum": self.sq_err_sum.to_json(),
+            "ape_sum": self.ape_sum.to_json(),
+            "n_expired": self.n_expired,
+            "label_delay_s": self.label_delay_s.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Aggregate:
+        return cls(
+            n_predictions=int(d["n_predictions"]),
+            n_errors=int(d["n_errors"]),
+            errors={str(k): int(v) for k, v in d["errors"].items()},
+            predicted={str(k): int(v) for k, v in d["predicted"].items()},
+            latency_ms=LogSketch.from_dict(d["latency_ms"]),
+            n_labelled=int(d["n_labelled"]),
+            confusion={
+                str(k): {str(p): int(n) for p, n in row.items()}
+                for k, row in d["confusion"].items()
+            },
+            n_prob=int(d["n_prob"]),
+            n_prob_binary=int(d["n_prob_binary"]),
+            log_loss_sum=ExactSum.from_json(d["log_loss_sum"]),
+            brier_sum=ExactSum.from_json(d["brier_sum"]),
+            auc={
+                str(c): [{int(b): int(n) for b, n in h.items()} for h in hs]
+                for c, hs in d["auc"].items()
+            },
+            n_regression=int(d["n_regression"]),
+            abs_err_sum=ExactSum.from_json(d["abs_err_sum"]),
+            sq_err_sum=ExactSum.from_json(d["sq_err_sum"]),
+            ape_sum=ExactSum.from_json(d["ape_sum"]),
+            n_expired=int(d["n_expired"]),
+            label_delay_s=LogSketch.from_dict(d["label_delay_s"]),
+        )
+
+
+def merge_all(aggregates: list[Aggregate]) -> Aggregate:
+    """The merge of any number of aggregates (a fresh value; inputs are unchanged)."""
+    out = Aggregate()
+    for a in aggregates:
+        out.merge(a)
+    return out
+
+
+# -- metrics ---------------------------------------------------------------------------
+def positive_class(classes: set[str]) -> str | None:
+    """The positive class when ``classes`` form a binary problem, else None."""
+    if len(classes) > 2:
+        return None
+    for p in POSITIVE_CLASSES:
+        if p in classes:
+            return p
+    return None
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    return precision, recall, f1
+
+
+def _binned_auc(pos: dict[int, int], neg: dict[int, int]) -> float:
+    n_pos, n_neg = sum(pos.values()), sum(neg.values())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    below = 0
+    acc = 0.0
+    for b in range(AUC_BINS):
+        p, n = pos.get(b, 0), neg.get(b, 0)
+        acc += p * (below + 0.5 * n)
+        below += n
+    return acc / (n_pos * n_neg)
+
+
+def auc_tie_bound(agg: Aggregate, cls: str) -> float:
+    """Upper bound of the binned AUC's error for class ``cls`` (half the tied share)."""
+    pos, neg = agg.auc.get(cls, [{}, {}])
+    n_pos, n_neg = sum(pos.values()), sum(neg.values())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    return 0.5 * sum(p * neg.get(b, 0) for b, p in pos.items()) / (n_pos * n_neg)
+
+
+def roc_auc(agg: Aggregate) -> float:
+    """Binary ROC-AUC, or one-vs-rest macro over the label classes; NaN when undefined."""
+    labels = set(agg.confusion)
+    if not agg.auc or not labels:
+        return math.nan
+    pos_cls = positive_class(labels | set(agg.auc))
+    if pos_cls is not None and pos_cls in agg.auc:
+        return _binned_auc(*agg.auc[pos_cls])
+    values = [_binned_auc(*agg.auc[c]) for c in sorted(labels) if c in agg.auc]
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def compute_metrics(agg: Aggregate, max_class_shares: int = 20) -> dict[str, float]:
+    """Every metric the aggregate supports (keys documented in ``metric_window.py``)."""
+    out: dict[str, float] = {
+        "n_predictions": float(agg.n_predictions),
+        "n_errors": float(agg.n_errors),
+    }
+    if agg.n_predictions:
+        out["error_rate"] = agg.n_errors / agg.n_predictions
+        for etype, n in sorted(agg.errors.items()):
+            out[f"error_rate.{etype}"] = n / agg.n_predictions
+    served = sum(agg.predicted.values())
+    if served:
+        top = sorted(agg.predicted.items(), key=lambda kv: (-kv[1], kv[0]))[:max_class_shares]
+        for c, n in top:
+            out[f"class_share.{c}"] = n / served
+    if agg.latency_ms.count > 0:
+        out["latency_p50_ms"] = agg.latency_ms.quantile(0.5)
+        out["latency_p95_ms"] = agg.latency_ms.quantile(0.95)
+        out["latency_p99_ms"] = agg.latency_ms.quantile(0.99)
+        out["latency_mean_ms"] = agg.latency_ms.mean
+    n_resolved = agg.n_labelled + agg.n_regression + agg.n_expired
+    if n_resolved:
+        out["label_coverage"] = (agg.n_labelled + agg.n_regression) / n_resolved
+    if agg.label_delay_s.count > 0:
+        out["label_delay_p50_s"] = agg.label_delay_s.quantile(0.5)
+        out["label_delay_p95_s"] = agg.label_delay_s.quantile(0.95)
+    if agg.n_labelled:
+        out["n_labelled"] = float(agg.n_labelled)
+        out["accuracy"] = agg.accuracy
+        classes = set(agg.confusion)
+        for row in agg.confusion.values():
+            classes.update(row)
+        per_class = []
+        for c in sorted(classes):
+            tp = agg.confusion.get(c, {}).get(c, 0)
+            fp = sum(row.get(c, 0) for label, row in agg.confusion.items() if label != c)
+            fn = sum(n for p, n in agg.confusion.get(c, {}).items() if p != c)
+            per_class.append((c, _prf(tp, fp, fn)))
+        macro = [sum(v[i] for _, v in per_class) / len(per_class) for i in range(3)]
+        out["f1_macro"] = macro[2]
+        pos = positive_class(classes)
+        if pos is not None:
+            precision, recall, f1 = dict(per_class)[pos]
+        else:
+            precision, recall, f1 = macro
+        out["precision"], out["recall"], out["f1"] = precision, recall, f1
+        if agg.n_prob:
+            out["log_loss"] = agg.log_loss_sum.value / agg.n_prob
+            scale = 0.5 if agg.n_prob_binary == agg.n_prob else 1.0
+            out["brier"] = scale * agg.brier_sum.value / agg.n_prob
+            auc = roc_auc(agg)
+            if not math.isnan(auc):
+                out["auc"] = auc
+    if agg.n_regression:
+        out["n_labelled"] = out.get("n_labelled", 0.0) + agg.n_regression
+        out["mae"] = agg.abs_err_sum.value / agg.n_regression
+        out["rmse"] = math.sqrt(max(agg.sq_err_sum.value, 0.0) / agg.n_regression)
+        out["mape"] = agg.ape_sum.value / agg.n_regression
+    return out

@@ -1,0 +1,623 @@
+"""The metrics processor: delayed-label join and windowed metrics, as a pure reducer.
+
+One :class:`PartitionState` holds everything for one partition of the co-partitioned
+``predictions`` and ``labels`` topics (ADR 0002); :func:`handle` folds one event into it
+and returns the windows it closed. :func:`run` is the in-memory driver (replay, tests,
+offline recomputation); the service runs the same code over Kafka and checkpoints the
+state (:meth:`PartitionState.to_json`) to a compacted changelog (ADR 0004).
+
+Fates of events (all counted, none silently dropped):
+
+* prediction: counted in the event-time windows of its ``event_time``, then pending
+  until its label joins or ``label_ttl_s`` passes the watermark (``n_expired``, which
+  lowers ``label_coverage``). A failed prediction (``error_type``) is never pending.
+* label: joins its pending prediction; the pair counts in the windows of
+  ``max(prediction time, label time)`` and in the last-N window. A label whose
+  prediction is not seen yet waits ``orphan_grace_s``, then is an orphan. A label for
+  an expired prediction is counted as ``labels_after_ttl``.
+* a second prediction or label with a known id: ``duplicates`` (dedup by prediction id,
+  remembered for ``label_ttl_s + orphan_grace_s`` of event time).
+* an event for an already closed window: ``late`` (the other windows still count it).
+
+Watermark: per input (predictions, labels) the max event time minus
+``allowed_lateness_s``; the partition's watermark is the smaller of the two, except
+that neither input may hold it back by more than ``max_input_lag_s`` (an idle labels
+stream must not stop windows from closing). It never goes back. When each stream is in
+order within the allowed lateness, the closed windows do not depend on how the two
+topics' records interleave, so a replay reproduces them exactly.
+
+State is mutated in place (and returned) for speed; copy it with ``to_json``/
+``from_json`` when an independent value is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.core.metrics.aggregate import (
+    MAX_TRACKED_CLASSES,
+    OTHER_CLASS,
+    Aggregate,
+    Pair,
+    class_key,
+)
+from modelguard.core.metrics.sketch import FixedHistogram, LogSketch
+
+#: ``model_inference_duration_seconds`` buckets (10 ms to 10 s).
+DURATION_BUCKETS_S: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STAGES = ("preprocessing", "inference", "postprocessing", "total")
+
+Event = PredictionLogged | LabelObserved
+VersionKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Processor settings (all durations in seconds of event time)."""
+
+    window_lengths_s: tuple[float, ...] = (60.0, 300.0, 3600.0)
+    last_n: int = 1000
+    label_ttl_s: float = 3600.0
+    orphan_grace_s: float = 600.0
+    allowed_lateness_s: float = 10.0
+    max_input_lag_s: float = 300.0
+    #: Declared baseline accuracy per model; absent models take the accuracy of their
+    #: first full last-N window as baseline.
+    baselines: Mapping[str, float] = field(default_factory=dict)
+    #: Accuracy drop (percent of baseline) that, when significant, flags concept drift.
+    drift_drop_percent: float = 10.0
+    #: One-sided z score the drop must exceed (2.33: p < 0.01).
+    drift_z: float = 2.33
+    min_labelled_for_drift: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindow:
+    """One closed window of one model version on one partition (a partial aggregate)."""
+
+    model: str
+    version: str
+    kind: Literal["tumbling", "count"]
+    length_s: float | None
+    count: int | None
+    start: float
+    end: float
+    partition: int
+    aggregate: Aggregate
+    metrics: dict[str, float]
+
+    @property
+    def event_id(self) -> str:
+        """Deterministic id (model, version, window, start, partition): replays share it."""
+        spec = f"{self.kind}:{self.length_s or self.count}"
+        raw = f"{self.model}|{self.version}|{spec}|{self.start!r}|{self.partition}"
+        return "mw-" + hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(slots=True)
+class VersionState:
+    """Cumulative totals (for counters) and the last-N window of one model version."""
+
+    predicted: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    n_predictions: int = 0
+    n_labelled: int = 0
+    n_correct: int = 0
+    n_expired: int = 0
+    durations: dict[str, FixedHistogram] = field(default_factory=dict)
+    label_delay_s: LogSketch = field(default_factory=LogSketch)
+    recent: deque[Pair] = field(default_factory=deque)
+    recent_agg: Aggregate = field(default_factory=Aggregate)
+    recent_start: float = math.inf
+    since_count_window: int = 0
+    count_window_start: float = math.inf
+    last_window_accuracy: dict[str, float] = field(default_factory=dict)
+    last_window_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def duration(self, stage: str) -> FixedHistogram:
+        h = self.durations.get(stage)
+        if h is None:
+            h = self.durations[stage] = FixedHistogram.with_bounds(DURATION_BUCKETS_S)
+        return h
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "predicted": self.predicted,
+            "errors": self.errors,
+            "n_predictions": self.n_predictions,
+            "n_labelled": self.n_labelled,
+            "n_correct": self.n_correct,
+            "n_expired": self.n_expired,
+            "durations": {s: h.to_dict() for s, h in self.durations.items()},
+            "label_delay_s": self.label_delay_s.to_dict(),
+            "recent": [p.to_json() for p in self.recent],
+            "recent_agg": self.recent_agg.to_dict(),
+            "recent_start": _finite_or_none(self.recent_start),
+            "since_count_window": self.since_count_window,
+            "count_window_start": _finite_or_none(self.count_window_start),
+            "last_window_accuracy": self.last_window_accuracy,
+            "last_window_metrics": self.last_window_metrics,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> VersionState:
+        return cls(
+            predicted=dict(d["predicted"]),
+            errors=dict(d["errors"]),
+            n_predictions=int(d["n_predictions"]),
+            n_labelled=int(d["n_labelled"]),
+            n_correct=int(d["n_correct"]),
+            n_expired=int(d["n_expired"]),
+            durations={s: FixedHistogram.from_dict(h) for s, h in d["durations"].items()},
+            label_delay_s=LogSketch.from_dict(d["label_delay_s"]),
+            recent=deque(Pair.from_json(p) for p in d["recent"]),
+            recent_agg=Aggregate.from_dict(d["recent_agg"]),
+            recent_start=_none_to(d["recent_start"], math.inf),
+            since_count_window=int(d["since_count_window"]),
+            count_window_start=_none_to(d["count_window_start"], math.inf),
+            last_window_accuracy=dict(d["last_window_accuracy"]),
+            last_window_metrics={k: dict(v) for k, v in d["last_window_metrics"].items()},
+        )
+
+
+# A pending prediction: (model, version, task, prediction, probabilities, event time).
+Pending = tuple[str, str, str, Any, dict[str, float] | None, float]
+# An orphan label: (label, model or None, event time).
+Orphan = tuple[Any, str | None, float]
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """Everything the processor keeps for one partition (JSON-able via ``to_json``)."""
+
+    partition: int = 0
+    max_prediction_time: float | None = None
+    max_label_time: float | None = None
+    watermark: float = -math.inf
+    pending: dict[str, Pending] = field(default_factory=dict)
+    orphans: dict[str, Orphan] = field(default_factory=dict)
+    done: dict[str, float] = field(default_factory=dict)  # id -> forget at (joined/error)
+    expired: dict[str, float] = field(default_factory=dict)  # id -> forget at
+    windows: dict[float, dict[float, dict[VersionKey, Aggregate]]] = field(default_factory=dict)
+    versions: dict[VersionKey, VersionState] = field(default_factory=dict)
+    orphan_labels: dict[str, int] = field(default_factory=dict)  # model ("" unknown) -> n
+    late: dict[str, int] = field(default_factory=dict)  # "prediction"/"label"/"expiry"
+    duplicates: dict[str, int] = field(default_factory=dict)
+    labels_after_ttl: int = 0
+    invalid_labels: int = 0
+    auto_baselines: dict[str, float] = field(default_factory=dict)
+    #: Source offsets handled so far, "topic:partition" -> next offset (set by the service).
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def version(self, model: str, version: str) -> VersionState:
+        key = (model, version)
+        vs = self.versions.get(key)
+        if vs is None:
+            vs = self.versions[key] = VersionState()
+        return vs
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "partition": self.partition,
+            "max_prediction_time": self.max_prediction_time,
+            "max_label_time": self.max_label_time,
+            "watermark": _finite_or_none(self.watermark),
+            "pending": self.pending,
+            "orphans": self.orphans,
+            "done": self.done,
+            "expired": self.expired,
+            "windows": [
+                [length, start, m, v, agg.to_dict()]
+                for length, by_start in self.windows.items()
+                for start, by_version in by_start.items()
+                for (m, v), agg in by_version.items()
+            ],
+            "versions": [[m, v, vs.to_json()] for (m, v), vs in self.versions.items()],
+            "orphan_labels": self.orphan_labels,
+            "late": self.late,
+            "duplicates": self.duplicates,
+            "labels_after_ttl": self.labels_after_ttl,
+            "invalid_labels": self.invalid_labels,
+            "auto_baselines": self.auto_baselines,
+            "offsets": self.offsets,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PartitionState:
+        windows: dict[float, dict[float, dict[VersionKey, Aggregate]]] = {}
+        for length, start, m, v, agg in d["windows"]:
+            windows.setdefault(float(length), {}).setdefault(float(start), {})[(m, v)] = (
+                Aggregate.from_dict(agg)
+            )
+        return cls(
+            partition=int(d["partition"]),
+            max_prediction_time=d["max_prediction_time"],
+            max_label_time=d["max_label_time"],
+            watermark=_none_to(d["watermark"], -math.inf),
+            pending={
+                k: (p[0], p[1], p[2], p[3], p[4], float(p[5])) for k, p in d["pending"].items()
+            },
+            orphans={k: (o[0], o[1], float(o[2])) for k, o in d["orphans"].items()},
+            done={k: float(t) for k, t in d["done"].items()},
+            expired={k: float(t) for k, t in d["expired"].items()},
+            windows=windows,
+            versions={(m, v): VersionState.from_json(vs) for m, v, vs in d["versions"]},
+            orphan_labels=dict(d["orphan_labels"]),
+            late=dict(d["late"]),
+            duplicates=dict(d["duplicates"]),
+            labels_after_ttl=int(d["labels_after_ttl"]),
+            invalid_labels=int(d["invalid_labels"]),
+            auto_baselines=dict(d["auto_baselines"]),
+            offsets={str(k): int(o) for k, o in d["offsets"].items()},
+        )
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _none_to(x: float | None, default: float) -> float:
+    return default if x is None else float(x)
+
+
+def _bump(counts: dict[str, int], key: str, n: int = 1) -> None:
+    counts[key] = counts.get(key, 0) + n
+
+
+class MetricsProcessor:
+    """``handle(event, state) -> (state, outputs)`` with a fixed :class:`MetricsConfig`."""
+
+    def __init__(self, config: MetricsConfig | None = None) -> None:
+        self.config = config or MetricsConfig()
+        self._lengths = tuple(float(x) for x in self.config.window_lengths_s)
+        self._forget_after = self.config.label_ttl_s + self.config.orphan_grace_s
+
+    # -- entry points ----------------------------------------------------------------
+    def handle(
+        self, event: Event, state: PartitionState
+    ) -> tuple[PartitionState, list[ClosedWindow]]:
+        out: list[ClosedWindow] = []
+        if isinstance(event, PredictionLogged):
+            self._prediction(event, state, out)
+        else:
+            self._label(event, state, out)
+        self._advance(state, out)
+        return state, out
+
+    def flush(self, state: PartitionState) -> list[ClosedWindow]:
+        """Close every open event-time window (end of a replay or an offline report)."""
+        out: list[ClosedWindow] = []
+        for length in self._lengths:
+            for start in sorted(state.windows.get(length, {})):
+                self._close(state, length, start, out)
+        return out
+
+    # -- predictions -----------------------------------------------------------------
+    def _prediction(
+        self, e: PredictionLogged, state: PartitionState, out: list[ClosedWindow]
+    ) -> None:
+        pid = e.prediction_id
+        if pid in state.pending or pid in state.done or pid in state.expired:
+            _bump(state.duplicates, "prediction")
+            return
+        t = e.event_time.timestamp()
+        if state.max_prediction_time is None or t > state.max_prediction_time:
+            state.max_prediction_time = t
+        vs = state.version(e.model, e.version)
+        vs.n_predictions += 1
+        predicted: str | None = None
+        if e.error_type is not None:
+            _bump(vs.errors, e.error_type)
+        elif e.task == "classification":
+            predicted = class_key(e.prediction)
+            if predicted not in vs.predicted and len(vs.predicted) >= MAX_TRACKED_CLASSES:
+                predicted = OTHER_CLASS
+            _bump(vs.predicted, predicted)
+        latency_s = e.latency_ms / 1000.0
+        vs.duration("total").add(latency_s)
+        if e.stage_latency_ms:
+            for stage, ms in e.stage_latency_ms.items():
+                vs.duration(stage).add(ms / 1000.0)
+        key = (e.model, e.version)
+        bucket = None
+        for length in self._lengths:
+            agg = self._window(state, length, t, key, "prediction")
+            if agg is not None:
+                if bucket is None:
+                    bucket = agg.latency_ms.bucket(e.latency_ms)
+                agg.add_prediction(predicted, e.latency_ms, e.error_type, bucket)
+        if e.error_type is not None or e.prediction is None:
+            state.done[pid] = t + self._forget_after
+            return
+        orphan = state.orphans.pop(pid, None)
+        pending: Pending = (e.model, e.version, e.task, e.prediction, e.probabilities, t)
+        if orphan is not None:
+            self._join(state, pid, pending, orphan[0], orphan[2], out)
+        else:
+            state.pending[pid] = pending
+
+    # -- labels ----------------------------------------------------------------------
+    def _label(self, e: LabelObserved, state: PartitionState, out: list[ClosedWindow]) -> None:
+        t = e.event_time.timestamp()
+        if state.max_label_time is None or t > state.max_label_time:
+            state.max_label_time = t
+        pid = e.prediction_id
+        pending = state.pending.pop(pid, None)
+        if pending is not None:
+            self._join(state, pid, pending, e.label, t, out)
+        elif pid in state.done or pid in state.orphans:
+            _bump(state.duplicates, "label")
+        elif pid in state.expired:
+            state.labels_after_ttl += 1
+        else:
+            state.orphans[pid] = (e.label, e.model, t)
+
+    def _join(
+        self,
+        state: PartitionState,
+        pid: str,
+        pred: Pending,
+        label: Any,
+        t_label: float,
+        out: list[ClosedWindow],
+    ) -> None:
+        model, version, task, prediction, probabilities, t_pred = pred
+        state.done[pid] = t_pred + self._forget_after
+        delay = max(0.0, t_label - t_pred)
+        if task == "regression":
+            if isinstance(label, str):
+                state.invalid_labels += 1
+                return
+            pair = Pair.regression(float(label), float(prediction), delay)
+        else:
+            pair = Pair.classification(label, prediction, probabilities, delay)
+        vs = state.version(model, version)
+        vs.n_labelled += 1
+        if pair.task == "c" and pair.label == pair.predicted:
+            vs.n_correct += 1
+        vs.label_delay_s.add(delay)
+        t = max(t_pred, t_label)
+        key = (model, version)
+        for length in self._lengths:
+            agg = self._window(state, length, t, key, "label")
+            if agg is not None:
+                agg.add_pair(pair)
+        # last-N window
+        vs.recent.append(pair)
+        vs.recent_agg.add_pair(pair)
+        if len(vs.recent) > self.config.last_n:
+            vs.recent_agg.add_pair(vs.recent.popleft(), -1)
+        vs.count_window_start = min(vs.count_window_start, t)
+        vs.since_count_window += 1
+        if vs.since_count_window >= self.config.last_n:
+            self._emit_count_window(state, model, version, vs, t, out)
+
+    def _emit_count_window(
+        self,
+        state: PartitionState,
+        model: str,
+        version: str,
+        vs: VersionState,
+        end: float,
+        out: list[ClosedWindow],
+    ) -> None:
+        agg = vs.recent_agg.copy()
+        metrics = agg.metrics()
+        if model not in self.config.baselines and model not in state.auto_baselines:
+            acc = metrics.get("accuracy")
+            if acc is not None and acc > 0:
+                state.auto_baselines[model] = acc
+        self._compare(state, model, vs, "count", metrics)
+        out.append(
+            ClosedWindow(
+                model,
+                version,
+                "count",
+                None,
+                self.config.last_n,
+                vs.count_window_start,
+                end,
+                state.partition,
+                agg,
+                metrics,
+            )
+        )
+        vs.since_count_window = 0
+        vs.count_window_start = math.inf
+
+    # -- windows ---------------------------------------------------------------------
+    def _window(
+        self, state: PartitionState, length: float, t: float, key: VersionKey, kind: str
+    ) -> Aggregate | None:
+        start = math.floor(t / length) * length
+        if start + length <= state.watermark:
+            _bump(state.late, kind)
+            return None
+        by_start = state.windows.get(length)
+        if by_start is None:
+            by_start = state.windows[length] = {}
+        by_version = by_start.get(start)
+        if by_version is None:
+            by_version = by_start[start] = {}
+        agg = by_version.get(key)
+        if agg is None:
+            agg = by_version[key] = Aggregate()
+        return agg
+
+    def _advance(self, state: PartitionState, out: list[ClosedWindow]) -> None:
+        cfg = self.config
+        wp = (
+            None
+            if state.max_prediction_time is None
+            else state.max_prediction_time - cfg.allowed_lateness_s
+        )
+        wl = None if state.max_label_time is None else state.max_label_time - cfg.allowed_lateness_s
+        if wp is None and wl is None:
+            return
+        if wp is None:
+            w = wl
+        elif wl is None:
+            w = wp
+        else:
+            w = min(max(wp, wl - cfg.max_input_lag_s), max(wl, wp - cfg.max_input_lag_s))
+        assert w is not None
+        if w <= state.watermark:
+            return
+        ttl = cfg.label_ttl_s
+        while state.pending:  # before the watermark moves: expiries land in open windows
+            pid = next(iter(state.pending))
+            p = state.pending[pid]
+            if p[5] + ttl > w:
+                break
+            del state.pending[pid]
+            self._expire(state, pid, p, w)
+        state.watermark = w
+        grace = cfg.orphan_grace_s
+        while state.orphans:
+            pid = next(iter(state.orphans))
+            o = state.orphans[pid]
+            if o[2] + grace > w:
+                break
+            del state.orphans[pid]
+            _bump(state.orphan_labels, o[1] or "")
+        for ids in (state.done, state.expired):
+            while ids:
+                pid = next(iter(ids))
+                if ids[pid] > w:
+                    break
+                del ids[pid]
+        for length in self._lengths:
+            by_start = state.windows.get(length)
+            if not by_start:
+                continue
+            for start in sorted(s for s in by_start if s + length <= w):
+                self._close(state, length, start, out)
+
+    def _expire(self, state: PartitionState, pid: str, p: Pending, watermark: float) -> None:
+        model, version, _, _, _, t_pred = p
+        state.expired[pid] = max(t_pred + self.config.label_ttl_s, watermark) + (
+            self.config.orphan_grace_s
+        )
+        vs = state.version(model, version)
+        vs.n_expired += 1
+        for length in self._lengths:
+            agg = self._window(
+                state, length, t_pred + self.config.label_ttl_s, (model, version), "expiry"
+            )
+            if agg is not None:
+                agg.n_expired += 1
+
+    def _close(
+        self, state: PartitionState, length: float, start: float, out: list[ClosedWindow]
+    ) -> None:
+        by_version = state.windows[length].pop(start)
+        name = f"{length:g}s"
+        for (model, version), agg in sorted(by_version.items()):
+            metrics = agg.metrics()
+            vs = state.version(model, version)
+            self._compare(state, model, vs, name, metrics)
+            vs.last_window_metrics[name] = metrics
+            out.append(
+                ClosedWindow(
+                    model,
+                    version,
+                    "tumbling",
+                    length,
+                    None,
+                    start,
+                    start + length,
+                    state.partition,
+                    agg,
+                    metrics,
+                )
+            )
+
+    def _compare(
+        self,
+        state: PartitionState,
+        model: str,
+        vs: VersionState,
+        name: str,
+        metrics: dict[str, float],
+    ) -> None:
+        """Add baseline comparison and trend (recent vs previous window) to ``metrics``."""
+        acc = metrics.get("accuracy")
+        if acc is None:
+            return
+        prev = vs.last_window_accuracy.get(name)
+        if prev is not None:
+            metrics["accuracy_trend"] = acc - prev
+        vs.last_window_accuracy[name] = acc
+        comparison = self.baseline_comparison(state, model, acc, int(metrics.get("n_labelled", 0)))
+        if comparison is not None:
+            metrics["baseline_accuracy"], metrics["accuracy_drop_percent"], drift = comparison
+            metrics["concept_drift"] = 1.0 if drift else 0.0
+
+    def baseline(self, state: PartitionState, model: str) -> float | None:
+        declared = self.config.baselines.get(model)
+        return declared if declared is not None else state.auto_baselines.get(model)
+
+    def baseline_comparison(
+        self, state: PartitionState, model: str, accuracy: float, n: int
+    ) -> tuple[float, float, bool] | None:
+        """(baseline, drop in percent of baseline, concept drift flag), or None.
+
+        The flag needs the drop to reach ``drift_drop_percent`` *and* be significant: a
+        one-sided z test of ``accuracy`` (over ``n`` labels) against the baseline.
+        """
+        base = self.baseline(state, model)
+        if base is None or base <= 0:
+            return None
+        drop = (base - accuracy) / base * 100.0
+        drift = False
+        cfg = self.config
+        if n >= cfg.min_labelled_for_drift and drop >= cfg.drift_drop_percent:
+            se = math.sqrt(max(base * (1 - base), 1e-12) / n)
+            drift = (base - accuracy) / se >= cfg.drift_z
+        return base, drop, drift
+
+    # -- live view (for gauges) ------------------------------------------------------
+    def live(self, states: Iterable[PartitionState], model: str, version: str) -> dict[str, float]:
+        """Metrics of the last-N windows of ``model``/``version`` merged over ``states``,
+        with the baseline comparison (the view exposed as gauges)."""
+        agg = Aggregate()
+        first: PartitionState | None = None
+        for st in states:
+            vs = st.versions.get((model, version))
+            if vs is not None:
+                agg.merge(vs.recent_agg)
+                first = first or st
+        metrics = agg.metrics()
+        acc = metrics.get("accuracy")
+        if acc is not None and first is not None:
+            cmp = self.baseline_comparison(first, model, acc, int(metrics["n_labelled"]))
+            if cmp is not None:
+                metrics["baseline_accuracy"], metrics["accuracy_drop_percent"], drift = cmp
+                metrics["concept_drift"] = 1.0 if drift else 0.0
+        return metrics
+
+
+def run(
+    events: Iterable[Event],
+    config: MetricsConfig | None = None,
+    *,
+    flush: bool = True,
+    state: PartitionState | None = None,
+) -> tuple[PartitionState, list[ClosedWindow]]:
+    """In-memory driver: fold ``events`` (one partition's order) and return the final
+    state and every closed window; ``flush`` closes the windows still open at the end."""
+    processor = MetricsProcessor(config)
+    st = state if state is not None else PartitionState()
+    out: list[ClosedWindow] = []
+    for e in events:
+        st, closed = processor.handle(e, st)
+        out.extend(closed)
+    if flush:
+        out.extend(processor.flush(st))
+    return st, out
