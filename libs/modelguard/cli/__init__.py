@@ -14,7 +14,10 @@ from collections.abc import Callable
 Handler = Callable[[argparse.Namespace], int]
 
 #: Sub-command modules, in help order. Add one line per feature.
-COMMAND_MODULES: tuple[str, ...] = ("modelguard.cli.schemas",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "modelguard.cli.schemas",
+    "modelguard.cli.experiment",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

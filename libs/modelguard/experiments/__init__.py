@@ -1,0 +1,1 @@
+"""Experiment registry on Redis (adapter): specs, lifecycle, split history, audit."""

@@ -1,0 +1,1 @@
+"""Experiments processor: A/B bookkeeping from Kafka, analyses, ramps and bandit weights."""

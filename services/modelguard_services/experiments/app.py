@@ -1,0 +1,359 @@
+"""The experiments processor loop (runnable in a thread for tests; stops on an Event).
+
+Tasks: partition p of the exposures and outcomes topics (both keyed by unit id, same
+partition count; the default range assignor gives both to one consumer). A task's state
+is restored from its Redis checkpoint on assignment and the consumer is positioned at
+the checkpoint's offsets, so state and offsets move together (no double counting after a
+restart). Checkpoints write the changed unit records, the task's partial aggregates and
+its offsets in one MULTI/EXEC.
+
+The worker that owns task 0 analyses every running experiment each
+``analysis_interval`` seconds: merges the partials of all tasks, runs the statistics,
+publishes an ``ExperimentAnalysis`` (keyed by model), updates the per-arm gauges,
+applies ramp steps and bandit weights through the registry (routing table writer).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import redis
+import structlog
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from modelguard.adapters.dead_letter import DeadLetterPublisher
+from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
+from modelguard.adapters.kafka import make_consumer, make_producer
+from modelguard.adapters.redis_client import make_redis
+from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts.codec import encode_event
+from modelguard.contracts.experiments import (
+    ExperimentAnalysis,
+    ExperimentKeys,
+    ExperimentSpec,
+    ExposureLogged,
+    OutcomeObserved,
+)
+from modelguard.core.experiments import bookkeeping as bk
+from modelguard.core.experiments.analysis import analyze
+from modelguard.core.experiments.bandit import bandit_update, ramp_split
+from modelguard.experiments.registry import ExperimentRegistry
+from modelguard.routing.store import RoutingTableStore
+
+SERVICE = "experiments"
+log = structlog.get_logger("modelguard.experiments")
+Event = ExposureLogged | OutcomeObserved
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ExperimentMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        arm = ["experiment_id", "model_name", "arm"]
+        self.events = Counter(
+            "experiment_events_total",
+            "Exposure and outcome events by bookkeeping outcome (new, duplicate, ...).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.units = Gauge(
+            "experiment_arm_units", "Unique units exposed per arm.", arm, registry=registry
+        )
+        self.mean = Gauge(
+            "experiment_arm_metric_mean",
+            "Primary metric mean per arm.",
+            [*arm, "metric"],
+            registry=registry,
+        )
+        self.lift = Gauge(
+            "experiment_arm_relative_lift",
+            "Relative lift vs the control.",
+            [*arm, "metric"],
+            registry=registry,
+        )
+        self.p_value = Gauge(
+            "experiment_arm_always_valid_p_value",
+            "Always-valid (mSPRT) p-value vs the control.",
+            [*arm, "metric"],
+            registry=registry,
+        )
+        self.chance = Gauge(
+            "experiment_arm_chance_to_beat_control",
+            "Posterior probability the arm beats the control.",
+            [*arm, "metric"],
+            registry=registry,
+        )
+        self.weight = Gauge(
+            "experiment_arm_weight", "Traffic weight routed to the arm.", arm, registry=registry
+        )
+        self.srm_p = Gauge(
+            "experiment_srm_p_value",
+            "Sample-ratio-mismatch chi-square p-value.",
+            ["experiment_id", "model_name"],
+            registry=registry,
+        )
+        self.srm = Gauge(
+            "experiment_srm_detected",
+            "1 while the SRM check fires (p < 0.001).",
+            ["experiment_id", "model_name"],
+            registry=registry,
+        )
+        self.analyses = Counter(
+            "experiment_analyses_total",
+            "Analyses published.",
+            ["experiment_id", "model_name", "recommendation"],
+            registry=registry,
+        )
+
+    def observe(self, a: ExperimentAnalysis) -> None:
+        self.srm.labels(a.experiment_id, a.model).set(float(a.srm_detected))
+        if a.srm_p_value is not None:
+            self.srm_p.labels(a.experiment_id, a.model).set(a.srm_p_value)
+        self.analyses.labels(a.experiment_id, a.model, a.recommendation).inc()
+        for r in a.arms:
+            self.units.labels(a.experiment_id, a.model, r.arm).set(r.units)
+            labels = (a.experiment_id, a.model, r.arm, a.primary_metric)
+            if r.mean is not None:
+                self.mean.labels(*labels).set(r.mean)
+            if r.relative_lift is not None:
+                self.lift.labels(*labels).set(r.relative_lift)
+            if r.always_valid_p is not None:
+                self.p_value.labels(*labels).set(r.always_valid_p)
+            if r.chance_to_beat_control is not None:
+                self.chance.labels(*labels).set(r.chance_to_beat_control)
+
+
+class ExperimentsService:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        registry: CollectorRegistry,
+        *,
+        group_id: str = "modelguard-experiments",
+        clock: Callable[[], datetime] = utc_now,
+        analysis_interval: float = 5.0,
+        checkpoint_interval: float = 2.0,
+        seed: int = 0,
+    ) -> None:
+        topics = settings.topics
+        self._topics = topics
+        self._group = group_id
+        self._clock = clock
+        self._analysis_interval = analysis_interval
+        self._checkpoint_interval = checkpoint_interval
+        self._rng = np.random.default_rng(seed)
+        self._producer = make_producer(settings.kafka_bootstrap_servers)
+        self._raw: Consumer = make_consumer(settings.kafka_bootstrap_servers, group_id)
+        self._consumer: ValidatingConsumer[Event] = ValidatingConsumer(
+            self._raw,
+            {topics.exposures: ExposureLogged, topics.outcomes: OutcomeObserved},
+            DeadLetterPublisher(self._producer, topics.dead_letter, stage=SERVICE),
+            IngestMetrics(registry, SERVICE),
+            clock,
+        )
+        self._raw.subscribe(
+            [topics.exposures, topics.outcomes],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+        )
+        self._redis: redis.Redis = make_redis(settings.redis_url)
+        self._keys = ExperimentKeys(settings.redis_prefix)
+        self.registry = ExperimentRegistry(
+            self._redis,
+            self._keys,
+            RoutingTableStore(self._redis, settings.redis_keys, clock=clock),
+            clock=clock,
+        )
+        self.metrics = ExperimentMetrics(registry)
+        self.tasks: dict[int, bk.TaskState] = {}
+        self._offsets: dict[int, dict[str, int]] = {}
+        self.processed = 0
+        self.analyses: list[ExperimentAnalysis] = []
+
+    # -- state ---------------------------------------------------------------------------
+    def _load(self, task: int) -> tuple[bk.TaskState, dict[str, int]]:
+        raw = self._redis.get(self._keys.checkpoint(self._group, task))
+        state = bk.TaskState()
+        if raw is None:
+            return state, {}
+        data = json.loads(raw)
+        state.experiments = {
+            e: bk.ExperimentPartial.from_dict(p) for e, p in data["experiments"].items()
+        }
+        cursor = 0
+        while True:
+            chunk: Any
+            cursor, chunk = self._redis.hscan(
+                self._keys.units(self._group, task), cursor, count=5000
+            )
+            for unit, rec in chunk.items():
+                state.units[unit.decode()] = bk.UnitRecord.from_json(json.loads(rec))
+            if cursor == 0:
+                break
+        return state, {k: int(v) for k, v in data["offsets"].items()}
+
+    def checkpoint(self) -> None:
+        for task, state in self.tasks.items():
+            pipe = self._redis.pipeline(transaction=True)
+            if state.dirty_units:
+                pipe.hset(
+                    self._keys.units(self._group, task),
+                    mapping={u: json.dumps(state.units[u].to_json()) for u in state.dirty_units},
+                )
+            pipe.set(
+                self._keys.checkpoint(self._group, task),
+                json.dumps(
+                    {
+                        "offsets": self._offsets.get(task, {}),
+                        "experiments": {e: p.to_dict() for e, p in state.experiments.items()},
+                    }
+                ),
+            )
+            for e in state.dirty_experiments:
+                pipe.hset(
+                    self._keys.partials(e),
+                    f"{self._group}:{task}",
+                    json.dumps(state.experiments[e].to_dict()),
+                )
+            pipe.execute()
+            state.dirty_units.clear()
+            state.dirty_experiments.clear()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            if tp.partition not in self.tasks:
+                self.tasks[tp.partition], self._offsets[tp.partition] = self._load(tp.partition)
+            tp.offset = self._offsets[tp.partition].get(tp.topic, OFFSET_BEGINNING)
+        consumer.assign(partitions)
+        log.info("tasks_assigned", tasks=sorted(self.tasks))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.checkpoint()
+        for tp in partitions:
+            self.tasks.pop(tp.partition, None)
+            self._offsets.pop(tp.partition, None)
+        consumer.unassign()
+
+    # -- loop ------------------------------------------------------------------------------
+    def handle(self, batch: list[Received[Event]]) -> None:
+        for r in batch:
+            state = self.tasks.get(r.partition)
+            if state is None:  # revoked meanwhile
+                continue
+            _, notes = bk.handle(r.event, state)
+            for note in notes:
+                self.metrics.events.labels(note).inc()
+            offs = self._offsets.setdefault(r.partition, {})
+            offs[r.topic] = max(offs.get(r.topic, 0), r.offset + 1)
+        self.processed += len(batch)
+
+    def run(self, stop: threading.Event, *, idle_exit_seconds: float | None = None) -> int:
+        last_seen = last_ckpt = time.monotonic()
+        last_analysis = 0.0
+        try:
+            while not stop.is_set():
+                batch = self._consumer.poll(max_messages=1000, timeout=0.2)
+                self.handle(batch)
+                self._consumer.done(batch)
+                self._producer.poll(0)
+                now = time.monotonic()
+                if batch:
+                    last_seen = now
+                if now - last_ckpt >= self._checkpoint_interval:
+                    self.checkpoint()
+                    last_ckpt = now
+                if 0 in self.tasks and now - last_analysis >= self._analysis_interval:
+                    self.checkpoint()
+                    self.analyze_all()
+                    last_analysis = now
+                if idle_exit_seconds is not None and now - last_seen > idle_exit_seconds:
+                    break
+            self.checkpoint()
+        finally:
+            self._producer.flush(10)
+            self._consumer.close()
+        log.info("experiments_stopped", processed=self.processed)
+        return self.processed
+
+    # -- analysis ---------------------------------------------------------------------------
+    def merged(self, experiment_id: str) -> bk.ExperimentPartial:
+        return self.registry.merged_partial(experiment_id, self._group)
+
+    def analyze_all(self) -> list[ExperimentAnalysis]:
+        out = []
+        for spec in self.registry.all("running"):
+            try:
+                out.append(self.analyze_one(spec))
+            except Exception:  # one experiment's failure never stops the others
+                log.exception("analysis_failed", experiment_id=spec.experiment_id)
+        self._producer.flush(10)
+        return out
+
+    def analyze_one(self, spec: ExperimentSpec) -> ExperimentAnalysis:
+        now = self._clock()
+        key = self._keys.sequential(spec.experiment_id)
+        running = self.registry.running_p(spec.experiment_id)
+        partial = self.merged(spec.experiment_id)
+        analysis, new_p = analyze(
+            spec,
+            partial,
+            history=self.registry.history(spec.experiment_id),
+            running_p=running,
+            analysis_id=uuid.uuid4().hex,
+            now=now,
+        )
+        if new_p:
+            self._redis.hset(key, mapping={k: repr(v) for k, v in new_p.items()})
+        self._producer.produce(
+            self._topics.experiment_analyses, key=spec.model.encode(), value=encode_event(analysis)
+        )
+        self.metrics.observe(analysis)
+        self.analyses.append(analysis)
+        log.info(
+            "experiment_analyzed",
+            experiment_id=spec.experiment_id,
+            model=spec.model,
+            recommendation=analysis.recommendation,
+            winner=analysis.winner,
+            srm=analysis.srm_detected,
+            units=analysis.total_units,
+        )
+        self._allocate(spec, partial, now)
+        return analysis
+
+    def _allocate(self, spec: ExperimentSpec, partial: bk.ExperimentPartial, now: datetime) -> None:
+        current = self.registry.current_weights(spec)
+        for arm, w in current.items():
+            self.metrics.weight.labels(spec.experiment_id, spec.model, arm).set(w)
+        if spec.allocation == "bandit":
+            bkey = self._keys.bandit(spec.experiment_id)
+            last_raw: Any = self._redis.hget(bkey, "at")
+            last = datetime.fromisoformat(last_raw.decode()) if last_raw else None
+            upd = bandit_update(
+                spec, partial, current=current, last_update=last, now=now, rng=self._rng
+            )
+            if upd is None:
+                return
+            self.registry.set_split(
+                spec,
+                upd.weights,
+                actor=SERVICE,
+                reason=f"thompson sampling p(best)={upd.prob_best}",
+            )
+            self._redis.hset(
+                bkey, mapping={"at": now.isoformat(), "weights": json.dumps(upd.weights)}
+            )
+        elif spec.ramp:
+            want = ramp_split(spec, now)
+            if any(abs(want[a] - current.get(a, 0.0)) > 1e-9 for a in spec.arms):
+                self.registry.set_split(spec, want, actor=SERVICE, reason="ramp step")
