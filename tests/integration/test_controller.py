@@ -1,0 +1,348 @@
+"""The controller on real Kafka and Redis: rollback, single decision with two replicas,
+dry run, and kill -9 at the worst moments followed by a restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
+
+from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts import encode_event
+from modelguard.contracts.codec import decode_event
+from modelguard.contracts.common import Severity, WindowSpec
+from modelguard.contracts.decisions import RoutingDecision
+from modelguard.contracts.drift import DriftSignal
+from modelguard.contracts.metric_window import MetricWindowClosed
+from modelguard.contracts.redis_keys import RedisKeys
+from modelguard.contracts.topics import Topics
+from modelguard.core.control import Policy, parse_policies
+from modelguard.routing import RoutingTableStore
+from modelguard_services.controller.app import ControllerService
+from tests.support.kafka import read_all
+from tests.support.servers import Servers
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+POLICY_YAML = """
+models:
+  fraud:
+    max_evidence_age_seconds: 3600
+    cooldown_seconds: 600
+    freeze_after_seconds: 4
+    guardrails:
+      - {name: errors, kind: error_rate, threshold: 0.01, min_samples: 50, consecutive: 2}
+      - {name: accuracy, kind: accuracy_drop, max_drop_percent: 2, min_samples: 50}
+      - {name: drift, kind: data_drift, min_severity: critical, required: false}
+    rollout: {steps: [1, 5, 25, 50, 100], hold_seconds: 1, min_samples_per_step: 100}
+"""
+
+
+def policies() -> dict[str, Policy]:
+    return parse_policies(POLICY_YAML, "test-policy.yaml")
+
+
+def window(
+    i: int, version: str, *, bad: bool = False, t0: datetime, n: int = 100, tag: str = ""
+) -> MetricWindowClosed:
+    return MetricWindowClosed(
+        event_id=f"w{tag}-{version}-{i}",
+        model="fraud",
+        version=version,
+        window=WindowSpec(kind="tumbling", length_seconds=1),
+        window_start=t0 + timedelta(seconds=i),
+        window_end=t0 + timedelta(seconds=i + 1),
+        n_predictions=n,
+        n_labelled=n,
+        n_errors=5 if bad else 0,
+        metrics={"accuracy": 0.8 if bad else 0.9},
+        emitted_at=t0 + timedelta(seconds=i + 1),
+    )
+
+
+def drift_signal(i: int, t0: datetime, version: str = "v1") -> DriftSignal:
+    return DriftSignal(
+        event_id=f"d-{version}-{i}",
+        model="fraud",
+        version=version,
+        kind="data",
+        feature="amount",
+        test="psi",
+        statistic=0.6,
+        drift_detected=True,
+        severity=Severity.CRITICAL,
+        window_start=t0 + timedelta(seconds=i),
+        window_end=t0 + timedelta(seconds=i + 1),
+        n_reference=1000,
+        n_current=500,
+    )
+
+
+def produce(bootstrap: str, topics: Topics, events: list[MetricWindowClosed | DriftSignal]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for e in events:
+        topic = topics.metric_windows if isinstance(e, MetricWindowClosed) else topics.drift_signals
+        producer.produce(topic, key=e.model.encode(), value=encode_event(e))
+    assert producer.flush(10) == 0
+
+
+def store_for(servers: Servers, keys: RedisKeys) -> RoutingTableStore:
+    return RoutingTableStore(redis.Redis.from_url(servers.redis_url), keys)
+
+
+def decisions_on(
+    bootstrap: str, topics: Topics, expected: int, timeout: float = 20.0
+) -> list[RoutingDecision]:
+    return [
+        decode_event(RoutingDecision, m.value())
+        for m in read_all(bootstrap, topics.routing_decisions, expected, timeout=timeout)
+    ]
+
+
+def wait_until(predicate: object, timeout: float = 20.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@contextmanager
+def running(service: ControllerService) -> Iterator[threading.Event]:
+    stop = threading.Event()
+    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        worker.join(timeout=20)
+        assert not worker.is_alive()
+
+
+def bad_challenger(t0: datetime) -> list[MetricWindowClosed | DriftSignal]:
+    events: list[MetricWindowClosed | DriftSignal] = []
+    for i in range(6):
+        events += [window(i, "v1", t0=t0), window(i, "v2", bad=i >= 1, t0=t0)]
+    return events
+
+
+def test_bad_challenger_rolled_back_once_with_audit_and_change_notice(
+    servers: Servers,
+    topics: Topics,
+    settings: CommonSettings,
+    redis_keys: RedisKeys,
+    redis_client: redis.Redis,
+) -> None:
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(redis_keys.routing_changes)
+    store = store_for(servers, redis_keys)
+    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
+    registry = CollectorRegistry()
+    service = ControllerService(settings, registry, policies(), store, replica="r1")
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    with running(service):
+        produce(servers.kafka_bootstrap, topics, bad_challenger(t0))
+        wait_until(lambda: store.revision("fraud") == 2)
+        # replayed input (at-least-once upstream) must not produce a second decision
+        produce(servers.kafka_bootstrap, topics, bad_challenger(t0))
+        time.sleep(1.5)
+    decisions = decisions_on(servers.kafka_bootstrap, topics, 2, timeout=5)
+    assert [d.action for d in decisions] == ["rollback"]
+    (d,) = decisions
+    table = store.read("fraud")
+    assert table is not None
+    assert table.weights == {"v1": 1.0, "v2": 0.0}
+    assert table.decision_id == d.decision_id and table.revision == 2 == d.revision_after
+    assert d.old_weights == {"v1": 0.95, "v2": 0.05} and d.revision_before == 1
+    assert d.policy_hash and d.policy_hash.startswith("sha256:")
+    assert any(e["status"] == "breach" for e in d.evidence)
+    assert [t.revision for t in store.history("fraud")] == [1, 2]
+    notices = []
+    deadline = time.monotonic() + 5
+    while len(notices) < 2 and time.monotonic() < deadline:
+        msg = pubsub.get_message(timeout=0.5)
+        if msg and msg["type"] == "message":
+            notices.append(msg["data"])
+    assert len(notices) == 2  # the seed write and the rollback
+    pubsub.close()
+    value = registry.get_sample_value(
+        "modelguard_controller_decisions_total",
+        {"model_name": "fraud", "action": "rollback", "dry_run": "false"},
+    )
+    assert value == 1.0
+
+
+def test_two_replicas_take_exactly_one_decision(
+    servers: Servers,
+    topics: Topics,
+    settings: CommonSettings,
+    redis_keys: RedisKeys,
+    redis_client: redis.Redis,
+) -> None:
+    store = store_for(servers, redis_keys)
+    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
+    a = ControllerService(settings, CollectorRegistry(), policies(), store, replica="a")
+    b = ControllerService(settings, CollectorRegistry(), policies(), store, replica="b")
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    with running(a), running(b):
+        wait_until(lambda: a.is_leader or b.is_leader)
+        produce(servers.kafka_bootstrap, topics, [*bad_challenger(t0), drift_signal(3, t0)])
+        wait_until(lambda: len(a.decisions) + len(b.decisions) >= 3)
+        time.sleep(1.5)
+        assert a.is_leader != b.is_leader
+    decisions = decisions_on(servers.kafka_bootstrap, topics, 4, timeout=5)
+    assert sorted(d.action for d in decisions) == ["alert", "retrain", "rollback"]
+    assert len({d.decision_id for d in decisions}) == 3
+    assert min(len(a.decisions), len(b.decisions)) == 0  # the standby did nothing
+    table = store.read("fraud")
+    assert table is not None and table.revision == 2
+
+
+def test_standby_takes_over_when_the_leader_stops(
+    servers: Servers,
+    topics: Topics,
+    settings: CommonSettings,
+    redis_keys: RedisKeys,
+    redis_client: redis.Redis,
+) -> None:
+    store = store_for(servers, redis_keys)
+    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
+    a = ControllerService(settings, CollectorRegistry(), policies(), store, replica="a")
+    b = ControllerService(
+        settings, CollectorRegistry(), policies(), store, replica="b", lease_ttl=1.0
+    )
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    with running(a) as stop_a:
+        wait_until(lambda: a.is_leader)
+        with running(b):
+            good = [window(i, v, t0=t0) for i in range(3) for v in ("v1", "v2")]
+            produce(servers.kafka_bootstrap, topics, good)
+            wait_until(lambda: redis_client.get(f"{redis_keys.prefix}:control:state") is not None)
+            time.sleep(0.5)
+            stop_a.set()
+            wait_until(lambda: b.is_leader)
+            bad = [window(i, v, t0=t0, bad=v == "v2") for i in range(3, 6) for v in ("v1", "v2")]
+            produce(servers.kafka_bootstrap, topics, bad)
+            wait_until(lambda: len(b.decisions) == 1)
+    assert a.decisions == [] and [d.action for d in b.decisions] == ["rollback"]
+    # b continued from a's saved offsets: it judged the windows a had already seen
+    assert {e["event_id"] for e in b.decisions[0].evidence} <= {f"w-v2-{i}" for i in range(6)} | {
+        None
+    }
+
+
+def test_dry_run_changes_nothing_in_redis(
+    servers: Servers,
+    topics: Topics,
+    settings: CommonSettings,
+    redis_keys: RedisKeys,
+    redis_client: redis.Redis,
+) -> None:
+    store = store_for(servers, redis_keys)
+    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
+    before = redis_client.hgetall(redis_keys.routing("fraud"))
+    audit_before = redis_client.xlen(redis_keys.routing_audit)
+    service = ControllerService(settings, CollectorRegistry(), policies(), store, dry_run=True)
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    with running(service):
+        produce(servers.kafka_bootstrap, topics, bad_challenger(t0))
+        wait_until(lambda: len(service.decisions) == 1)
+    (d,) = decisions_on(servers.kafka_bootstrap, topics, 1)
+    assert d.action == "rollback" and d.dry_run
+    assert d.new_weights == {"v1": 1.0, "v2": 0.0}  # what it would have done
+    assert redis_client.hgetall(redis_keys.routing("fraud")) == before
+    assert redis_client.xlen(redis_keys.routing_audit) == audit_before
+
+
+def controller_process(
+    settings: CommonSettings, policy_file: Path, crash_at: str | None = None
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "MODELGUARD_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "MODELGUARD_REDIS_URL": settings.redis_url,
+        "MODELGUARD_TOPIC_PREFIX": settings.topic_prefix,
+        "MODELGUARD_REDIS_PREFIX": settings.redis_prefix,
+        "MODELGUARD_CONTROLLER_CRASH_AT": crash_at or "",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modelguard_services.controller",
+            "--policies",
+            str(policy_file),
+            "--lease-ttl",
+            "1",
+            "--replica",
+            f"proc-{crash_at or 'clean'}",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize("crash_at", ["after_outbox", "after_cas", "after_publish", "sigkill"])
+def test_kill_9_mid_incident_then_restart_no_duplicate_no_loss(
+    crash_at: str,
+    servers: Servers,
+    topics: Topics,
+    settings: CommonSettings,
+    redis_keys: RedisKeys,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    store = store_for(servers, redis_keys)
+    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(POLICY_YAML)
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    inject = None if crash_at == "sigkill" else crash_at
+    first = controller_process(settings, policy_file, inject)
+    try:
+        # the leader is up once it holds the lease
+        wait_until(lambda: redis_client.get(redis_keys.lease("controller")) is not None, 30)
+        events = bad_challenger(t0)
+        if crash_at == "sigkill":
+            produce(servers.kafka_bootstrap, topics, events[:3])  # incident under way
+            wait_until(lambda: redis_client.get(f"{redis_keys.prefix}:control:state") is not None)
+            first.kill()
+            produce(servers.kafka_bootstrap, topics, events[3:])
+        else:
+            produce(servers.kafka_bootstrap, topics, events)
+        assert first.wait(timeout=30) == -9
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = controller_process(settings, policy_file)
+    try:
+        decisions = decisions_on(servers.kafka_bootstrap, topics, 1, timeout=40)
+        time.sleep(2.0)  # would a duplicate follow?
+        decisions = decisions_on(servers.kafka_bootstrap, topics, 2, timeout=3)
+    finally:
+        second.terminate()
+        _, err = second.communicate(timeout=20)
+    assert second.returncode == 0, err.decode()[-2000:]
+    assert [d.action for d in decisions] == ["rollback"], err.decode()[-2000:]
+    table = store.read("fraud")
+    assert table is not None
+    assert table.weights == {"v1": 1.0, "v2": 0.0}
+    assert table.revision == 2  # applied exactly once
+    assert table.decision_id == decisions[0].decision_id
