@@ -1,0 +1,383 @@
+"""The model-server SDK: publish predictions, labels and exposures to Kafka.
+
+Usage in a model server::
+
+    from modelguard.sdk import EventSDK
+
+    sdk = EventSDK("127.0.0.1:19092", registry=prometheus_client.REGISTRY)
+    with sdk.timer("fraud", "v2") as timer:
+        with timer.stage("inference"):
+            y, proba = model.predict(features)
+    pid = sdk.emit_prediction(model="fraud", version="v2", unit_id=user_id,
+                              features=features, prediction=y,
+                              probabilities={"0": 1 - proba, "1": proba}, timer=timer)
+    ...                                    # later, when the truth is known
+    sdk.emit_label(prediction_id=pid, label=1, model="fraud")
+    sdk.close()                            # flushes (bounded) on shutdown
+
+Guarantees: the caller is never blocked and never sees a delivery error. Events are
+validated (invalid arguments raise :class:`InvalidEventError` naming the field) and
+queued in librdkafka's bounded buffer (``max_buffer`` messages) of an idempotent
+producer; a full buffer drops the event, counted in ``modelguard_sdk_dropped_total``.
+Delivery failures (e.g. a broker down longer than ``message_timeout_s``) are counted in
+``modelguard_sdk_delivery_failures_total`` and logged, never raised. While the broker is
+down, events wait in the buffer and are delivered when it is back.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+import structlog
+from confluent_kafka import KafkaError, Message, Producer
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from modelguard.adapters.kafka import PRODUCER_DEFAULTS
+from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts.base import Event
+from modelguard.contracts.codec import encode_event
+from modelguard.contracts.experiments import ExposureLogged, OutcomeObserved
+from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.contracts.topics import Topics
+from modelguard.sdk.encode import InvalidEventError, PredictionEncoder
+from modelguard.sdk.latency import DURATION_BUCKETS, LatencyTimer, Stage
+
+log = structlog.get_logger("modelguard.sdk")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Collector(Collector):
+    """Hot-path counters are plain ints on the SDK; this exposes them."""
+
+    def __init__(self, sdk: EventSDK) -> None:
+        self._sdk = sdk
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        s = self._sdk
+        queued = CounterMetricFamily(
+            "modelguard_sdk_events",
+            "Events accepted into the SDK's send buffer, by event type.",
+            labels=["event_type"],
+        )
+        for event_type, n in sorted(s.queued.items()):
+            queued.add_metric([event_type], n)
+        yield queued
+        dropped = CounterMetricFamily(
+            "modelguard_sdk_dropped",
+            "Events dropped before sending (buffer full), by event type.",
+            labels=["event_type", "reason"],
+        )
+        for event_type, n in sorted(s.dropped.items()):
+            dropped.add_metric([event_type, "buffer_full"], n)
+        yield dropped
+        failed = CounterMetricFamily(
+            "modelguard_sdk_delivery_failures",
+            "Events the broker did not acknowledge (e.g. timed out), by topic and error.",
+            labels=["topic", "error"],
+        )
+        for (topic, error), n in sorted(s.delivery_failures.items()):
+            failed.add_metric([topic, error], n)
+        yield failed
+        invalid = CounterMetricFamily(
+            "modelguard_sdk_invalid_calls",
+            "SDK calls rejected for invalid arguments, by event type.",
+            labels=["event_type"],
+        )
+        for event_type, n in sorted(s.invalid.items()):
+            invalid.add_metric([event_type], n)
+        yield invalid
+        buffered = GaugeMetricFamily(
+            "modelguard_sdk_buffered_messages", "Messages waiting in the SDK's send buffer."
+        )
+        buffered.add_metric([], s.buffered)
+        yield buffered
+
+
+class EventSDK:
+    """Asynchronous, bounded, idempotent publisher of modelguard events.
+
+    ``registry`` receives the SDK's metrics and ``model_inference_duration_seconds``
+    (a private registry when None, see :attr:`registry`). ``clock`` gives default event
+    times. ``producer_config`` adds librdkafka settings.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        topics: Topics | None = None,
+        registry: CollectorRegistry | None = None,
+        max_buffer: int = 100_000,
+        message_timeout_s: float = 300.0,
+        clock: Callable[[], datetime] = utc_now,
+        producer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(bootstrap, str) or not bootstrap:
+            raise ValueError(f"bootstrap must be a non-empty 'host:port' string, got {bootstrap!r}")
+        if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 1:
+            raise ValueError(f"max_buffer must be an int >= 1, got {max_buffer!r}")
+        if not message_timeout_s > 0:
+            raise ValueError(f"message_timeout_s must be > 0, got {message_timeout_s!r}")
+        self.topics = topics or Topics()
+        self._clock = clock
+        self._encoder = PredictionEncoder()
+        # Built directly (not make_producer): callback keys contain underscores.
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                **PRODUCER_DEFAULTS,
+                "queue.buffering.max.messages": max_buffer,
+                "message.timeout.ms": int(message_timeout_s * 1000),
+                "delivery.report.only.error": True,
+                "on_delivery": self._on_delivery,
+                "error_cb": self._on_error,
+                **dict(producer_config or {}),
+            }
+        )
+        self._id_prefix = uuid.uuid4().hex[:16] + "-"
+        self._ids = itertools.count()
+        self.queued: dict[str, int] = {"prediction": 0, "label": 0, "exposure": 0, "outcome": 0}
+        self.dropped: dict[str, int] = {}
+        self.invalid: dict[str, int] = {}
+        self.delivery_failures: dict[tuple[str, str], int] = {}
+        self._headers: dict[str, list[tuple[str, str | bytes | None]]] = {
+            name: [("event_type", model.schema_name.encode())]
+            for name, model in (
+                ("prediction", PredictionLogged),
+                ("label", LabelObserved),
+                ("exposure", ExposureLogged),
+                ("outcome", OutcomeObserved),
+            )
+        }
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.registry.register(_Collector(self))
+        self.inference_duration = Histogram(
+            "model_inference_duration_seconds",
+            "Time spent serving a prediction, by stage.",
+            ["model_name", "model_version", "stage"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="modelguard-sdk", daemon=True)
+        self._poller.start()
+
+    @classmethod
+    def from_settings(
+        cls, settings: CommonSettings, registry: CollectorRegistry | None = None, **kwargs: Any
+    ) -> EventSDK:
+        """An SDK for the broker and topic prefix of ``settings``."""
+        return cls(
+            settings.kafka_bootstrap_servers,
+            topics=settings.topics,
+            registry=registry,
+            **kwargs,
+        )
+
+    # -- events ----------------------------------------------------------------------------
+    def new_prediction_id(self) -> str:
+        """A process-unique id (random prefix + counter), cheaper than a uuid4."""
+        return f"{self._id_prefix}{next(self._ids):x}"
+
+    def emit_prediction(
+        self,
+        *,
+        model: str,
+        version: str,
+        prediction: Any = None,
+        unit_id: str | None = None,
+        prediction_id: str | None = None,
+        features: Mapping[str, Any] | None = None,
+        probabilities: Mapping[str, float] | None = None,
+        score: float | None = None,
+        latency_ms: float | None = None,
+        stage_latency_ms: Mapping[str, float] | None = None,
+        timer: LatencyTimer | None = None,
+        error_type: str | None = None,
+        experiment_id: str | None = None,
+        task: str = "classification",
+        event_time: datetime | None = None,
+    ) -> str:
+        """Publish a :class:`PredictionLogged`; returns its ``prediction_id``.
+
+        ``unit_id`` defaults to the prediction id; latency comes from ``timer`` or
+        ``latency_ms`` (one is required); ``event_time`` defaults to now.
+        """
+        if prediction_id is None:
+            prediction_id = f"{self._id_prefix}{next(self._ids):x}"
+        if timer is not None:
+            latency_ms = timer.total_ms
+            if stage_latency_ms is None and timer.stages_ms:
+                stage_latency_ms = {str(k): v for k, v in timer.stages_ms.items()}
+        elif latency_ms is None:
+            self._count_invalid("prediction")
+            raise InvalidEventError("prediction: latency_ms (or timer) is required")
+        try:
+            key, value = self._encoder.encode(
+                prediction_id=prediction_id,
+                model=model,
+                version=version,
+                unit_id=prediction_id if unit_id is None else unit_id,
+                event_time=self._clock() if event_time is None else event_time,
+                features=features,
+                prediction=prediction,
+                probabilities=probabilities,
+                score=score,
+                latency_ms=latency_ms,
+                stage_latency_ms=stage_latency_ms,
+                error_type=error_type,
+                experiment_id=experiment_id,
+                task=task,
+            )
+        except InvalidEventError:
+            self._count_invalid("prediction")
+            raise
+        self._send(self.topics.predictions, key, value, "prediction")
+        return prediction_id
+
+    def emit_label(
+        self,
+        *,
+        prediction_id: str,
+        label: Any,
+        model: str | None = None,
+        event_time: datetime | None = None,
+    ) -> None:
+        """Publish the ground truth of a prediction (:class:`LabelObserved`)."""
+        try:
+            key, value = self._encoder.encode_label(
+                prediction_id=prediction_id,
+                label=label,
+                model=model,
+                event_time=self._clock() if event_time is None else event_time,
+            )
+        except InvalidEventError:
+            self._count_invalid("label")
+            raise
+        self._send(self.topics.labels, key, value, "label")
+
+    def emit_exposure(self, event: ExposureLogged) -> None:
+        """Publish an exposure (usable as ``RoutingClient(exposures=sdk.emit_exposure)``)."""
+        self.emit_event(event)
+
+    def emit_event(self, event: Event) -> None:
+        """Publish an already-built prediction, label, exposure or outcome event."""
+        if isinstance(event, PredictionLogged):
+            self._send(
+                self.topics.predictions,
+                event.prediction_id.encode(),
+                encode_event(event),
+                "prediction",
+            )
+        elif isinstance(event, LabelObserved):
+            self._send(
+                self.topics.labels, event.prediction_id.encode(), encode_event(event), "label"
+            )
+        elif isinstance(event, ExposureLogged):
+            self._send(
+                self.topics.exposures, event.unit_id.encode(), encode_event(event), "exposure"
+            )
+        elif isinstance(event, OutcomeObserved):
+            self._send(self.topics.outcomes, event.unit_id.encode(), encode_event(event), "outcome")
+        else:
+            raise TypeError(
+                f"event must be a PredictionLogged, LabelObserved, ExposureLogged or "
+                f"OutcomeObserved, got {type(event).__name__}"
+            )
+
+    def _send(self, topic: str, key: bytes, value: bytes, event_type: str) -> None:
+        try:
+            self._producer.produce(topic, value, key, headers=self._headers[event_type])
+        except BufferError:
+            n = self.dropped.get(event_type, 0) + 1
+            self.dropped[event_type] = n
+            if n == 1 or n % 10_000 == 0:
+                log.warning("sdk_buffer_full_event_dropped", event_type=event_type, dropped=n)
+            return
+        self.queued[event_type] += 1
+
+    def _count_invalid(self, event_type: str) -> None:
+        self.invalid[event_type] = self.invalid.get(event_type, 0) + 1
+
+    # -- latency ------------------------------------------------------------------------------
+    def timer(self, model: str, version: str) -> LatencyTimer:
+        """A :class:`LatencyTimer` whose stages feed ``model_inference_duration_seconds``."""
+        children = {
+            stage: self.inference_duration.labels(model, version, stage)
+            for stage in ("preprocessing", "inference", "postprocessing")
+        }
+
+        def observe(stage: Stage, seconds: float) -> None:
+            children[stage].observe(seconds)
+
+        return LatencyTimer(observe)
+
+    def timed(
+        self, stage: Stage, model: str, version: str
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorator timing every call of a function as ``stage`` of ``model/version``."""
+        child = self.inference_duration.labels(model, version, stage)
+
+        def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+            @functools.wraps(fn)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                with child.time():
+                    return fn(*args, **kwargs)
+
+            return wrapper
+
+        return decorate
+
+    # -- delivery -----------------------------------------------------------------------------
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            return
+        key = (msg.topic() or "", err.name())
+        n = self.delivery_failures.get(key, 0) + 1
+        self.delivery_failures[key] = n
+        if n == 1 or n % 10_000 == 0:
+            log.error("sdk_delivery_failed", topic=key[0], error=str(err), failures=n)
+
+    def _on_error(self, err: KafkaError) -> None:
+        log.warning("sdk_kafka_error", error=str(err), fatal=err.fatal())
+
+    def _poll_loop(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.1)
+
+    @property
+    def buffered(self) -> int:
+        """Messages queued or in flight."""
+        return len(self._producer)
+
+    def flush(self, timeout: float = 10.0) -> int:
+        """Wait up to ``timeout`` seconds for delivery; returns messages still queued."""
+        return int(self._producer.flush(timeout))
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Flush (bounded by ``timeout``) and stop; returns messages left undelivered."""
+        left = self.flush(timeout)
+        self._closed.set()
+        self._poller.join(timeout=2)
+        if left:
+            log.error("sdk_closed_with_undelivered_events", undelivered=left)
+        return left
+
+    def __enter__(self) -> EventSDK:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,158 @@
+"""SDK fast encoding agrees with the contracts (oracle: the pydantic models), and
+invalid arguments raise errors naming the field."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from modelguard.contracts.codec import decode_event
+from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.sdk import InvalidEventError, LatencyTimer, PredictionEncoder
+
+T = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+BASE: dict[str, Any] = {
+    "prediction_id": "p1",
+    "model": "fraud",
+    "version": "v2",
+    "unit_id": "u1",
+    "event_time": T,
+    "features": {"amount": 12.5, "country": "DE", "n": 3, "missing": None},
+    "prediction": 1,
+    "probabilities": {"0": 0.25, "1": 0.75},
+    "latency_ms": 4.0,
+}
+
+
+def test_valid_prediction_roundtrips_through_the_contract() -> None:
+    key, value = PredictionEncoder().encode(**BASE)
+    event = decode_event(PredictionLogged, value)
+    assert key == b"p1"
+    assert event == PredictionLogged.model_validate(BASE)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"features": {"amount": math.nan}}, "features.amount: Input should be a finite number"),
+        ({"features": {"bad key": 1}}, "features"),
+        ({"model": "bad model"}, "model: String should match pattern"),
+        ({"prediction_id": ""}, "prediction_id: String should have at least 1 character"),
+        ({"prediction": None}, "prediction is required unless error_type is set"),
+        ({"latency_ms": -1.0}, "latency_ms: Input should be greater than or equal to 0"),
+        ({"probabilities": {"0": 0.5, "1": 0.6}}, r"probabilities sum to 1\.1"),
+        ({"event_time": datetime(2026, 1, 1)}, "event_time: Input should have timezone info"),
+        ({"task": "ranking"}, "task: Input should be 'classification' or 'regression'"),
+        ({"task": "regression", "prediction": "cat"}, "regression prediction must be a number"),
+        ({"error_type": "Bad Type"}, "error_type: String should match pattern"),
+    ],
+)
+def test_invalid_arguments_name_the_field(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidEventError, match=message):
+        PredictionEncoder().encode(**{**BASE, **change})
+
+
+def test_slow_path_accepts_what_the_contract_accepts() -> None:
+    # a non-UTC offset and a float subclass take the slow path but are valid
+    tz = timezone(timedelta(hours=2))
+
+    class MyFloat(float):
+        pass
+
+    args = {**BASE, "event_time": T.astimezone(tz), "score": MyFloat(0.5)}
+    _, value = PredictionEncoder().encode(**args)
+    assert decode_event(PredictionLogged, value).event_time == T
+
+
+def test_labels() -> None:
+    enc = PredictionEncoder()
+    key, value = enc.encode_label(prediction_id="p1", label=1, event_time=T, model="fraud")
+    assert key == b"p1"
+    assert decode_event(LabelObserved, value) == LabelObserved(
+        prediction_id="p1", label=1, event_time=T, model="fraud"
+    )
+    with pytest.raises(InvalidEventError, match="label: Input should be a finite number"):
+        enc.encode_label(prediction_id="p1", label=math.inf, event_time=T)
+
+
+# -- property: the fast path never accepts what the contract rejects ---------------------
+feature_values = st.one_of(
+    st.none(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.booleans(),
+)
+names = st.one_of(
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,10}", fullmatch=True), st.text(max_size=5)
+)
+targets = st.one_of(
+    st.none(), st.integers(0, 5), st.floats(), st.sampled_from(["cat", "dog"]), st.booleans()
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    model=names,
+    version=names,
+    prediction_id=st.one_of(st.just("p-1"), st.text(max_size=8)),
+    features=st.dictionaries(
+        st.one_of(st.just("x"), st.text(max_size=6)), feature_values, max_size=4
+    ),
+    prediction=targets,
+    probabilities=st.one_of(
+        st.none(),
+        st.dictionaries(st.sampled_from(["0", "1", "a b"]), st.floats(-0.5, 1.5), max_size=2),
+    ),
+    score=st.one_of(st.none(), st.floats()),
+    latency_ms=st.one_of(st.floats(-1, 10), st.integers(-1, 5), st.just(4e6)),
+    error_type=st.one_of(st.none(), st.sampled_from(["timeout", "Bad", "oom_killed"])),
+    task=st.sampled_from(["classification", "regression", "other"]),
+    aware=st.booleans(),
+)
+def test_fast_path_agrees_with_the_contract(aware: bool, **kwargs: Any) -> None:
+    args = {**kwargs, "unit_id": "u1", "event_time": T if aware else T.replace(tzinfo=None)}
+    try:
+        expected: PredictionLogged | None = PredictionLogged.model_validate(args)
+    except ValidationError:
+        expected = None
+    try:
+        _, value = PredictionEncoder().encode(**args)
+    except InvalidEventError:
+        assert expected is None, "the SDK rejected a valid event"
+        return
+    assert expected is not None, f"the SDK accepted an invalid event: {args}"
+    assert decode_event(PredictionLogged, value) == expected
+    json.loads(value)  # strict JSON (no NaN)
+
+
+# -- latency --------------------------------------------------------------------------
+def test_latency_timer_with_a_fake_clock() -> None:
+    now = [0.0]
+    seen: list[tuple[str, float]] = []
+    timer = LatencyTimer(lambda stage, s: seen.append((stage, s)), clock=lambda: now[0])
+    with timer:
+        with timer.stage("preprocessing"):
+            now[0] += 0.002
+        with timer.stage("inference"):
+            now[0] += 0.010
+        with timer.stage("inference"):
+            now[0] += 0.005
+        now[0] += 0.001
+    now[0] += 5.0  # after stop: ignored
+    assert timer.stages_ms == pytest.approx({"preprocessing": 2.0, "inference": 15.0})
+    assert timer.total_ms == pytest.approx(18.0)
+    assert seen == [
+        ("preprocessing", pytest.approx(0.002)),
+        ("inference", pytest.approx(0.010)),
+        ("inference", pytest.approx(0.005)),
+    ]
+    with pytest.raises(ValueError, match="stage must be one of"), timer.stage("training"):  # type: ignore[arg-type]
+        pass
