@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
@@ -51,3 +52,34 @@ class RoutingDecision(Event):
     evidence: list[dict[Name, JsonScalar]] = Field(default_factory=list, max_length=256)
     dry_run: bool = False
     decided_at: EventTime
+
+
+@dataclass(frozen=True, slots=True)
+class ControlKeys:
+    """Redis keys of the rollback controller under a deployment prefix.
+
+    >>> ControlKeys("mg").frozen
+    'mg:control:frozen'
+    """
+
+    prefix: str = "modelguard"
+
+    @property
+    def lease(self) -> str:
+        """Leader lease of the controller replicas (value: the holder's token)."""
+        return f"{self.prefix}:lease:controller"
+
+    @property
+    def state(self) -> str:
+        """The leader's snapshot (per-model state, input offsets, outbox), JSON."""
+        return f"{self.prefix}:control:state"
+
+    @property
+    def frozen(self) -> str:
+        """Hash model -> JSON {actor, reason, at}: models an operator froze."""
+        return f"{self.prefix}:control:frozen"
+
+    @property
+    def audit(self) -> str:
+        """Stream of operator commands (freeze, unfreeze, and every manual change)."""
+        return f"{self.prefix}:control:audit"

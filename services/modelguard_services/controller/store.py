@@ -10,13 +10,12 @@ Keys (under the deployment's Redis prefix):
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelguard.contracts.decisions import RoutingDecision
+from modelguard.contracts.decisions import ControlKeys, RoutingDecision
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.core.control import ModelState
 
@@ -63,10 +62,6 @@ class Snapshot(BaseModel):
     outbox: list[RoutingDecision] = Field(default_factory=list)
 
 
-def control_key(keys: RedisKeys, name: str) -> str:
-    return f"{keys.prefix}:control:{name}"
-
-
 class ControllerStore:
     """Lease, snapshot and freeze flags of the controller on one Redis."""
 
@@ -78,10 +73,10 @@ class ControllerStore:
         self._renew = client.register_script(_RENEW)
         self._fenced_set = client.register_script(_FENCED_SET)
         self._release = client.register_script(_RELEASE)
-        self.lease_key = keys.lease("controller")
-        self.state_key = control_key(keys, "state")
-        self.frozen_key = control_key(keys, "frozen")
-        self.audit_key = control_key(keys, "audit")
+        ck = ControlKeys(keys.prefix)
+        self.lease_key = ck.lease
+        self.state_key = ck.state
+        self.frozen_key = ck.frozen
 
     def hold_lease(self) -> bool:
         """Renew the lease if ours, take it if free; True when we hold it now."""
@@ -106,39 +101,3 @@ class ControllerStore:
     def frozen(self) -> dict[str, dict[str, Any]]:
         raw: dict[bytes, bytes] = self._r.hgetall(self.frozen_key)  # type: ignore[assignment]
         return {k.decode(): json.loads(v) for k, v in raw.items()}
-
-
-def set_frozen(
-    client: redis.Redis, keys: RedisKeys, model: str, *, actor: str, reason: str, at: datetime
-) -> bool:
-    """Freeze ``model`` (True) — the controller makes no automatic weight changes."""
-    body = json.dumps({"actor": actor, "reason": reason, "at": at.isoformat()})
-    created = client.hset(control_key(keys, "frozen"), model, body)
-    audit(client, keys, model, "freeze", actor=actor, reason=reason, at=at)
-    return bool(created)
-
-
-def clear_frozen(
-    client: redis.Redis, keys: RedisKeys, model: str, *, actor: str, reason: str, at: datetime
-) -> bool:
-    removed = client.hdel(control_key(keys, "frozen"), model)
-    audit(client, keys, model, "unfreeze", actor=actor, reason=reason, at=at)
-    return bool(removed)
-
-
-def audit(
-    client: redis.Redis,
-    keys: RedisKeys,
-    model: str,
-    action: str,
-    *,
-    actor: str,
-    reason: str,
-    at: datetime,
-) -> None:
-    client.xadd(
-        control_key(keys, "audit"),
-        {"model": model, "action": action, "actor": actor, "reason": reason, "at": at.isoformat()},
-        maxlen=100_000,
-        approximate=True,
-    )
