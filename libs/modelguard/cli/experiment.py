@@ -67,7 +67,7 @@ def _load_spec(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise RegistryError(f"not valid YAML/JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise RegistryError(f"the spec must be a mapping of fields")
+        raise RegistryError("the spec must be a mapping of fields")
     return data
 
 

@@ -71,11 +71,12 @@ def srm_check(
     used = 0
     for bucket, counts in partial.buckets.items():
         lo, hi = bucket, bucket + BUCKET_SECONDS
-        in_force = [e for e in epochs if e.start <= lo]
+        in_force = [e for e in epochs if e.start < hi]
         if not in_force:
             continue
         epoch = in_force[-1]
-        if any(lo - SPLIT_CHANGE_GRACE_SECONDS < e.start < hi for e in epochs):
+        # the first epoch is the start: no unit was routed by an older split
+        if any(lo - SPLIT_CHANGE_GRACE_SECONDS < e.start < hi for e in epochs[1:]):
             continue
         total = sum(counts.get(a, 0) for a in arms)
         wsum = sum(epoch.weights.get(a, 0.0) for a in arms)
