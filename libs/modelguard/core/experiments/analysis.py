@@ -1,6 +1,6 @@
 """From merged bookkeeping to an :class:`ExperimentAnalysis`: the controller's evidence.
 
-Decision rule (documented in ADR 0005):
+Decision rule (ADR 0004):
 - the sample-ratio-mismatch check (chi-square against the split in force when each
   unit arrived) freezes every conclusion while p < ``SRM_ALPHA``;
 - a treatment is *better* / *worse* when both arms have ``min_sample_size`` units and
