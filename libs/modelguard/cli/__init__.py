@@ -17,6 +17,7 @@ Handler = Callable[[argparse.Namespace], int]
 COMMAND_MODULES: tuple[str, ...] = (
     "modelguard.cli.schemas",
     "modelguard.cli.experiment",
+    "modelguard.cli.drift",
     "modelguard.cli.control",
 )
 

@@ -13,7 +13,27 @@ from modelguard.contracts.common import Severity
 class DriftSignal(Event):
     """Result of one drift test on one feature (or the whole dataset) for one window.
 
-    ``feature`` is None for dataset-level, prediction and concept signals.
+    Semantics (stable; the rollback controller relies on them):
+
+    - ``kind``: ``data`` (one input feature), ``prediction`` (the model's outputs:
+      ``feature`` is ``prediction`` or ``confidence``), ``quality`` (missing values,
+      type errors, out-of-range values, unseen categories of a feature), ``dataset``
+      (share of drifted features; ``feature`` None) and ``concept`` (the error stream
+      once labels arrive; ``feature`` None).
+    - ``test``: window tests ``ks``, ``chi_square``, ``drifted_share`` (sent every window,
+      drifted or not, so a recovery is visible), ``missing_rate``, ``type_errors``,
+      ``out_of_range``, ``unseen_categories``, ``confidence_collapse`` (sent when they
+      fire); sequential alarms ``ks_window``, ``chi2_window``, ``cusum_mean_up|down``,
+      ``cusum_scale_up|down`` and ``adwin`` (sent when they fire, at most once per
+      feature and window).
+    - ``drift_detected``: statistically significant (after the multiple-testing
+      correction across the model's features, ``p_value_adjusted``) *and* a practical
+      effect of at least LOW. ``severity`` is NONE whenever ``drift_detected`` is false.
+    - ``effect_size``: PSI for ``ks``/``chi_square``; the rate increase for quality
+      tests; the error-rate increase for ``adwin``; the mean shift in reference sigma
+      for the CUSUMs; the drifted share for ``drifted_share``.
+    - ``reference_version``: id (content hash) of the reference tested against.
+    - ``feature`` is None for dataset-level and concept signals.
     """
 
     schema_name = "drift_signal"
@@ -26,6 +46,7 @@ class DriftSignal(Event):
     test: Name
     statistic: float
     p_value: float | None = Field(default=None, ge=0.0, le=1.0)
+    p_value_adjusted: float | None = Field(default=None, ge=0.0, le=1.0)
     effect_size: float | None = None
     threshold: float | None = None
     drift_detected: bool

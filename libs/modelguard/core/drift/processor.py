@@ -1,0 +1,579 @@
+"""The drift processor: predictions and labels in, drift signals and window reports out.
+
+``handle(event, state) -> (state, outputs)`` and ``run(events) -> outputs``, the same code
+over Kafka (the drift service), over files (``modelguard drift``) and in tests.
+
+Per model version it keeps, against the version's reference (or the model's):
+
+* window tests over count windows of ``window_events`` predictions (see :mod:`window`):
+  at each window close one :class:`DriftSignal` per tested column, the quality signals
+  that fired, and the dataset signal (drifted share), plus a :class:`WindowReport`;
+* sequential detectors on every event (see :mod:`sequential`): an alarm is a signal at
+  once, without waiting for the window to close. Their false-alarm budget
+  ``sequential_alpha`` per ``horizon`` events is for the whole model and split evenly
+  across its features (Bonferroni), so adding features does not add false alarms;
+* concept drift on the error stream (labels joined to their prediction by id; labels
+  are co-partitioned with predictions, ADR 0002): river's ADWIN; a change counts only
+  when the error rate went *up* by at least the LOW effect (2 points).
+
+A version without any reference learns one from its first ``warmup_events``
+predictions (output :class:`ReferenceLearned`, which the service publishes so every
+worker uses the same one).
+
+The processor sees what one worker sees (its partitions: a random share of each
+model's traffic, because keys are prediction ids); window accumulators are mergeable
+if a later stage wants to combine workers exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from river.drift import ADWIN
+
+from modelguard.contracts.common import Severity
+from modelguard.contracts.drift import DriftSignal
+from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.core.drift import severity as sev
+from modelguard.core.drift.reference import (
+    CategoricalProfile,
+    NumericProfile,
+    ReferenceProfile,
+    build_profile,
+)
+from modelguard.core.drift.sequential import Alarm, NumericDriftDetector, SlidingWindowChi2
+from modelguard.core.drift.window import (
+    CategoricalAccumulator,
+    EvaluationConfig,
+    NumericAccumulator,
+    TestResult,
+    WindowAccumulator,
+    WindowVerdict,
+    add_values,
+    evaluate_window,
+)
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    window_events: int = 5_000
+    min_window_events: int = 100
+    alpha: float = 0.05
+    dataset_share: float = 0.2
+    warmup_events: int = 2_000
+    sequential: bool = True
+    sequential_alpha: float = 0.05
+    horizon: int = 10_000
+    max_pending_predictions: int = 100_000
+    adwin_delta: float = 0.002
+
+    @property
+    def evaluation(self) -> EvaluationConfig:
+        return EvaluationConfig(alpha=self.alpha, dataset_share=self.dataset_share)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the processor needs of one prediction (built from a PredictionLogged or a
+    row of a file)."""
+
+    model: str
+    version: str
+    event_time: datetime
+    features: Mapping[str, object]
+    prediction: object = None
+    confidence: float | None = None
+    prediction_id: str | None = None
+    task: str = "classification"
+
+    @classmethod
+    def from_event(cls, e: PredictionLogged) -> Observation:
+        conf = max(e.probabilities.values()) if e.probabilities else None
+        return cls(
+            e.model,
+            e.version,
+            e.event_time,
+            e.features,
+            e.prediction,
+            conf,
+            e.prediction_id,
+            e.task,
+        )
+
+
+@dataclass(frozen=True)
+class WindowReport:
+    model: str
+    version: str
+    reference_id: str
+    window_index: int
+    window_start: datetime
+    window_end: datetime
+    verdict: WindowVerdict
+    sequential: tuple[DriftSignal, ...] = ()
+    concept: tuple[DriftSignal, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReferenceLearned:
+    reference: ReferenceProfile
+
+
+Output = DriftSignal | WindowReport | ReferenceLearned
+#: Window tests whose signal is sent every window, drifted or not (so consumers see a
+#: recovery); the other window tests send a signal only when they fire.
+HEADLINE_TESTS = frozenset({"ks", "chi_square", "drifted_share"})
+
+
+class _Concept:
+    def __init__(self, delta: float) -> None:
+        self.adwin = ADWIN(delta=delta)  # type: ignore[no-untyped-call]
+        self.n = 0
+        self.errors = 0.0
+        self.drifted = False
+
+    def update(self, error: float) -> tuple[float, float] | None:
+        """(error rate before, after) when ADWIN detects a change."""
+        before = float(self.adwin.estimation)
+        self.adwin.update(error)  # type: ignore[no-untyped-call]
+        self.n += 1
+        self.errors += error
+        if self.adwin.drift_detected:
+            return before, float(self.adwin.estimation)
+        return None
+
+
+@dataclass
+class ModelMonitor:
+    version: str
+    reference: ReferenceProfile
+    window: WindowAccumulator
+    numeric: dict[str, NumericDriftDetector] = field(default_factory=dict)
+    categorical: dict[str, SlidingWindowChi2] = field(default_factory=dict)
+    concept: _Concept | None = None
+    window_index: int = 0
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    seq_signals: list[DriftSignal] = field(default_factory=list)
+    #: features whose sequential detector fired in the current window (one signal each)
+    alarmed: set[str] = field(default_factory=set)
+    concept_signals: list[DriftSignal] = field(default_factory=list)
+    last_report: WindowReport | None = None
+
+
+@dataclass
+class DriftState:
+    references: dict[tuple[str, str | None], ReferenceProfile] = field(default_factory=dict)
+    monitors: dict[tuple[str, str], ModelMonitor] = field(default_factory=dict)
+    warmup: dict[tuple[str, str], list[Observation]] = field(default_factory=dict)
+    pending: OrderedDict[str, tuple[str, str, object, str]] = field(default_factory=OrderedDict)
+    orphan_labels: int = 0
+
+
+def _event_id(*parts: object) -> str:
+    return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else 1e300
+
+
+class DriftProcessor:
+    def __init__(self, config: DriftConfig | None = None, worker: str = "w0") -> None:
+        self.config = config or DriftConfig()
+        self.worker = worker
+
+    # ------------------------------------------------------------ references
+    def set_reference(self, state: DriftState, reference: ReferenceProfile) -> None:
+        """Install (or replace) a reference; monitors using the old one restart."""
+        state.references[(reference.model, reference.version)] = reference
+        for key in [k for k in state.monitors if k[0] == reference.model]:
+            current = self.reference_for(state, *key)
+            if current is not None and current.reference_id != (
+                state.monitors[key].reference.reference_id
+            ):
+                del state.monitors[key]
+
+    def reference_for(self, state: DriftState, model: str, version: str) -> ReferenceProfile | None:
+        return state.references.get((model, version)) or state.references.get((model, None))
+
+    def _monitor(self, state: DriftState, model: str, version: str) -> ModelMonitor | None:
+        mon = state.monitors.get((model, version))
+        if mon is not None:
+            return mon
+        ref = self.reference_for(state, model, version)
+        if ref is None:
+            return None
+        mon = ModelMonitor(version, ref, WindowAccumulator.empty(ref))
+        if self.config.sequential:
+            cols = list(ref.features.items())
+            a = self.config.sequential_alpha / max(1, len(cols))
+            h = self.config.horizon
+            for name, prof in cols:
+                if isinstance(prof, NumericProfile):
+                    mon.numeric[name] = NumericDriftDetector(prof, alpha=a, horizon=h)
+                elif isinstance(prof, CategoricalProfile):
+                    mon.categorical[name] = SlidingWindowChi2(prof, alpha=a, horizon=h)
+        state.monitors[(model, version)] = mon
+        return mon
+
+    # ------------------------------------------------------------ processing
+    def handle(
+        self, event: PredictionLogged | LabelObserved | Observation, state: DriftState
+    ) -> tuple[DriftState, list[Output]]:
+        return state, self.handle_batch([event], state)
+
+    def handle_batch(
+        self, events: Sequence[PredictionLogged | LabelObserved | Observation], state: DriftState
+    ) -> list[Output]:
+        outputs: list[Output] = []
+        groups: dict[tuple[str, str], list[Observation]] = {}
+        labels: list[LabelObserved] = []
+
+        def flush_groups() -> None:
+            for (model, version), obs in groups.items():
+                outputs.extend(self._observe(state, model, version, obs))
+            groups.clear()
+
+        for e in events:
+            if isinstance(e, LabelObserved):
+                labels.append(e)
+                continue
+            obs = Observation.from_event(e) if isinstance(e, PredictionLogged) else e
+            groups.setdefault((obs.model, obs.version), []).append(obs)
+            if obs.prediction_id is not None and obs.prediction is not None:
+                state.pending[obs.prediction_id] = (
+                    obs.model,
+                    obs.version,
+                    obs.prediction,
+                    obs.task,
+                )
+                if len(state.pending) > self.config.max_pending_predictions:
+                    state.pending.popitem(last=False)
+        flush_groups()
+        for label in labels:
+            outputs.extend(self._label(state, label))
+        return outputs
+
+    def run(
+        self,
+        events: Iterable[PredictionLogged | LabelObserved | Observation],
+        state: DriftState | None = None,
+        *,
+        flush: bool = True,
+    ) -> list[Output]:
+        """Process ``events`` in order; with ``flush`` close the open windows at the end."""
+        state = state or DriftState()
+        outputs: list[Output] = []
+        batch: list[PredictionLogged | LabelObserved | Observation] = []
+        for e in events:
+            batch.append(e)
+            if len(batch) >= 1000:
+                outputs += self.handle_batch(batch, state)
+                batch = []
+        outputs += self.handle_batch(batch, state)
+        if flush:
+            outputs += self.flush(state)
+        return outputs
+
+    def flush(self, state: DriftState) -> list[Output]:
+        """Close every open window holding at least ``min_window_events`` events."""
+        out: list[Output] = []
+        for mon in state.monitors.values():
+            if mon.window.n_events >= self.config.min_window_events:
+                out.extend(self._close(mon))
+        return out
+
+    def _observe(
+        self, state: DriftState, model: str, version: str, obs: list[Observation]
+    ) -> list[Output]:
+        out: list[Output] = []
+        mon = self._monitor(state, model, version)
+        if mon is None:
+            buf = state.warmup.setdefault((model, version), [])
+            need = self.config.warmup_events - len(buf)
+            buf.extend(obs[:need])
+            obs = obs[need:]
+            if len(buf) < self.config.warmup_events:
+                return out
+            ref = learn_reference(buf, model, version, source=f"warm-up of {len(buf)} predictions")
+            del state.warmup[(model, version)]
+            state.references[(model, version)] = ref
+            out.append(ReferenceLearned(ref))
+            mon = self._monitor(state, model, version)
+            assert mon is not None
+        start = 0
+        while start < len(obs):
+            room = self.config.window_events - mon.window.n_events
+            chunk = obs[start : start + room]
+            start += len(chunk)
+            out.extend(self._accumulate(mon, chunk))
+            if mon.window.n_events >= self.config.window_events:
+                out.extend(self._close(mon))
+        return out
+
+    def _accumulate(self, mon: ModelMonitor, obs: list[Observation]) -> list[Output]:
+        ref = mon.reference
+        out: list[Output] = []
+        if mon.window_start is None:
+            mon.window_start = obs[0].event_time
+        mon.window_end = obs[-1].event_time
+        mon.window.n_events += len(obs)
+        for name, prof in ref.features.items():
+            values = [o.features.get(name) for o in obs]
+            acc = mon.window.features[name]
+            if isinstance(acc, NumericAccumulator) and isinstance(prof, NumericProfile):
+                x = acc.add(prof, values)
+                det = mon.numeric.get(name)
+                if det is not None and x.size:
+                    for alarm in det.update_many(x):
+                        if name not in mon.alarmed:
+                            mon.alarmed.add(name)
+                            out.append(self._numeric_alarm(mon, name, det, alarm, x.size))
+            elif isinstance(acc, CategoricalAccumulator) and isinstance(prof, CategoricalProfile):
+                labels = acc.add(prof, values)
+                chi = mon.categorical.get(name)
+                if chi is not None and labels:
+                    for alarm in chi.update_many(labels):
+                        if name not in mon.alarmed:
+                            mon.alarmed.add(name)
+                            out.append(self._categorical_alarm(mon, name, chi, alarm, len(labels)))
+        for name, prof in ref.outputs.items():
+            acc = mon.window.outputs[name]
+            if name == "prediction":
+                values = [o.prediction for o in obs]
+            else:
+                values = [o.confidence for o in obs]
+            add_values(acc, prof, values)
+        mon.seq_signals.extend(s for s in out if isinstance(s, DriftSignal))
+        return out
+
+    def _signal(
+        self,
+        mon: ModelMonitor,
+        *,
+        kind: str,
+        feature: str | None,
+        test: str,
+        statistic: float,
+        p_value: float | None,
+        p_adjusted: float | None = None,
+        effect: float | None,
+        threshold: float | None,
+        detected: bool,
+        severity: Severity,
+        n_reference: int,
+        n_current: int,
+        tag: object,
+    ) -> DriftSignal:
+        ref = mon.reference
+        start = mon.window_start or mon.window_end
+        end = mon.window_end or start
+        assert start is not None and end is not None
+        return DriftSignal(
+            event_id=_event_id(
+                ref.model, ref.version, kind, feature, test, tag, self.worker, end.isoformat()
+            ),
+            model=ref.model,
+            version=mon.version,
+            kind=kind,
+            feature=feature,
+            test=test,
+            statistic=_finite(statistic),
+            p_value=None if p_value is None else min(1.0, max(0.0, p_value)),
+            p_value_adjusted=p_adjusted,
+            effect_size=None if effect is None else _finite(effect),
+            threshold=threshold,
+            drift_detected=detected,
+            severity=severity,
+            window_start=start,
+            window_end=end,
+            n_reference=n_reference,
+            n_current=n_current,
+            reference_version=ref.reference_id,
+        )
+
+    def _numeric_alarm(
+        self, mon: ModelMonitor, name: str, det: NumericDriftDetector, alarm: Alarm, n: int
+    ) -> DriftSignal:
+        zmean, zsd = det.recent_shift()
+        severity = max(
+            sev.from_effect("mean_shift", zmean),
+            sev.from_effect("log_scale", math.log(max(zsd, 1e-9))),
+        )
+        if alarm.test == "ks_window":
+            severity = max(severity, sev.from_effect("ks", alarm.statistic))
+        prof = det.reference
+        return self._signal(
+            mon,
+            kind="data",
+            feature=name,
+            test=alarm.test,
+            statistic=alarm.statistic,
+            p_value=None,
+            effect=zmean,
+            threshold=alarm.threshold,
+            detected=severity >= Severity.LOW,
+            severity=severity,
+            n_reference=prof.n,
+            n_current=n,
+            tag=f"seq{det.ks._hist.seen}-{alarm.index}",
+        )
+
+    def _categorical_alarm(
+        self, mon: ModelMonitor, name: str, chi: SlidingWindowChi2, alarm: Alarm, n: int
+    ) -> DriftSignal:
+        # effect: PSI of the alarm window is not kept after the restart; use the
+        # chi-square per observation (Cramer's V squared) as the practical size
+        v2 = alarm.statistic / chi.window / max(1, chi._expected.size - 1)
+        effect = math.sqrt(v2)
+        severity = sev.from_effect("psi", v2 * 2)  # PSI ~ 2 V^2 for small shifts
+        return self._signal(
+            mon,
+            kind="data",
+            feature=name,
+            test=alarm.test,
+            statistic=alarm.statistic,
+            p_value=None,
+            effect=effect,
+            threshold=alarm.threshold,
+            detected=severity >= Severity.LOW,
+            severity=severity,
+            n_reference=chi.reference.n,
+            n_current=n,
+            tag=f"seq{chi._hist.seen}-{alarm.index}",
+        )
+
+    def _close(self, mon: ModelMonitor) -> list[Output]:
+        verdict = evaluate_window(mon.reference, mon.window, self.config.evaluation)
+        out: list[Output] = []
+        signals: list[DriftSignal] = []
+        for r in verdict.results:
+            if not r.drift_detected and r.test not in HEADLINE_TESTS:
+                continue
+            signals.append(self._result_signal(mon, r))
+        assert mon.window_start is not None and mon.window_end is not None
+        report = WindowReport(
+            model=mon.reference.model,
+            version=mon.version,
+            reference_id=mon.reference.reference_id,
+            window_index=mon.window_index,
+            window_start=mon.window_start,
+            window_end=mon.window_end,
+            verdict=verdict,
+            sequential=tuple(mon.seq_signals),
+            concept=tuple(mon.concept_signals),
+        )
+        out.extend(signals)
+        out.append(report)
+        mon.last_report = report
+        mon.window = WindowAccumulator.empty(mon.reference)
+        mon.window_index += 1
+        mon.window_start = None
+        mon.seq_signals = []
+        mon.alarmed = set()
+        mon.concept_signals = []
+        return out
+
+    def _result_signal(self, mon: ModelMonitor, r: TestResult) -> DriftSignal:
+        return self._signal(
+            mon,
+            kind=r.kind,
+            feature=r.feature,
+            test=r.test,
+            statistic=r.statistic,
+            p_value=r.p_value,
+            p_adjusted=r.p_adjusted,
+            effect=r.effect_size,
+            threshold=r.threshold,
+            detected=r.drift_detected,
+            severity=r.severity,
+            n_reference=r.n_reference,
+            n_current=r.n_current,
+            tag=f"win{mon.window_index}",
+        )
+
+    def _label(self, state: DriftState, label: LabelObserved) -> list[Output]:
+        found = state.pending.pop(label.prediction_id, None)
+        if found is None:
+            state.orphan_labels += 1
+            return []
+        model, version, prediction, task = found
+        mon = self._monitor(state, model, version)
+        if mon is None:
+            return []
+        if mon.concept is None:
+            mon.concept = _Concept(self.config.adwin_delta)
+        if (
+            task == "regression"
+            and isinstance(prediction, int | float)
+            and isinstance(label.label, int | float)
+        ):
+            prof = mon.reference.outputs.get("prediction")
+            scale = prof.std if isinstance(prof, NumericProfile) and prof.std > 0 else 1.0
+            error = min(1.0, abs(float(prediction) - float(label.label)) / (2 * scale))
+        else:
+            error = 0.0 if str(prediction) == str(label.label) else 1.0
+        change = mon.concept.update(error)
+        if change is None:
+            return []
+        before, after = change
+        increase = after - before
+        severity = sev.from_effect("error_rate", increase) if increase > 0 else Severity.NONE
+        detected = severity >= Severity.LOW
+        mon.concept.drifted = detected
+        if mon.window_end is None:
+            mon.window_end = label.event_time
+        signal = self._signal(
+            mon,
+            kind="concept",
+            feature=None,
+            test="adwin",
+            statistic=after,
+            p_value=None,
+            effect=increase,
+            threshold=self.config.adwin_delta,
+            detected=detected,
+            severity=severity,
+            n_reference=mon.concept.n,
+            n_current=int(mon.concept.adwin.width),
+            tag=f"adwin{mon.concept.n}",
+        )
+        mon.concept_signals.append(signal)
+        return [signal]
+
+
+def learn_reference(
+    obs: Sequence[Observation],
+    model: str,
+    version: str | None,
+    *,
+    source: str = "",
+    categorical: Iterable[str] = (),
+) -> ReferenceProfile:
+    """A reference from observations (warm-up window or a file's rows)."""
+    names: dict[str, None] = {}
+    for o in obs:
+        for k in o.features:
+            names.setdefault(k, None)
+    columns = {k: [o.features.get(k) for o in obs] for k in names}
+    outputs: dict[str, list[object]] = {}
+    if any(o.prediction is not None for o in obs):
+        outputs["prediction"] = [o.prediction for o in obs]
+    if any(o.confidence is not None for o in obs):
+        outputs["confidence"] = [o.confidence for o in obs]
+    classification = all(o.task == "classification" for o in obs)
+    return build_profile(
+        columns,
+        model=model,
+        version=version,
+        outputs=outputs,
+        categorical=categorical,
+        source=source,
+        classification=classification,
+    )

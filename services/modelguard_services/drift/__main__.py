@@ -1,0 +1,66 @@
+"""``python -m modelguard_services.drift``: run the drift processor until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from modelguard.adapters.logging import configure_logging
+from modelguard.adapters.prometheus import MetricsServer
+from modelguard.adapters.settings import CommonSettings
+from modelguard.core.drift.processor import DriftConfig
+from modelguard_services.drift.app import DriftService
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelguard-drift", description=__doc__)
+    parser.add_argument(
+        "--window-events",
+        type=int,
+        default=5000,
+        help="predictions per drift window and model version (5000)",
+    )
+    parser.add_argument(
+        "--warmup-events",
+        type=int,
+        default=2000,
+        help="predictions learned as reference when none is stored (2000)",
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="false discovery rate")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="write the latest text/HTML report per model version here",
+    )
+    parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS")
+    args = parser.parse_args(argv)
+    if args.window_events < 100 or args.warmup_events < 100 or not 0 < args.alpha < 1:
+        parser.error("--window-events and --warmup-events must be >= 100, --alpha in (0, 1)")
+    settings = CommonSettings()
+    configure_logging(settings.log_level)
+    registry = CollectorRegistry()
+    server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)
+    structlog.get_logger("modelguard.drift").info("metrics_listening", url=server.url)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    config = DriftConfig(
+        window_events=args.window_events, warmup_events=args.warmup_events, alpha=args.alpha
+    )
+    try:
+        DriftService(settings, registry, config=config, report_dir=args.report_dir).run(
+            stop, idle_exit_seconds=args.idle_exit
+        )
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""The drift service loop, separated from process start-up so tests run it in a thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from modelguard.adapters.dead_letter import DeadLetterPublisher
+from modelguard.adapters.drift_store import ReferenceStore
+from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
+from modelguard.adapters.kafka import make_consumer, make_producer
+from modelguard.adapters.redis_client import make_redis
+from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts.base import Event
+from modelguard.contracts.codec import encode_event
+from modelguard.contracts.drift import DriftSignal
+from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.core.drift.processor import (
+    DriftConfig,
+    DriftProcessor,
+    DriftState,
+    ReferenceLearned,
+    WindowReport,
+)
+from modelguard.core.drift.reference import ReferenceDataError, ReferenceProfile
+from modelguard.core.drift.report import render_html, render_text, summary
+from modelguard_services.drift.metrics import DriftMetrics
+
+SERVICE = "drift"
+log = structlog.get_logger("modelguard.drift")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DriftService:
+    """Consume predictions + labels -> drift processor -> signals, metrics, reports."""
+
+    def __init__(
+        self,
+        settings: CommonSettings,
+        registry: CollectorRegistry,
+        *,
+        config: DriftConfig | None = None,
+        group_id: str = "modelguard-drift",
+        clock: Callable[[], datetime] = utc_now,
+        report_dir: Path | None = None,
+        reference_refresh_seconds: float = 5.0,
+        worker: str = "drift-0",
+    ) -> None:
+        topics = settings.topics
+        self._topics = topics
+        self._producer = make_producer(settings.kafka_bootstrap_servers)
+        self._consumer: ValidatingConsumer[Event] = ValidatingConsumer(
+            make_consumer(settings.kafka_bootstrap_servers, group_id),
+            {topics.predictions: PredictionLogged, topics.labels: LabelObserved},
+            DeadLetterPublisher(self._producer, topics.dead_letter, stage=SERVICE),
+            IngestMetrics(registry, SERVICE),
+            clock,
+        )
+        self._store = ReferenceStore(make_redis(settings.redis_url), settings.redis_prefix)
+        self._processor = DriftProcessor(config, worker=worker)
+        self._state = DriftState()
+        self._metrics = DriftMetrics(registry)
+        self._report_dir = report_dir
+        self._refresh = reference_refresh_seconds
+        self._known: dict[tuple[str, str], str | None] = {}
+        self._last_refresh = time.monotonic()
+        self.processed = 0
+        self.signals_sent = 0
+        self.last_reports: dict[tuple[str, str], WindowReport] = {}
+
+    # ------------------------------------------------------------ references
+    def _install(self, model: str, version: str) -> None:
+        try:
+            ref = self._store.resolve(model, version)
+        except ReferenceDataError as exc:
+            log.error("reference_unreadable", model=model, version=version, error=str(exc))
+            ref = None
+        self._known[(model, version)] = ref.reference_id if ref else None
+        if ref is not None:
+            self._processor.set_reference(self._state, ref)
+            self._metrics.on_reference(model, version, ref.reference_id)
+            log.info(
+                "reference_loaded", model=model, version=version, reference_id=ref.reference_id
+            )
+
+    def _refresh_references(self) -> None:
+        if time.monotonic() - self._last_refresh < self._refresh:
+            return
+        self._last_refresh = time.monotonic()
+        for (model, version), ref_id in list(self._known.items()):
+            current = self._store.current_id(model, version) or self._store.current_id(model, None)
+            if current is not None and current != ref_id:
+                self._install(model, version)
+
+    def _learned(self, ref: ReferenceProfile) -> None:
+        published = self._store.publish(ref, only_if_absent=True)
+        version = ref.version or ""
+        if not published.installed:
+            self._install(ref.model, version)  # another worker won: use theirs
+        else:
+            self._known[(ref.model, version)] = ref.reference_id
+            self._metrics.on_reference(ref.model, version, ref.reference_id)
+        log.info(
+            "reference_learned",
+            model=ref.model,
+            version=version,
+            reference_id=published.reference_id,
+            installed=published.installed,
+        )
+
+    # ------------------------------------------------------------ loop
+    def handle(self, batch: list[Received[Event]]) -> None:
+        events: list[PredictionLogged | LabelObserved] = []
+        for r in batch:
+            e = r.event
+            if isinstance(e, PredictionLogged):
+                if (e.model, e.version) not in self._known:
+                    self._install(e.model, e.version)
+                events.append(e)
+            elif isinstance(e, LabelObserved):
+                events.append(e)
+        for out in self._processor.handle_batch(events, self._state):
+            if isinstance(out, DriftSignal):
+                self._send(out)
+            elif isinstance(out, WindowReport):
+                self._report(out)
+            elif isinstance(out, ReferenceLearned):
+                self._learned(out.reference)
+
+    def _send(self, signal: DriftSignal) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    self._topics.drift_signals,
+                    key=signal.model.encode(),
+                    value=encode_event(signal),
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.1)
+        self._metrics.on_signal(signal)
+        self.signals_sent += 1
+        if signal.drift_detected:
+            log.info(
+                "drift_signal",
+                model=signal.model,
+                version=signal.version,
+                kind=signal.kind,
+                feature=signal.feature,
+                test=signal.test,
+                severity=signal.severity.name,
+                statistic=signal.statistic,
+            )
+
+    def _report(self, report: WindowReport) -> None:
+        self._metrics.on_report(report)
+        self.last_reports[(report.model, report.version)] = report
+        log.info("drift_window", **summary(report))
+        if self._report_dir is not None:
+            self._report_dir.mkdir(parents=True, exist_ok=True)
+            stem = self._report_dir / f"{report.model}-{report.version}"
+            stem.with_suffix(".txt").write_text(render_text(report))
+            stem.with_suffix(".html").write_text(render_html(report))
+
+    def run(self, stop: threading.Event, *, idle_exit_seconds: float | None = None) -> int:
+        """Process until ``stop`` (or ``idle_exit_seconds`` without messages)."""
+        last_seen = time.monotonic()
+        try:
+            while not stop.is_set():
+                batch = self._consumer.poll(max_messages=1000, timeout=0.2)
+                if batch:
+                    self.handle(batch)
+                    last_seen = time.monotonic()
+                elif (
+                    idle_exit_seconds is not None
+                    and time.monotonic() - last_seen > idle_exit_seconds
+                ):
+                    break
+                self._consumer.done(batch)
+                self._producer.poll(0)
+                self.processed += len(batch)
+                self._refresh_references()
+        finally:
+            self._producer.flush(10)
+            self._consumer.close()
+        log.info("drift_stopped", processed=self.processed, signals=self.signals_sent)
+        return self.processed
