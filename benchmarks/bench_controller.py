@@ -1,0 +1,212 @@
+"""Detection-to-routing latency of the rollback controller on the real broker and Redis.
+
+For each of N incidents (one model each): the decisive bad metric window is produced
+to Kafka, and the clock stops when the routing table change notice arrives from Redis
+(pub/sub on the change channel). Baseline in the same run: a raw confluent-kafka
+consumer that, for each record, does one HSET + PUBLISH on Redis (the floor of any
+Kafka-to-Redis reaction). Prints one JSON object.
+
+    .venv/bin/python benchmarks/bench_controller.py [--incidents 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import redis
+from confluent_kafka import Consumer, Producer
+from prometheus_client import CollectorRegistry
+
+from modelguard.adapters.kafka import delete_topics, ensure_topics
+from modelguard.adapters.logging import configure_logging
+from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts import encode_event
+from modelguard.contracts.common import WindowSpec
+from modelguard.contracts.metric_window import MetricWindowClosed
+from modelguard.core.control import parse_policies
+from modelguard.routing import RoutingTableStore
+from modelguard_services.controller.app import ControllerService
+
+POLICY = """
+models:
+  {name}:
+    max_evidence_age_seconds: 3600
+    guardrails:
+      - {{name: errors, kind: error_rate, threshold: 0.01, min_samples: 50}}
+      - {{name: accuracy, kind: accuracy_drop, max_drop_percent: 2, min_samples: 50}}
+    rollout: {{hold_seconds: 3600}}
+"""
+
+
+def window(model: str, version: str, i: int, t0: datetime, bad: bool) -> MetricWindowClosed:
+    return MetricWindowClosed(
+        event_id=f"{model}-{version}-{i}",
+        model=model,
+        version=version,
+        window=WindowSpec(kind="tumbling", length_seconds=1),
+        window_start=t0 + timedelta(seconds=i),
+        window_end=t0 + timedelta(seconds=i + 1),
+        n_predictions=100,
+        n_labelled=100,
+        n_errors=5 if bad else 0,
+        metrics={"accuracy": 0.8 if bad else 0.9},
+        emitted_at=t0 + timedelta(seconds=i + 1),
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def wait_notice(pubsub: redis.client.PubSub, model: str, timeout: float = 10.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = pubsub.get_message(timeout=0.05)
+        if msg and msg["type"] == "message" and json.loads(msg["data"])["model"] == model:
+            return time.perf_counter()
+    raise TimeoutError(f"no routing change for {model}")
+
+
+def controller_run(settings: CommonSettings, n: int) -> list[float]:
+    r = redis.Redis.from_url(settings.redis_url)
+    store = RoutingTableStore(r, settings.redis_keys)
+    models = [f"m{i}" for i in range(n)]
+    policies = {}
+    for m in models:
+        policies.update(parse_policies(POLICY.format(name=m)))
+        store.write(m, {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="bench")
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "linger.ms": 0})
+    t0 = datetime.now(UTC) - timedelta(seconds=60)
+    for m in models:
+        for v in ("v1", "v2"):
+            producer.produce(
+                settings.topics.metric_windows,
+                key=m.encode(),
+                value=encode_event(window(m, v, 0, t0, False)),
+            )
+    producer.flush(10)
+    service = ControllerService(settings, CollectorRegistry(), policies, store, tick_seconds=5.0)
+    stop = threading.Event()
+    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    worker.start()
+    pubsub = r.pubsub()
+    pubsub.subscribe(settings.redis_keys.routing_changes)
+    try:
+        deadline = time.monotonic() + 30
+        while r.get(f"{settings.redis_keys.prefix}:control:state") is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("controller did not start")
+            time.sleep(0.05)
+        time.sleep(1.0)  # warm windows consumed
+        latencies = []
+        for m in models:
+            payload = encode_event(window(m, "v2", 1, t0, True))
+            start = time.perf_counter()
+            producer.produce(settings.topics.metric_windows, key=m.encode(), value=payload)
+            producer.flush(10)
+            latencies.append(wait_notice(pubsub, m) - start)
+    finally:
+        stop.set()
+        worker.join(timeout=20)
+        pubsub.close()
+    assert len(service.decisions) == n, len(service.decisions)
+    return latencies
+
+
+def baseline_run(settings: CommonSettings, n: int) -> list[float]:
+    r = redis.Redis.from_url(settings.redis_url)
+    topic = settings.topics.experiment_analyses  # an unused topic of the same set
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "latest",
+        }
+    )
+    consumer.subscribe([topic])
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def react() -> None:
+        while not stop.is_set():
+            for msg in consumer.consume(100, timeout=0.1):
+                if msg.error() is None:
+                    key = msg.key() or b""
+                    r.hset(f"{settings.redis_keys.prefix}:baseline", key, msg.value() or b"")
+                    r.publish(
+                        f"{settings.redis_keys.prefix}:baseline-changes",
+                        json.dumps({"model": key.decode()}),
+                    )
+            if consumer.assignment():
+                ready.set()
+
+    worker = threading.Thread(target=react, daemon=True)
+    worker.start()
+    ready.wait(30)
+    time.sleep(1.0)
+    pubsub = r.pubsub()
+    pubsub.subscribe(f"{settings.redis_keys.prefix}:baseline-changes")
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "linger.ms": 0})
+    t0 = datetime.now(UTC)
+    latencies = []
+    try:
+        for i in range(n):
+            m = f"b{i}"
+            payload = encode_event(window(m, "v2", 1, t0, True))
+            start = time.perf_counter()
+            producer.produce(topic, key=m.encode(), value=payload)
+            producer.flush(10)
+            latencies.append(wait_notice(pubsub, m) - start)
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+        consumer.close()
+        pubsub.close()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--incidents", type=int, default=100)
+    args = parser.parse_args()
+    configure_logging("ERROR")
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    settings = CommonSettings(topic_prefix=prefix, redis_prefix=prefix)
+    ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all())
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        base = baseline_run(settings, args.incidents)
+        ctl = controller_run(settings, args.incidents)
+    finally:
+        delete_topics(settings.kafka_bootstrap_servers, settings.topics.all())
+        for key in r.scan_iter(f"{prefix}:*"):
+            r.delete(key)
+    ms = 1000.0
+    print(
+        json.dumps(
+            {
+                "benchmark": "controller_detection_to_routing",
+                "incidents": args.incidents,
+                "p50_ms": round(statistics.median(ctl) * ms, 1),
+                "p99_ms": round(pct(ctl, 0.99) * ms, 1),
+                "max_ms": round(max(ctl) * ms, 1),
+                "target_p99_ms": 1000,
+                "meets_target": pct(ctl, 0.99) < 1.0,
+                "baseline": "raw confluent-kafka consumer -> Redis HSET+PUBLISH -> pub/sub",
+                "baseline_p50_ms": round(statistics.median(base) * ms, 1),
+                "baseline_p99_ms": round(pct(base, 0.99) * ms, 1),
+                "ratio_p50": round(statistics.median(ctl) / statistics.median(base), 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
