@@ -11,6 +11,8 @@ import argparse
 import importlib
 from collections.abc import Callable
 
+from modelguard.adapters.logging import configure_logging
+
 Handler = Callable[[argparse.Namespace], int]
 
 #: Sub-command modules, in help order. Add one line per feature.
@@ -31,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    parser.add_argument(
+        "--log-level", default="WARNING", help="level of the JSON logs written to stderr"
+    )
+    args = parser.parse_args(argv)
+    try:
+        configure_logging(args.log_level)
+    except ValueError as exc:
+        parser.error(f"--log-level: {exc}")
     handler: Handler = args.handler
     return handler(args)
