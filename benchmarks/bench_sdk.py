@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from modelguard.adapters.kafka import delete_topics, ensure_topics, make_producer
+from modelguard.adapters.logging import configure_logging
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.topics import Topics
 from modelguard.sdk import EventSDK, PredictionEncoder
@@ -94,6 +95,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2)
     opts = parser.parse_args()
+    configure_logging("WARNING")  # logs to stderr; stdout is the JSON result
     bootstrap = CommonSettings().kafka_bootstrap_servers
     topics = Topics(prefix=f"bench-sdk-{uuid.uuid4().hex[:8]}")
     raw_topic = f"{topics.prefix}.raw"

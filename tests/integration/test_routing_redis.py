@@ -307,3 +307,30 @@ def test_redis_down_keeps_last_known_good_then_recovers(private_redis: RedisServ
         assert {client.version_for("fraud", u) for u in units} == {"v2"}
     finally:
         client.close()
+
+
+def test_cli_show_set_history(
+    servers: Servers,
+    redis_client: redis.Redis,
+    redis_keys: RedisKeys,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from modelguard.cli import main
+
+    monkeypatch.setenv("MODELGUARD_REDIS_URL", servers.redis_url)
+    monkeypatch.setenv("MODELGUARD_REDIS_PREFIX", redis_keys.prefix)
+    assert main(["routing", "show", "fraud"]) == 1
+    assert main(["routing", "set", "fraud", "v1=0.9", "v2=0.1", "--reason", "ramp"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"model": "fraud", "revision": 1}
+    assert main(["routing", "set", "fraud", "v1=1", "--expected-revision", "0"]) == 1
+    assert "at revision 1, expected 0" in capsys.readouterr().err
+    assert main(["routing", "set", "fraud", "v1=0.5"]) == 2
+    assert "sum to 0.5" in capsys.readouterr().err
+    assert main(["routing", "show", "fraud"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["weights"] == {"v1": 0.9, "v2": 0.1} and shown["reason"] == "ramp"
+    assert main(["routing", "history", "fraud"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    with pytest.raises(SystemExit):
+        main(["routing", "set", "fraud", "v1:1"])

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "modelguard.cli.experiment",
     "modelguard.cli.drift",
     "modelguard.cli.control",
+    "modelguard.cli.routing",
 )
 
 

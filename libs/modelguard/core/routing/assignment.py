@@ -73,7 +73,7 @@ class CompiledTable:
     id). Immutable after construction, so it may be shared between threads.
     """
 
-    __slots__ = ("_entries", "_hasher", "_single", "salt", "slots", "weights")
+    __slots__ = ("_entries", "_hasher", "_pair", "_single", "salt", "slots", "weights")
 
     def __init__(
         self, weights: Mapping[str, float], *, slots: Mapping[str, int], salt: str
@@ -98,6 +98,8 @@ class CompiledTable:
             sorted(((32 * slots[v], 1.0 / w, v) for v, w in positive), key=lambda e: e[0])
         )
         self._single = positive[0][0] if len(positive) == 1 else None
+        # the common champion/challenger case, unrolled (same result as the loop)
+        self._pair = self._entries if len(self._entries) == 2 else None
 
     def choose(self, unit_id: str) -> str:
         """The version serving ``unit_id``."""
@@ -106,9 +108,15 @@ class CompiledTable:
         hasher = self._hasher.copy()
         hasher.update(unit_id.encode())
         h = int.from_bytes(hasher.digest())
+        log = math.log
+        pair = self._pair
+        if pair is not None:
+            (shift_a, inv_a, version_a), (shift_b, inv_b, version_b) = pair
+            score_a = -log((((h >> shift_a) & _MASK32) + 0.5) * _INV_2_32) * inv_a
+            score_b = -log((((h >> shift_b) & _MASK32) + 0.5) * _INV_2_32) * inv_b
+            return version_a if score_a <= score_b else version_b
         best = ""
         best_score = math.inf
-        log = math.log
         for shift, inv_weight, version in self._entries:
             score = -log((((h >> shift) & _MASK32) + 0.5) * _INV_2_32) * inv_weight
             if score < best_score:
