@@ -288,27 +288,21 @@ class SimulationEngine:
                             ),
                         )
                     )
+            common = {
+                "prediction_id": pid,
+                "model": spec.name,
+                "version": version,
+                "unit_id": unit,
+                "experiment_id": spec.experiment_id,
+                "event_time": when,
+                "task": spec.task,
+                "features": feats,
+                "latency_ms": min(latency, 3_600_000.0),
+            }
+            self.stats.predictions += 1
             if u_error[j] < error_rate:
                 self.stats.errors += 1
-                self.stats.predictions += 1
-                out.append(
-                    (
-                        t,
-                        seq,
-                        PredictionLogged(
-                            prediction_id=pid,
-                            model=spec.name,
-                            version=version,
-                            unit_id=unit,
-                            experiment_id=spec.experiment_id,
-                            event_time=when,
-                            task=spec.task,
-                            features=feats,
-                            latency_ms=min(latency, 3_600_000.0),
-                            error_type=error_type,
-                        ),
-                    )
-                )
+                out.append((t, seq, PredictionLogged(**common, error_type=error_type)))
                 continue
             correct = u_correct[j] < accuracy
             probabilities: dict[str, float] | None = None
@@ -321,24 +315,11 @@ class SimulationEngine:
             else:
                 truth = float(truth_vals[j])
                 predicted = truth + noise[j] * vspec.noise_std
-            self.stats.predictions += 1
             out.append(
                 (
                     t,
                     seq,
-                    PredictionLogged(
-                        prediction_id=pid,
-                        model=spec.name,
-                        version=version,
-                        unit_id=unit,
-                        experiment_id=spec.experiment_id,
-                        event_time=when,
-                        task=spec.task,
-                        features=feats,
-                        prediction=predicted,
-                        probabilities=probabilities,
-                        latency_ms=min(latency, 3_600_000.0),
-                    ),
+                    PredictionLogged(**common, prediction=predicted, probabilities=probabilities),
                 )
             )
             if u_label[j] < spec.labels.fraction:
