@@ -295,9 +295,25 @@ def test_ttl_expiry_orphans_duplicates_and_labels_after_ttl_are_counted() -> Non
 
 
 def test_events_for_closed_windows_are_counted_late_not_dropped_silently() -> None:
-    state, closed = run([pred(1, 0), pred(2, 100), pred(3, 10)], CFG, flush=True)
+    events = [pred(1, 0), label(1, 0), pred(2, 100), label(2, 100), pred(3, 10)]
+    state, closed = run(events, CFG, flush=True)
     assert state.late == {"prediction": 1}
     assert sum(w.metrics["n_predictions"] for w in closed if w.kind == "tumbling") == 2
+
+
+def test_a_label_or_prediction_arriving_after_its_grace_or_ttl_is_counted_at_once() -> None:
+    events = [pred(1, 500), label(1, 500), label(2, 10, model="fraud"), pred(3, 20)]
+    state, _ = run(events, CFG, flush=False)
+    assert state.orphan_labels == {"fraud": 1} and state.orphans == {}
+    assert state.versions[("fraud", "v1")].n_expired == 1 and state.pending == {}
+    assert state.late == {"prediction": 1, "expiry": 1}  # p3 expired into a closed window
+
+
+def test_an_input_never_seen_delays_windows_by_the_max_input_lag_only() -> None:
+    state, closed = run([pred(1, 0), pred(2, 300)], CFG, flush=False)
+    assert state.watermark == E0 + 295 - 300 and closed == []
+    state, closed = run([pred(1, 0), pred(2, 400)], CFG, flush=False)
+    assert [w.start - E0 for w in closed if w.kind == "tumbling"] == [0.0]
 
 
 def test_unknown_models_errors_and_regression_are_tracked_without_configuration() -> None:

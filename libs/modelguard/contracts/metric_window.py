@@ -21,7 +21,9 @@
 Event-time windows (``tumbling``) count a prediction at its ``event_time`` and a
 labelled pair at ``max(prediction time, label time)``. ``count`` windows are the last
 N labelled predictions, emitted every N new labels (their ``n_predictions`` is the
-number of labelled pairs). A window is computed per source partition (``partitions``
+number of labelled pairs; they depend on arrival order, so a replay after a crash may
+publish a different result under the same ``event_id``, while event-time windows are
+reproduced exactly). A window is computed per source partition (``partitions``
 names it): ``aggregate`` carries the mergeable state, so a consumer merges partials
 exactly with ``modelguard.core.metrics.merge_window_events``.
 """

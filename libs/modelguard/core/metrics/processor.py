@@ -21,8 +21,9 @@ Fates of events (all counted, none silently dropped):
 
 Watermark: per input (predictions, labels) the max event time minus
 ``allowed_lateness_s``; the partition's watermark is the smaller of the two, except
-that neither input may hold it back by more than ``max_input_lag_s`` (an idle labels
-stream must not stop windows from closing). It never goes back. When each stream is in
+that neither input may hold it back by more than ``max_input_lag_s`` (an idle or absent
+labels stream must not stop windows from closing, it only delays them). It never goes
+back. When each stream is in
 order within the allowed lateness, the closed windows do not depend on how the two
 topics' records interleave, so a replay reproduces them exactly.
 
@@ -339,6 +340,8 @@ class MetricsProcessor:
         pending: Pending = (e.model, e.version, e.task, e.prediction, e.probabilities, t)
         if orphan is not None:
             self._join(state, pid, pending, orphan[0], orphan[2], out)
+        elif t + self.config.label_ttl_s <= state.watermark:
+            self._expire(state, pid, pending, state.watermark)  # its TTL is already over
         else:
             state.pending[pid] = pending
 
@@ -355,6 +358,8 @@ class MetricsProcessor:
             _bump(state.duplicates, "label")
         elif pid in state.expired:
             state.labels_after_ttl += 1
+        elif t + self.config.orphan_grace_s <= state.watermark:
+            _bump(state.orphan_labels, e.model or "")  # its grace period is already over
         else:
             state.orphans[pid] = (e.label, e.model, t)
 
@@ -460,13 +465,11 @@ class MetricsProcessor:
         wl = None if state.max_label_time is None else state.max_label_time - cfg.allowed_lateness_s
         if wp is None and wl is None:
             return
-        if wp is None:
-            w = wl
-        elif wl is None:
-            w = wp
-        else:
-            w = min(max(wp, wl - cfg.max_input_lag_s), max(wl, wp - cfg.max_input_lag_s))
-        assert w is not None
+        # an input not seen yet counts as lagging: it holds the watermark max_input_lag_s back
+        lag = cfg.max_input_lag_s
+        wp = -math.inf if wp is None else wp
+        wl = -math.inf if wl is None else wl
+        w = min(max(wp, wl - lag), max(wl, wp - lag))
         if w <= state.watermark:
             return
         ttl = cfg.label_ttl_s

@@ -1,0 +1,285 @@
+"""Prometheus view of the processor state: built after each batch, read at scrape time.
+
+The loop builds an immutable :class:`LiveView` from the partition states (cumulative
+totals, last-N metrics) and swaps it in; :class:`MetricsCollector` renders the current
+view, so a scrape never reads state that is being changed. Counters come from totals
+kept in the (checkpointed) state, so they never double count after a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from modelguard.core.metrics import DURATION_BUCKETS_S, LogSketch, MetricsProcessor, PartitionState
+from modelguard.core.metrics.processor import VersionKey
+
+#: Last-N metric -> gauge name (labels model_name, model_version).
+LIVE_GAUGES = {
+    "accuracy": ("model_accuracy", "Accuracy over the last N labelled predictions."),
+    "precision": ("model_precision", "Precision (binary, else macro) over the last N labels."),
+    "recall": ("model_recall", "Recall (binary, else macro) over the last N labels."),
+    "f1": ("model_f1_score", "F1 score (binary, else macro) over the last N labels."),
+    "f1_macro": ("model_f1_macro_score", "Macro F1 over the last N labels."),
+    "auc": ("model_roc_auc", "ROC-AUC over the last N labels (with probabilities)."),
+    "log_loss": ("model_log_loss", "Log-loss over the last N labels (with probabilities)."),
+    "brier": ("model_brier_score", "Brier score over the last N labels."),
+    "mae": ("model_mae", "Mean absolute error over the last N labels (regression)."),
+    "rmse": ("model_rmse", "Root mean squared error over the last N labels (regression)."),
+    "mape": ("model_mape", "Mean absolute percentage error, last N labels (regression)."),
+    "accuracy_drop_percent": (
+        "model_version_accuracy_drop_percent",
+        "Accuracy drop of a version against the model's baseline, percent of baseline.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class VersionView:
+    live: dict[str, float]
+    predicted: dict[str, int]
+    errors: dict[str, int]
+    n_labelled: int
+    n_correct: int
+    n_expired: int
+    durations: dict[str, tuple[list[int], float]]  # stage -> (cumulative counts, sum)
+    label_delay: dict[str, float]  # quantile -> seconds
+    last_window: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class LiveView:
+    versions: dict[VersionKey, VersionView] = field(default_factory=dict)
+    orphans: dict[str, int] = field(default_factory=dict)
+    late: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    labels_after_ttl: int = 0
+    invalid_labels: int = 0
+    watermarks: dict[int, float] = field(default_factory=dict)
+    pending: dict[int, int] = field(default_factory=dict)
+    buckets: tuple[float, ...] = ()
+
+
+def _add(into: dict[str, int], other: dict[str, int]) -> None:
+    for k, v in other.items():
+        into[k] = into.get(k, 0) + v
+
+
+def build_view(processor: MetricsProcessor, states: Iterable[PartitionState]) -> LiveView:
+    """Merge the partition states this worker owns into one view."""
+    states = list(states)
+    keys = sorted({k for st in states for k in st.versions})
+    view = LiveView()  # filled below, then frozen into the returned value
+    for model, version in keys:
+        parts = [st.versions[(model, version)] for st in states if (model, version) in st.versions]
+        predicted: dict[str, int] = {}
+        errors: dict[str, int] = {}
+        durations: dict[str, tuple[list[int], float]] = {}
+        delay = LogSketch(alpha=parts[0].label_delay_s.alpha)
+        last_window: dict[str, dict[str, float]] = {}
+        for vs in parts:
+            _add(predicted, vs.predicted)
+            _add(errors, vs.errors)
+            delay.merge(vs.label_delay_s)
+            for stage, h in vs.durations.items():
+                counts, total = durations.get(stage, ([0] * len(h.counts), 0.0))
+                durations[stage] = (
+                    [a + b for a, b in zip(counts, h.counts, strict=True)],
+                    total + h.total,
+                )
+            last_window.update(vs.last_window_metrics)
+        view.versions[(model, version)] = VersionView(
+            live=processor.live(states, model, version),
+            predicted=predicted,
+            errors=errors,
+            n_labelled=sum(vs.n_labelled for vs in parts),
+            n_correct=sum(vs.n_correct for vs in parts),
+            n_expired=sum(vs.n_expired for vs in parts),
+            durations={
+                s: ([sum(c[: i + 1]) for i in range(len(c))], total)
+                for s, (c, total) in durations.items()
+            },
+            label_delay=(
+                {q: delay.quantile(float(q)) for q in ("0.5", "0.9", "0.99")} if delay.count else {}
+            ),
+            last_window=last_window,
+        )
+    for st in states:
+        _add(view.orphans, st.orphan_labels)
+        _add(view.late, st.late)
+        _add(view.duplicates, st.duplicates)
+        view.watermarks[st.partition] = st.watermark
+        view.pending[st.partition] = len(st.pending)
+    return LiveView(
+        versions=view.versions,
+        orphans=view.orphans,
+        late=view.late,
+        duplicates=view.duplicates,
+        labels_after_ttl=sum(st.labels_after_ttl for st in states),
+        invalid_labels=sum(st.invalid_labels for st in states),
+        watermarks=view.watermarks,
+        pending=view.pending,
+        buckets=DURATION_BUCKETS_S,
+    )
+
+
+class MetricsCollector(Collector):
+    """Renders the current :class:`LiveView` (``view`` is replaced by the loop)."""
+
+    def __init__(self) -> None:
+        self.view = LiveView()
+
+    def collect(self) -> Iterator[Metric]:
+        view = self.view
+        mv = ["model_name", "model_version"]
+        gauges = {k: GaugeMetricFamily(n, h, labels=mv) for k, (n, h) in LIVE_GAUGES.items()}
+        drop = GaugeMetricFamily(
+            "model_accuracy_drop_percent",
+            "Largest accuracy drop among a model's versions, percent of its baseline.",
+            labels=["model_name"],
+        )
+        concept = GaugeMetricFamily(
+            "model_concept_drift_detected",
+            "1 when a version's accuracy dropped significantly below the baseline.",
+            labels=["model_name"],
+        )
+        trend = GaugeMetricFamily(
+            "model_accuracy_trend",
+            "Accuracy of the last closed window minus the previous one, per window.",
+            labels=[*mv, "window"],
+        )
+        latency = GaugeMetricFamily(
+            "model_latency_quantile_seconds",
+            "Latency quantiles (p50/p95/p99) over the last closed window, per window.",
+            labels=[*mv, "window", "quantile"],
+        )
+        coverage = GaugeMetricFamily(
+            "model_label_coverage_ratio",
+            "Share of resolved predictions (labelled or expired) that got a label.",
+            labels=mv,
+        )
+        delay = GaugeMetricFamily(
+            "model_label_delay_seconds",
+            "Label delay quantiles (label time minus prediction time), since start.",
+            labels=[*mv, "quantile"],
+        )
+        predictions = CounterMetricFamily(
+            "model_predictions",
+            "Predictions served, by model version and predicted class.",
+            labels=[*mv, "predicted_class"],
+        )
+        errors = CounterMetricFamily(
+            "model_prediction_errors",
+            "Failed predictions, by model version and error type.",
+            labels=[*mv, "error_type"],
+        )
+        labelled = CounterMetricFamily(
+            "model_labels_joined", "Predictions joined with their label.", labels=mv
+        )
+        correct = CounterMetricFamily(
+            "model_correct_predictions", "Labelled predictions that were right.", labels=mv
+        )
+        expired = CounterMetricFamily(
+            "model_labels_expired",
+            "Predictions whose label did not arrive within the label TTL.",
+            labels=mv,
+        )
+        duration = HistogramMetricFamily(
+            "model_inference_duration_seconds",
+            "Serving latency by stage (total = whole request).",
+            labels=[*mv, "stage"],
+        )
+        worst: dict[str, float] = {}
+        drift: dict[str, float] = {}
+        for (model, version), v in view.versions.items():
+            for key, g in gauges.items():
+                if key in v.live:
+                    g.add_metric([model, version], v.live[key])
+            if "accuracy_drop_percent" in v.live:
+                worst[model] = max(worst.get(model, -1e300), v.live["accuracy_drop_percent"])
+            if "concept_drift" in v.live:
+                drift[model] = max(drift.get(model, 0.0), v.live["concept_drift"])
+            if "label_coverage" in v.live:
+                coverage.add_metric([model, version], v.live["label_coverage"])
+            for window, m in sorted(v.last_window.items()):
+                if "accuracy_trend" in m:
+                    trend.add_metric([model, version, window], m["accuracy_trend"])
+                for q in ("50", "95", "99"):
+                    if f"latency_p{q}_ms" in m:
+                        latency.add_metric(
+                            [model, version, window, f"0.{q}"], m[f"latency_p{q}_ms"] / 1000
+                        )
+            for q, s in v.label_delay.items():
+                delay.add_metric([model, version, q], s)
+            for c, n in sorted(v.predicted.items()):
+                predictions.add_metric([model, version, c], n)
+            for e, n in sorted(v.errors.items()):
+                errors.add_metric([model, version, e], n)
+            labelled.add_metric([model, version], v.n_labelled)
+            correct.add_metric([model, version], v.n_correct)
+            expired.add_metric([model, version], v.n_expired)
+            for stage, (cum, total) in sorted(v.durations.items()):
+                bounds = [f"{b:g}" for b in view.buckets] + ["+Inf"]
+                duration.add_metric(
+                    [model, version, stage],
+                    list(zip(bounds, [float(c) for c in cum], strict=True)),
+                    total,
+                )
+        for model, d in sorted(worst.items()):
+            drop.add_metric([model], d)
+        for model, f in sorted(drift.items()):
+            concept.add_metric([model], f)
+        yield from gauges.values()
+        yield from (drop, concept, trend, latency, coverage, delay)
+        yield from (predictions, errors, labelled, correct, expired, duration)
+        orphans = CounterMetricFamily(
+            "model_orphan_labels",
+            "Labels whose prediction never arrived within the grace period (model from the label).",
+            labels=["model_name"],
+        )
+        for model, n in sorted(view.orphans.items()):
+            orphans.add_metric([model or "unknown"], n)
+        late = CounterMetricFamily(
+            "modelguard_metrics_late_events",
+            "Events (or expiries) for an already closed window, left out of that window.",
+            labels=["kind"],
+        )
+        for kind, n in sorted(view.late.items()):
+            late.add_metric([kind], n)
+        dup = CounterMetricFamily(
+            "modelguard_metrics_duplicate_events",
+            "Predictions or labels seen again (same prediction id), not counted twice.",
+            labels=["kind"],
+        )
+        for kind, n in sorted(view.duplicates.items()):
+            dup.add_metric([kind], n)
+        other = CounterMetricFamily(
+            "modelguard_metrics_rejected_labels",
+            "Labels that could not be used, by reason.",
+            labels=["reason"],
+        )
+        other.add_metric(["after_ttl"], view.labels_after_ttl)
+        other.add_metric(["invalid_for_task"], view.invalid_labels)
+        wm = GaugeMetricFamily(
+            "modelguard_metrics_watermark_seconds",
+            "Event-time watermark per partition (Unix seconds).",
+            labels=["partition"],
+        )
+        pend = GaugeMetricFamily(
+            "modelguard_metrics_pending_predictions",
+            "Predictions waiting for their label, per partition.",
+            labels=["partition"],
+        )
+        for p, w in sorted(view.watermarks.items()):
+            if w > -1e300:
+                wm.add_metric([str(p)], w)
+            pend.add_metric([str(p)], view.pending.get(p, 0))
+        yield from (orphans, late, dup, other, wm, pend)

@@ -1,0 +1,39 @@
+"""Settings of the metrics processor (``MODELGUARD_METRICS_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from modelguard.adapters.settings import CommonSettings
+from modelguard.core.metrics import MetricsConfig
+
+
+class MetricsSettings(CommonSettings):
+    """Connection settings plus the processor's windows, TTLs and baselines.
+
+    ``MODELGUARD_METRICS_BASELINES='{"fraud": 0.92}'`` declares baseline accuracies.
+    """
+
+    metrics_window_lengths_s: tuple[float, ...] = (60.0, 300.0, 3600.0)
+    metrics_last_n: int = Field(default=1000, gt=0, le=100_000)
+    metrics_label_ttl_s: float = Field(default=3600.0, gt=0)
+    metrics_orphan_grace_s: float = Field(default=600.0, ge=0)
+    metrics_allowed_lateness_s: float = Field(default=10.0, ge=0)
+    metrics_max_input_lag_s: float = Field(default=300.0, ge=0)
+    metrics_baselines: dict[str, float] = Field(default_factory=dict)
+    metrics_drift_drop_percent: float = Field(default=10.0, gt=0)
+    metrics_checkpoint_interval_s: float = Field(default=1.0, gt=0)
+    metrics_refresh_interval_s: float = Field(default=0.1, gt=0)
+    metrics_group_id: str = Field(default="modelguard-metrics", pattern=r"^[A-Za-z0-9._-]+$")
+
+    def processor_config(self) -> MetricsConfig:
+        return MetricsConfig(
+            window_lengths_s=self.metrics_window_lengths_s,
+            last_n=self.metrics_last_n,
+            label_ttl_s=self.metrics_label_ttl_s,
+            orphan_grace_s=self.metrics_orphan_grace_s,
+            allowed_lateness_s=self.metrics_allowed_lateness_s,
+            max_input_lag_s=self.metrics_max_input_lag_s,
+            baselines=dict(self.metrics_baselines),
+            drift_drop_percent=self.metrics_drift_drop_percent,
+        )
