@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
@@ -44,8 +43,9 @@ from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.routing import RoutingTable
 from modelguard.core.routing import CompiledTable
+from modelguard.sdk.safelog import safe_logger
 
-log = structlog.get_logger("modelguard.routing")
+log = safe_logger("modelguard.routing")
 
 
 def utc_now() -> datetime:
@@ -338,6 +338,13 @@ class RoutingClient:
                         error=str(exc),
                         models=sorted(self._entries),
                     )
+                self.connected = False
+                self._metrics.connected.set(0)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+            except Exception:  # never let the listener die: keep the tables fresh
+                self._metrics.errors.labels("internal").inc()
+                log.exception("routing_listener_failed")
                 self.connected = False
                 self._metrics.connected.set(0)
                 self._stop.wait(backoff)

@@ -30,14 +30,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-import structlog
 
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.routing import RoutingTable
 from modelguard.core.routing import assign_slots, validate_weights
+from modelguard.sdk.safelog import safe_logger
 
-log = structlog.get_logger("modelguard.routing")
+log = safe_logger("modelguard.routing")
 
 #: KEYS: table hash, audit stream, models set. ARGV: expected revision, table JSON, channel,
 #: notice JSON, audit max length, model. Returns {1, new revision} or {0, current}.
@@ -122,6 +122,7 @@ class RoutingTableStore:
         decision_id: str | None = None,
         known_versions: Collection[str] | None = None,
         base: RoutingTable | None = None,
+        experiment_salt: str | None = None,
     ) -> RoutingTable:
         """Replace the weights of ``model`` if its revision is ``expected_revision``.
 
@@ -130,8 +131,9 @@ class RoutingTableStore:
         :class:`~modelguard.core.routing.WeightsError` for invalid weights. Versions
         missing from ``weights`` leave the table (give weight 0 to keep a version and
         its units' slot). ``experiment_id`` None keeps the current one unless
-        ``keep_experiment`` is False. ``base`` is the table at ``expected_revision``
-        when the caller already has it (saves a read).
+        ``keep_experiment`` is False. ``experiment_salt`` (the experiment's hashing salt;
+        None: the experiment id) is kept with the experiment when not given. ``base`` is
+        the table at ``expected_revision`` when the caller already has it (saves a read).
         """
         if isinstance(expected_revision, bool) or not isinstance(expected_revision, int):
             raise TypeError(f"expected_revision must be an int, got {expected_revision!r}")
@@ -144,12 +146,20 @@ class RoutingTableStore:
                 raise RevisionConflictError(model, expected_revision, base.revision)
         if experiment_id is None and keep_experiment and base is not None:
             experiment_id = base.experiment_id
+        if (
+            experiment_salt is None
+            and experiment_id is not None
+            and base is not None
+            and base.experiment_id == experiment_id
+        ):
+            experiment_salt = base.experiment_salt
         table = RoutingTable(
             model=model,
             revision=expected_revision + 1,
             weights=clean,
             slots=assign_slots(base.slots if base is not None else {}, clean),
             experiment_id=experiment_id,
+            experiment_salt=experiment_salt,
             updated_at=self._clock(),
             actor=actor,
             reason=reason,

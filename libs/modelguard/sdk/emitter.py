@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
-import structlog
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -49,8 +48,9 @@ from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 from modelguard.contracts.topics import Topics
 from modelguard.sdk.encode import InvalidEventError, PredictionEncoder
 from modelguard.sdk.latency import DURATION_BUCKETS, LatencyTimer, Stage
+from modelguard.sdk.safelog import safe_logger
 
-log = structlog.get_logger("modelguard.sdk")
+log = safe_logger("modelguard.sdk")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -356,7 +356,10 @@ class EventSDK:
 
     def _poll_loop(self) -> None:
         while not self._closed.is_set():
-            self._producer.poll(0.1)
+            try:
+                self._producer.poll(0.1)
+            except Exception:  # a failing callback must not stop delivery reports
+                log.exception("sdk_poll_failed")
 
     @property
     def buffered(self) -> int:
