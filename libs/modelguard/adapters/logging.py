@@ -12,6 +12,27 @@ import sys
 import structlog
 
 
+class _StderrLogger:
+    """Writes each rendered line to the ``sys.stderr`` of the moment of the call.
+
+    Binding the stream at configure time breaks when stderr is later replaced (test
+    capture, daemonisation): logging must never raise into the code that logs.
+    """
+
+    def msg(self, message: str) -> None:
+        try:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+        except (ValueError, OSError):
+            pass  # a closed or broken stderr loses the line, never the caller
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _stderr_logger_factory(*_args: object) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route structlog (and stdlib logging) to stderr as JSON lines (or console text)."""
     numeric = logging.getLevelName(level.upper())
@@ -31,6 +52,6 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger_factory,
         cache_logger_on_first_use=False,
     )
