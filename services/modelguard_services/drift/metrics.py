@@ -33,7 +33,7 @@ class DriftMetrics:
         )
         self.concept = Gauge(
             "model_concept_drift_detected",
-            "1 when the error stream's rate rose (ADWIN) in the current or last window.",
+            "1 when the error rate rose above its baseline (ADWIN alarm), until it is back.",
             mv,
             registry=registry,
         )
@@ -120,9 +120,7 @@ class DriftMetrics:
         self.windows.labels(r.model, r.version).inc()
         self.ratio.labels(r.model, r.version).set(v.drifted_share)
         self.data_drift.labels(r.model, r.version).set(1 if v.dataset_drift or seq else 0)
-        self.concept.labels(r.model, r.version).set(
-            1 if any(s.drift_detected for s in r.concept) else 0
-        )
+        self.concept.labels(r.model, r.version).set(1 if r.concept_drifted else 0)
         for res in v.results:
             if res.kind not in ("data", "prediction") or not res.feature:
                 continue

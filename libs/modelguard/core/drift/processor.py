@@ -28,6 +28,7 @@ if a later stage wants to combine workers exactly.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,6 +72,7 @@ class DriftConfig:
     horizon: int = 10_000
     max_pending_predictions: int = 100_000
     adwin_delta: float = 0.002
+    concept_baseline_labels: int = 500
 
     @property
     def evaluation(self) -> EvaluationConfig:
@@ -117,6 +119,8 @@ class WindowReport:
     verdict: WindowVerdict
     sequential: tuple[DriftSignal, ...] = ()
     concept: tuple[DriftSignal, ...] = ()
+    #: the error rate is still above the baseline by the LOW effect after an alarm
+    concept_drifted: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,21 +135,34 @@ HEADLINE_TESTS = frozenset({"ks", "chi_square", "drifted_share"})
 
 
 class _Concept:
-    def __init__(self, delta: float) -> None:
+    """ADWIN on the error stream, judged against a baseline error rate: the mean error
+    of the first ``baseline_labels`` labels (the model's normal error rate)."""
+
+    def __init__(self, delta: float, baseline_labels: int) -> None:
         self.adwin = ADWIN(delta=delta)  # type: ignore[no-untyped-call]
+        self.baseline_labels = baseline_labels
         self.n = 0
         self.errors = 0.0
+        self.baseline: float | None = None
         self.drifted = False
 
-    def update(self, error: float) -> tuple[float, float] | None:
-        """(error rate before, after) when ADWIN detects a change."""
-        before = float(self.adwin.estimation)
+    @property
+    def estimation(self) -> float:
+        return float(self.adwin.estimation)
+
+    def increase(self) -> float:
+        return self.estimation - (self.baseline if self.baseline is not None else 0.0)
+
+    def update(self, error: float) -> bool:
+        """True when ADWIN detects a change (after the baseline is known)."""
         self.adwin.update(error)  # type: ignore[no-untyped-call]
         self.n += 1
         self.errors += error
-        if self.adwin.drift_detected:
-            return before, float(self.adwin.estimation)
-        return None
+        if self.baseline is None:
+            if self.n >= self.baseline_labels:
+                self.baseline = self.errors / self.n
+            return False
+        return bool(self.adwin.drift_detected)
 
 
 @dataclass
@@ -324,8 +341,14 @@ class DriftProcessor:
             mon.window_start = obs[0].event_time
         mon.window_end = obs[-1].event_time
         mon.window.n_events += len(obs)
+        dicts = [o.features for o in obs]
+        plain = all(type(d) is dict for d in dicts)
+        values: list[object]
         for name, prof in ref.features.items():
-            values = [o.features.get(name) for o in obs]
+            if plain:  # C-level lookups: the hot loop of the processor
+                values = list(map(dict.get, dicts, itertools.repeat(name)))  # type: ignore[arg-type]
+            else:
+                values = [d.get(name) for d in dicts]
             acc = mon.window.features[name]
             if isinstance(acc, NumericAccumulator) and isinstance(prof, NumericProfile):
                 x = acc.add(prof, values)
@@ -458,6 +481,9 @@ class DriftProcessor:
                 continue
             signals.append(self._result_signal(mon, r))
         assert mon.window_start is not None and mon.window_end is not None
+        if mon.concept is not None and mon.concept.drifted:
+            still = sev.from_effect("error_rate", mon.concept.increase()) >= Severity.LOW
+            mon.concept.drifted = still
         report = WindowReport(
             model=mon.reference.model,
             version=mon.version,
@@ -468,6 +494,7 @@ class DriftProcessor:
             verdict=verdict,
             sequential=tuple(mon.seq_signals),
             concept=tuple(mon.concept_signals),
+            concept_drifted=mon.concept is not None and mon.concept.drifted,
         )
         out.extend(signals)
         out.append(report)
@@ -508,7 +535,7 @@ class DriftProcessor:
         if mon is None:
             return []
         if mon.concept is None:
-            mon.concept = _Concept(self.config.adwin_delta)
+            mon.concept = _Concept(self.config.adwin_delta, self.config.concept_baseline_labels)
         if (
             task == "regression"
             and isinstance(prediction, int | float)
@@ -519,11 +546,10 @@ class DriftProcessor:
             error = min(1.0, abs(float(prediction) - float(label.label)) / (2 * scale))
         else:
             error = 0.0 if str(prediction) == str(label.label) else 1.0
-        change = mon.concept.update(error)
-        if change is None:
+        if not mon.concept.update(error):
             return []
-        before, after = change
-        increase = after - before
+        increase = mon.concept.increase()
+        after = mon.concept.estimation
         severity = sev.from_effect("error_rate", increase) if increase > 0 else Severity.NONE
         detected = severity >= Severity.LOW
         mon.concept.drifted = detected
@@ -537,7 +563,7 @@ class DriftProcessor:
             statistic=after,
             p_value=None,
             effect=increase,
-            threshold=self.config.adwin_delta,
+            threshold=mon.concept.baseline,
             detected=detected,
             severity=severity,
             n_reference=mon.concept.n,

@@ -14,6 +14,7 @@ regression output) are profiled the same way under the names in :data:`OUTPUT_NA
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -139,7 +140,7 @@ class ReferenceProfile:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
-    @property
+    @functools.cached_property
     def reference_id(self) -> str:
         """Content hash (16 hex digits) of the distributions; the same data gives the
         same id whatever the source label or creation time."""

@@ -27,6 +27,7 @@ takes one value with river's interface (``drift_detected`` after each update).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -159,6 +160,7 @@ class SlidingWindowKS(_WindowTest):
         self.reference = reference
         self._ref_cdf = np.cumsum(reference.probabilities)[:-1]
         self._edges = np.asarray(reference.edges)
+        self._edge_list = list(reference.edges)
 
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
         cdf = np.cumsum(hist, axis=1)[:, :-1] / self.window
@@ -170,7 +172,7 @@ class SlidingWindowKS(_WindowTest):
     def update(self, x: float) -> bool:
         """River-style single update. Checks happen every ``stride`` values, so values
         are buffered until the next check: the verdict is identical to ``update_many``."""
-        self._pending.append(int(np.searchsorted(self._edges, x, side="right")))
+        self._pending.append(bisect.bisect_right(self._edge_list, x))
         if (self._hist.seen + len(self._pending)) % self._hist.stride == 0:
             bins = np.asarray(self._pending, dtype=np.intp)
             self._pending.clear()

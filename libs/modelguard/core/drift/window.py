@@ -44,6 +44,7 @@ from modelguard.core.drift.reference import (
 
 IntArray = npt.NDArray[np.intp]
 MAX_UNSEEN_TRACKED = 50
+_FAST_NUMERIC = frozenset({float, int, type(None)})
 
 
 @dataclass
@@ -65,6 +66,18 @@ class NumericAccumulator:
 
     def add(self, profile: NumericProfile, values: Sequence[object]) -> npt.NDArray[np.float64]:
         """Count ``values`` (raw feature values); returns the numeric ones."""
+        kinds = set(map(type, values))
+        if kinds <= _FAST_NUMERIC:  # the common case: numbers and missing values only
+            n_none = values.count(None) if type(None) in kinds else 0
+            self.missing += n_none
+            raw = [v for v in values if v is not None] if n_none else values
+            x = np.asarray(raw, dtype=np.float64)
+            finite = np.isfinite(x)
+            if not finite.all():
+                self.missing += int(x.size - finite.sum())
+                x = x[finite]
+            self._count(profile, x)
+            return x
         present: list[float] = []
         for v in values:
             if is_number(v):
@@ -78,13 +91,16 @@ class NumericAccumulator:
             else:
                 self.type_errors += 1
         x = np.asarray(present, dtype=np.float64)
+        self._count(profile, x)
+        return x
+
+    def _count(self, profile: NumericProfile, x: npt.NDArray[np.float64]) -> None:
         if x.size:
             bins = profile.bin_of(x)
             self.counts += np.bincount(bins, minlength=profile.n_bins)
             self.sums += np.bincount(bins, weights=x, minlength=profile.n_bins)
             self.below += int(np.count_nonzero(x < profile.minimum))
             self.above += int(np.count_nonzero(x > profile.maximum))
-        return x
 
     def merge(self, other: NumericAccumulator) -> NumericAccumulator:
         return NumericAccumulator(

@@ -1,0 +1,158 @@
+"""Drift end to end: the traffic simulator (in process, seeded) -> real Kafka -> drift
+service (reference learned from live traffic and shared through real Redis) -> drift
+signals on Kafka and metrics scraped by a real Prometheus.
+
+Scenario: model ``fraud`` v1; at 40 s its ``amount`` feature shifts by 0.8 sigma and the
+world changes under it (accuracy x 0.6). ``score_a`` and ``country`` are untouched and
+must stay quiet.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+import redis
+from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
+
+from modelguard.adapters.drift_store import ReferenceStore
+from modelguard.adapters.prometheus import MetricsServer
+from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts import DriftSignal, LabelObserved, PredictionLogged, Topics
+from modelguard.contracts.codec import decode_event, encode_event
+from modelguard.core.drift.processor import DriftConfig
+from modelguard.core.simulation import Scenario, SimulationEngine
+from modelguard_services.drift.app import DriftService
+from tests.support.kafka import read_all
+from tests.support.prom import PrometheusHelper, value
+from tests.support.servers import Servers
+
+pytestmark = pytest.mark.e2e
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+SCENARIO = {
+    "name": "drift-e2e",
+    "seed": 5,
+    "duration_seconds": 80,
+    "rate_per_second": 100,
+    "models": [
+        {
+            "name": "fraud",
+            "features": {
+                "amount": {"kind": "normal", "mean": 100.0, "std": 15.0},
+                "score_a": {"kind": "normal", "mean": 0.0, "std": 1.0},
+                "country": {"kind": "categorical", "values": {"US": 0.6, "DE": 0.3, "FR": 0.1}},
+            },
+            "versions": {"v1": {"accuracy": 0.92}},
+            "weights": {"v1": 1.0},
+            "labels": {"fraction": 1.0, "delay_seconds": {"kind": "constant", "value": 0.5}},
+        }
+    ],
+    "incidents": [
+        {"kind": "data_drift", "model": "fraud", "feature": "amount", "at": 40, "shift": 12.0},
+        {"kind": "concept_drift", "model": "fraud", "at": 40, "accuracy_factor": 0.6},
+    ],
+}
+
+
+def _wait(cond: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_injected_drift_raises_its_signals_and_metrics_untouched_features_stay_quiet(
+    servers: Servers,
+    topics: Topics,
+    settings: CommonSettings,
+    redis_client: redis.Redis,
+    prometheus: PrometheusHelper,
+) -> None:
+    engine = SimulationEngine(
+        Scenario.model_validate(SCENARIO), start_time=T0, id_prefix=topics.prefix
+    )
+    registry = CollectorRegistry()
+    metrics = MetricsServer(registry)
+    job = prometheus.register(metrics.target)
+    service = DriftService(
+        settings,
+        registry,
+        config=DriftConfig(window_events=1000, warmup_events=1500),
+        group_id=f"g-{topics.prefix}",
+    )
+    stop = threading.Event()
+    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    worker.start()
+    producer = Producer({"bootstrap.servers": servers.kafka_bootstrap, "linger.ms": 5})
+    sent = 0
+    try:
+        # Two phases, each fully consumed before the next: count windows follow arrival
+        # order, and labels are produced after their predictions (as in production).
+        for seconds in (40, 40):
+            events = engine.run_for(seconds)
+            preds = [e for e in events if isinstance(e, PredictionLogged)]
+            labels = [e for e in events if isinstance(e, LabelObserved)]
+            for p in preds:
+                producer.produce(
+                    topics.predictions, key=p.prediction_id.encode(), value=encode_event(p)
+                )
+            assert producer.flush(10) == 0
+            sent += len(preds)
+            _wait(lambda n=sent: service.processed >= n)  # type: ignore[misc]
+            for lab in labels:
+                producer.produce(
+                    topics.labels, key=lab.prediction_id.encode(), value=encode_event(lab)
+                )
+            assert producer.flush(10) == 0
+            sent += len(labels)
+            _wait(lambda n=sent: service.processed >= n)  # type: ignore[misc]
+
+        learned = ReferenceStore(redis_client, settings.redis_prefix).load("fraud", "v1")
+        assert learned is not None and learned.source.startswith("warm-up")
+        assert set(learned.features) == {"amount", "score_a", "country"}
+
+        sel = f'job_id="{job}",model_name="fraud",model_version="v1"'
+        prometheus.wait_for(
+            f"model_concept_drift_detected{{{sel}}}",
+            lambda r: bool(r) and value(r) == 1.0,
+            timeout=30,
+        )
+        flags = {
+            r["metric"]["feature"]: float(r["value"][1])
+            for r in prometheus.query(f"model_feature_drift_detected{{{sel}}}")
+        }
+        assert flags == {"amount": 1.0, "score_a": 0.0, "country": 0.0}
+        assert value(prometheus.query(f"model_data_drift_detected{{{sel}}}")) == 1.0
+        psi = {
+            r["metric"]["feature"]: float(r["value"][1])
+            for r in prometheus.query(f"psi_score{{{sel}}}")
+        }
+        assert psi["amount"] > 0.2 and psi["score_a"] < 0.1 and psi["country"] < 0.1
+    finally:
+        stop.set()
+        worker.join(timeout=15)
+        metrics.close()
+    assert not worker.is_alive()
+
+    msgs = read_all(servers.kafka_bootstrap, topics.drift_signals, service.signals_sent)
+    signals = [decode_event(DriftSignal, m.value()) for m in msgs]
+    assert len(signals) == service.signals_sent
+    drift_start = T0.replace(second=40)
+    by_feature: dict[str | None, list[DriftSignal]] = {}
+    for s in signals:
+        if s.drift_detected:
+            by_feature.setdefault(s.feature, []).append(s)
+    assert set(by_feature) >= {"amount", None}
+    assert "score_a" not in by_feature and "country" not in by_feature
+    assert all(s.window_end >= drift_start for s in by_feature["amount"])
+    concept = [s for s in signals if s.kind == "concept" and s.drift_detected]
+    assert concept and all(s.window_end >= drift_start for s in concept)
+    windows = [s for s in signals if s.feature == "amount" and s.test == "ks"]
+    before = [s for s in windows if s.window_end < drift_start]
+    after = [s for s in windows if s.window_start >= drift_start]
+    assert before and not any(s.drift_detected for s in before)
+    assert after and all(s.drift_detected for s in after)
