@@ -11,7 +11,9 @@ import redis
 
 from modelguard.contracts.experiments import ExperimentKeys
 from modelguard.contracts.redis_keys import RedisKeys
+from modelguard.core.routing import CompiledTable
 from modelguard.experiments.registry import ExperimentRegistry, RegistryError, SpecRevisionError
+from modelguard.routing.client import RoutingClient
 from modelguard.routing.store import RoutingTableStore
 
 pytestmark = pytest.mark.integration
@@ -114,3 +116,35 @@ def test_validation_cas_audit_and_lifecycle(
     ]
     with pytest.raises(RegistryError, match="is stopped"):
         registry.start("exp1", actor="alice")
+
+
+def test_routing_assigns_units_with_the_spec_salt(
+    registry: ExperimentRegistry, redis_client: redis.Redis, redis_keys: RedisKeys
+) -> None:
+    """The spec's salt (default: the experiment id) is what the routing client hashes
+    with, and later weight changes of the experiment (bandit, controller) keep it."""
+    store = RoutingTableStore(redis_client, redis_keys)
+    registry.create(spec_data(1, salt="shared-salt"), actor="test")
+    registry.create(spec_data(2), actor="test")
+    registry.start("exp1", actor="test")
+    registry.start("exp2", actor="test")
+    salted, default = store.read("model1"), store.read("model2")
+    assert salted is not None and salted.salt == "shared-salt"
+    assert default is not None and default.salt == "exp2"
+    units = [f"user-{i}" for i in range(400)]
+    with RoutingClient(redis_client, redis_keys, models=["model1", "model2"]) as router:
+        got = [router.version_for("model1", u) for u in units]
+        by_salt = CompiledTable(salted.weights, slots=salted.slots, salt="shared-salt")
+        by_id = CompiledTable(salted.weights, slots=salted.slots, salt="exp1")
+        assert got == [by_salt.choose(u) for u in units]
+        assert got != [by_id.choose(u) for u in units]  # the salt changes the assignment
+        # a second experiment with the same salt assigns the same units the same way
+        assert [router.version_for("model2", u, salt="shared-salt") for u in units] == got
+    spec = registry.require("exp1")
+    registry.set_split(spec, {"v1": 0.3, "v2": 0.7}, actor="bandit", reason="test")
+    store.update("model1", lambda t: {"v1": 0.2, "v2": 0.8}, actor="controller")
+    after = store.read("model1")
+    assert after is not None and after.salt == "shared-salt" and after.revision == 3
+    registry.pause("exp1", actor="test")
+    paused = store.read("model1")
+    assert paused is not None and paused.experiment_salt is None and paused.salt == "model1"

@@ -18,9 +18,11 @@ from modelguard.contracts.experiments import (
     OutcomeObserved,
     RampStep,
 )
+from modelguard.contracts.predictions import PredictionLogged
 from modelguard.core.experiments import bookkeeping as bk
-from modelguard.core.experiments.analysis import SplitEpoch, analyze
+from modelguard.core.experiments.analysis import SplitEpoch, analysis_task, analyze
 from modelguard.core.experiments.bandit import bandit_update, ramp_split, step_toward
+from modelguard.core.simulation import Scenario, SimulationEngine
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -102,7 +104,7 @@ def test_units_counted_once_and_conflicts_counted() -> None:
 
 
 def test_outcomes_deduplicated_and_order_independent() -> None:
-    events = [
+    events: list[ExposureLogged | OutcomeObserved] = [
         exp("u1", "v1"),
         out("u1", 1.0, "o1"),
         out("u1", 1.0, "o1"),  # duplicate delivery
@@ -284,3 +286,79 @@ def test_step_toward_and_ramp() -> None:
     )
     assert ramp_split(s, T0 + timedelta(seconds=10)) == pytest.approx({"v1": 0.9, "v2": 0.1})
     assert ramp_split(s, T0 + timedelta(seconds=700)) == pytest.approx({"v1": 0.5, "v2": 0.5})
+
+
+def test_unattributed_outcomes_count_for_every_experiment_of_the_unit() -> None:
+    """ADR 0004 amendment: an outcome without an experiment id (a business conversion)
+    counts for each experiment the unit is in, also one it joins later; an attributed
+    outcome only for its own experiment."""
+    state, notes = bk.run(
+        [
+            exp("u1", "v1", experiment="e1"),
+            exp("u1", "v2", experiment="e2"),
+            out("u1", 1.0, "c1", experiment=None),
+            out("u2", 1.0, "c2", experiment=None),  # u2 not exposed yet: waits
+            exp("u2", "v1", experiment="e2"),
+            out("u3", 1.0, "c3", experiment="e1"),
+            exp("u3", "v2", experiment="e1"),
+            exp("u3", "v1", experiment="e2"),
+        ]
+    )
+    assert notes[2:4] == ["outcome_applied", "outcome_pending"]
+    conv = {e: state.experiments[e].metrics["conversion"] for e in ("e1", "e2")}
+    assert conv["e1"]["v1"][bk.SMAX] == 1.0  # u1
+    assert conv["e2"]["v2"][bk.SMAX] == 1.0  # u1
+    assert conv["e2"]["v1"][bk.SMAX] == 1.0  # u2 (joined later); not u3's e1 outcome
+    assert conv["e1"]["v2"][bk.SMAX] == 1.0  # u3's own outcome
+    assert state.experiments["e2"].units == {"v1": 2, "v2": 1}
+
+
+def test_analysis_task_is_stable_and_spreads_experiments() -> None:
+    ids = [f"exp-{i}" for i in range(300)]
+    tasks = [analysis_task(e, 3) for e in ids]
+    assert tasks == [analysis_task(e, 3) for e in ids]
+    counts = [tasks.count(t) for t in range(3)]
+    assert min(counts) > 70, counts  # roughly a third each, none pinned to task 0
+    assert {analysis_task(e, 1) for e in ids} == {0}
+    with pytest.raises(ValueError, match="partitions"):
+        analysis_task("e", 0)
+
+
+def _sim(incidents: list[dict[str, object]]) -> SimulationEngine:
+    scenario = Scenario.model_validate(
+        {
+            "name": "loss",
+            "seed": 5,
+            "rate_per_second": 200,
+            "units": 1_000_000,
+            "models": [
+                {
+                    "name": "m",
+                    "experiment_id": "e",
+                    "versions": {"v1": {}, "v2": {}},
+                    "weights": {"v1": 0.5, "v2": 0.5},
+                }
+            ],
+            "incidents": incidents,
+        }
+    )
+    return SimulationEngine(scenario, start_time=T0)
+
+
+def test_simulator_exposure_loss_drops_a_share_of_one_arm() -> None:
+    plain = _sim([]).run_for(20)
+    inactive = _sim(
+        [{"kind": "exposure_loss", "model": "m", "version": "v2", "at": 100, "fraction": 0.5}]
+    ).run_for(20)
+    assert inactive == plain  # no extra draws while no loss is active
+    engine = _sim(
+        [{"kind": "exposure_loss", "model": "m", "version": "v2", "at": 0, "fraction": 0.3}]
+    )
+    events = engine.run_for(20)
+    arms = [e.arm for e in events if isinstance(e, ExposureLogged)]
+    units = {e.unit_id for e in events if isinstance(e, PredictionLogged)}
+    assert engine.stats.exposures == len(arms) and engine.stats.exposures_lost > 0
+    assert engine.stats.exposures + engine.stats.exposures_lost == len(units)
+    share_v2 = arms.count("v2") / len(arms)
+    expected = 0.5 * 0.7 / (0.5 * 0.7 + 0.5)  # 0.41
+    assert abs(share_v2 - expected) < 0.03, share_v2

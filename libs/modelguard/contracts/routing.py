@@ -28,6 +28,7 @@ from modelguard.contracts.base import (
     VersionName,
 )
 from modelguard.contracts.common import Weight
+from modelguard.contracts.limits import LIMITS
 
 #: Versions one table holds at once (``modelguard.core.routing.MAX_SLOTS``).
 MAX_TABLE_VERSIONS = 16
@@ -41,7 +42,8 @@ class RoutingTable(Event):
 
     ``slots`` gives each version a stable hash slot (kept across revisions, so a unit
     returns to its version when old weights are restored). ``experiment_id``, when set,
-    salts the assignment and is the experiment of exposure events. ``decision_id``
+    is the experiment of exposure events and salts the assignment, unless
+    ``experiment_salt`` (the experiment spec's ``salt``) is set. ``decision_id``
     links the change to its :class:`~modelguard.contracts.decisions.RoutingDecision`.
     """
 
@@ -52,6 +54,9 @@ class RoutingTable(Event):
     weights: dict[VersionName, Weight] = Field(min_length=1, max_length=MAX_TABLE_VERSIONS)
     slots: dict[VersionName, Slot] = Field(max_length=MAX_TABLE_VERSIONS)
     experiment_id: Identifier | None = None
+    experiment_salt: Annotated[str, Field(min_length=1, max_length=LIMITS.max_id_length)] | None = (
+        None
+    )
     updated_at: EventTime
     actor: BoundedStr = "unknown"
     reason: BoundedStr = ""
@@ -66,9 +71,12 @@ class RoutingTable(Event):
             raise ValueError("slots must name exactly the versions of weights")
         if len(set(self.slots.values())) != len(self.slots):
             raise ValueError("slots must be distinct")
+        if self.experiment_salt is not None and self.experiment_id is None:
+            raise ValueError("experiment_salt needs an experiment_id")
         return self
 
     @property
     def salt(self) -> str:
-        """Hash salt of the assignment: the experiment id, else the model name."""
-        return self.experiment_id or self.model
+        """Hash salt of the assignment: the experiment's salt (default: its id), else
+        the model name."""
+        return self.experiment_salt or self.experiment_id or self.model

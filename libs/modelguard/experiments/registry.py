@@ -5,8 +5,9 @@ a Lua script writes it only when the stored revision is the expected one, and in
 same step appends to the audit stream, updates the indexes and publishes a change
 notice. Starting, pausing, stopping and every split change (ramp, bandit, manual)
 also write the model's routing table through the routing table writer (issue 3's
-``RoutingTableStore``, compare-and-set on its own revision) with the experiment id, which
-is what routing clients read to assign units, and append to the split history used by
+``RoutingTableStore``, compare-and-set on its own revision) with the experiment id and
+its ``salt`` (the hash salt of the assignment; default: the experiment id), which is
+what routing clients read to assign units, and append to the split history used by
 the sample-ratio check.
 
 One model runs at most one experiment at a time (its routing table carries a single
@@ -61,6 +62,7 @@ class RoutingWriter(Protocol):
         reason: str = "",
         experiment_id: str | None = None,
         keep_experiment: bool = True,
+        experiment_salt: str | None = None,
     ) -> RoutingTable: ...
 
 
@@ -196,7 +198,7 @@ class ExperimentRegistry:
         return self._store(new, expected_revision, "update", actor)
 
     def start(self, experiment_id: str, *, actor: str) -> ExperimentSpec:
-        """Run (or resume) the experiment: route its split with its id as the salt."""
+        """Run (or resume) the experiment: route its split, assigning units with its salt."""
         spec = self.require(experiment_id)
         if spec.status == "running":
             return spec
@@ -283,6 +285,7 @@ class ExperimentRegistry:
                     reason=f"{spec.experiment_id}: {reason}",
                     experiment_id=spec.experiment_id if keep else None,
                     keep_experiment=keep,
+                    experiment_salt=spec.salt if keep else None,
                 )
             except Exception as exc:  # RevisionConflictError of the writer: retry
                 if type(exc).__name__ != "RevisionConflictError" or attempt == 4:

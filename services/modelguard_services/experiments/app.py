@@ -4,13 +4,21 @@ Tasks: partition p of the exposures and outcomes topics (both keyed by unit id, 
 partition count; the default range assignor gives both to one consumer). A task's state
 is restored from its Redis checkpoint on assignment and the consumer is positioned at
 the checkpoint's offsets, so state and offsets move together (no double counting after a
+restart). A task's saved offset is the consumer's position after each poll, so it also
+moves past messages that were dead-lettered (none is dead-lettered twice after a
 restart). Checkpoints write the changed unit records, the task's partial aggregates and
 its offsets in one MULTI/EXEC.
 
-The worker that owns task 0 analyses every running experiment each
-``analysis_interval`` seconds: merges the partials of all tasks, runs the statistics,
-publishes an ``ExperimentAnalysis`` (keyed by model), updates the per-arm gauges,
-applies ramp steps and bandit weights through the registry (routing table writer).
+Analyses are spread over the workers: experiment ``e`` is analysed by the worker that
+owns task ``analysis_task(e, partitions)`` (a stable hash), so no single partition's
+owner carries them all and each experiment has one analyst while the group is stable
+(during a rebalance two may briefly overlap, which is harmless: the running p-value
+only decreases, bandit updates are rate-limited through Redis and routing writes are
+compare-and-set). Every ``analysis_interval`` seconds the analyst merges the partials
+of all tasks (ADR 0002: per-partition partials merged downstream), runs the
+statistics, publishes an ``ExperimentAnalysis`` (keyed by model), updates the per-arm
+gauges, and applies ramp steps and bandit weights through the registry (routing table
+writer).
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from modelguard.contracts.experiments import (
     OutcomeObserved,
 )
 from modelguard.core.experiments import bookkeeping as bk
-from modelguard.core.experiments.analysis import analyze
+from modelguard.core.experiments.analysis import analysis_task, analyze
 from modelguard.core.experiments.bandit import bandit_update, ramp_split
 from modelguard.experiments.registry import ExperimentRegistry
 from modelguard.routing.store import RoutingTableStore
@@ -177,6 +185,7 @@ class ExperimentsService:
         self.metrics = ExperimentMetrics(registry)
         self.tasks: dict[int, bk.TaskState] = {}
         self._offsets: dict[int, dict[str, int]] = {}
+        self._partitions: int | None = None
         self.processed = 0
         self.analyses: list[ExperimentAnalysis] = []
 
@@ -257,6 +266,15 @@ class ExperimentsService:
             offs[r.topic] = max(offs.get(r.topic, 0), r.offset + 1)
         self.processed += len(batch)
 
+    def _advance_to_positions(self) -> None:
+        """Saved offsets follow the consumer's position: every message before it was
+        either handled or dead-lettered (so a trailing bad message is not re-read)."""
+        for tp in self._raw.position(self._raw.assignment()):
+            if tp.offset < 0 or tp.partition not in self.tasks:
+                continue
+            offs = self._offsets.setdefault(tp.partition, {})
+            offs[tp.topic] = max(offs.get(tp.topic, 0), tp.offset)
+
     def run(self, stop: threading.Event, *, idle_exit_seconds: float | None = None) -> int:
         last_seen = last_ckpt = time.monotonic()
         last_analysis = 0.0
@@ -264,6 +282,7 @@ class ExperimentsService:
             while not stop.is_set():
                 batch = self._consumer.poll(max_messages=1000, timeout=0.2)
                 self.handle(batch)
+                self._advance_to_positions()
                 self._consumer.done(batch)
                 self._producer.poll(0)
                 now = time.monotonic()
@@ -272,7 +291,7 @@ class ExperimentsService:
                 if now - last_ckpt >= self._checkpoint_interval:
                     self.checkpoint()
                     last_ckpt = now
-                if 0 in self.tasks and now - last_analysis >= self._analysis_interval:
+                if self.tasks and now - last_analysis >= self._analysis_interval:
                     self.checkpoint()
                     self.analyze_all()
                     last_analysis = now
@@ -289,9 +308,27 @@ class ExperimentsService:
     def merged(self, experiment_id: str) -> bk.ExperimentPartial:
         return self.registry.merged_partial(experiment_id, self._group)
 
+    def partitions(self) -> int:
+        """Partition count of the exposures topic (read once from the broker)."""
+        if self._partitions is None:
+            meta = self._raw.list_topics(self._topics.exposures, timeout=10)
+            topic = meta.topics.get(self._topics.exposures)
+            count = len(topic.partitions) if topic is not None else 0
+            if count == 0:
+                raise RuntimeError(f"topic {self._topics.exposures!r} has no partitions")
+            self._partitions = count
+        return self._partitions
+
+    def owns(self, experiment_id: str) -> bool:
+        """True when this worker is the analyst of ``experiment_id`` (see module doc)."""
+        return analysis_task(experiment_id, self.partitions()) in self.tasks
+
     def analyze_all(self) -> list[ExperimentAnalysis]:
+        """Analyse the running experiments this worker owns."""
         out = []
         for spec in self.registry.all("running"):
+            if not self.owns(spec.experiment_id):
+                continue
             try:
                 out.append(self.analyze_one(spec))
             except Exception:  # one experiment's failure never stops the others

@@ -13,6 +13,7 @@ Decision rule (ADR 0004):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,19 @@ class SplitEpoch:
 
     start: float
     weights: Mapping[str, float]
+
+
+def analysis_task(experiment_id: str, partitions: int) -> int:
+    """The task (partition) whose owner analyses ``experiment_id``: a stable hash, so
+    experiments spread over the processor's workers and none depends on partition 0.
+
+    >>> analysis_task("exp1", 1)
+    0
+    """
+    if partitions < 1:
+        raise ValueError(f"partitions must be >= 1, got {partitions}")
+    digest = hashlib.blake2b(experiment_id.encode(), digest_size=8, person=b"mg-analyst").digest()
+    return int.from_bytes(digest, "big") % partitions
 
 
 def _finite(x: float | None) -> float | None:

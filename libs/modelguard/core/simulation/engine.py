@@ -21,7 +21,9 @@ same scenario gives the same events. ``assign(model, unit_id, event_time)`` pick
 version (default: sticky weighted assignment from the scenario's weights; the
 simulator service passes the Redis routing client). Labels (and outcomes, for models
 in an experiment) are released when their delay has elapsed; exposures are emitted
-the first time a unit is seen on an arm.
+the first time a unit is seen on an arm, unless an ``exposure_loss`` incident drops
+them (one extra uniform per request is drawn only while such an incident is active, so
+other scenarios keep their exact event streams).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from modelguard.core.simulation.scenario import (
     Distribution,
     ErrorBurst,
     Exponential,
+    ExposureLoss,
     LatencySpike,
     LogNormal,
     ModelSpec,
@@ -85,6 +88,7 @@ class SimulationStats:
     errors: int = 0
     labels: int = 0
     exposures: int = 0
+    exposures_lost: int = 0
     outcomes: int = 0
     per_version: dict[str, int] = field(default_factory=dict)
     correct_per_version: dict[str, int] = field(default_factory=dict)
@@ -239,6 +243,8 @@ class SimulationEngine:
         latency_base = rng.standard_normal(m).tolist()
         u_label = rng.random(m).tolist()
         delays = draw(rng, spec.labels.delay_seconds, m)
+        losses = [i for i in active if isinstance(i, ExposureLoss)]
+        u_loss = rng.random(m).tolist() if losses else []
 
         for j in range(m):
             t = t0 + offsets[j]
@@ -271,7 +277,11 @@ class SimulationEngine:
             self.stats.per_version[version] = self.stats.per_version.get(version, 0) + 1
             if spec.experiment_id is not None:
                 key = (spec.name, unit, version)
-                if key not in self._exposed:
+                lost = any(inc.version == version and u_loss[j] < inc.fraction for inc in losses)
+                if key not in self._exposed and lost:
+                    self._exposed.add(key)
+                    self.stats.exposures_lost += 1
+                elif key not in self._exposed:
                     self._exposed.add(key)
                     self.stats.exposures += 1
                     out.append(

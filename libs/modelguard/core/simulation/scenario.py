@@ -223,8 +223,18 @@ class ErrorBurst(_Incident):
     )
 
 
+class ExposureLoss(_Incident):
+    """A logging bug: a share of one version's exposures is lost (the unit is served
+    and its outcomes are logged, but its exposure never reaches Kafka), which is what
+    the experiments' sample-ratio-mismatch check must flag."""
+
+    kind: Literal["exposure_loss"]
+    version: VersionName
+    fraction: float = Field(ge=0.0, le=1.0)
+
+
 Incident = Annotated[
-    AccuracyDrop | DataDrift | ConceptDrift | LatencySpike | ErrorBurst,
+    AccuracyDrop | DataDrift | ConceptDrift | LatencySpike | ErrorBurst | ExposureLoss,
     Field(discriminator="kind"),
 ]
 
