@@ -1,6 +1,6 @@
 """The metrics loop: consume, fold into per-partition state, publish, checkpoint.
 
-Runtime (ADR 0004): a confluent-kafka consumer in group ``metrics_group_id`` with the
+Runtime (ADR 0007): a confluent-kafka consumer in group ``metrics_group_id`` with the
 range assignor, so partition ``p`` of ``predictions`` and of ``labels`` (co-partitioned
 by prediction id, ADR 0002) go to the same worker and share one
 :class:`~modelguard.core.metrics.PartitionState`. Every
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.dead_letter import DeadLetterPublisher
@@ -77,11 +77,18 @@ def read_changelog(
     prefix = f"{group_id}:".encode()
     out: dict[int, bytes] = {}
     try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:  # a topic created a moment ago may not be in the metadata yet
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+                break
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         if high <= 0:
             return out
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        deadline = time.monotonic() + timeout
         position = -1
         while position < high - 1 and time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=100, timeout=0.5):

@@ -4,7 +4,7 @@ One :class:`PartitionState` holds everything for one partition of the co-partiti
 ``predictions`` and ``labels`` topics (ADR 0002); :func:`handle` folds one event into it
 and returns the windows it closed. :func:`run` is the in-memory driver (replay, tests,
 offline recomputation); the service runs the same code over Kafka and checkpoints the
-state (:meth:`PartitionState.to_json`) to a compacted changelog (ADR 0004).
+state (:meth:`PartitionState.to_json`) to a compacted changelog (ADR 0007).
 
 Fates of events (all counted, none silently dropped):
 
@@ -17,7 +17,8 @@ Fates of events (all counted, none silently dropped):
   an expired prediction is counted as ``labels_after_ttl``.
 * a second prediction or label with a known id: ``duplicates`` (dedup by prediction id,
   remembered for ``label_ttl_s + orphan_grace_s`` of event time).
-* an event for an already closed window: ``late`` (the other windows still count it).
+* an event for an already closed window: ``late``, counted in no window (the coarser
+  windows are merged from the finest one as it closes, so all share its fate).
 
 Watermark: per input (predictions, labels) the max event time minus
 ``allowed_lateness_s``; the partition's watermark is the smaller of the two, except
@@ -53,6 +54,9 @@ from modelguard.core.metrics.sketch import FixedHistogram, LogSketch
 #: ``model_inference_duration_seconds`` buckets (10 ms to 10 s).
 DURATION_BUCKETS_S: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STAGES = ("preprocessing", "inference", "postprocessing", "total")
+#: Expiry of pending predictions, orphans and remembered ids runs at most this often
+#: (event time); expiring later than due never changes a result (see ``_sweep``).
+SWEEP_INTERVAL_S = 1.0
 
 Event = PredictionLogged | LabelObserved
 VersionKey = tuple[str, str]
@@ -181,6 +185,7 @@ class PartitionState:
     max_prediction_time: float | None = None
     max_label_time: float | None = None
     watermark: float = -math.inf
+    next_sweep: float = -math.inf
     pending: dict[str, Pending] = field(default_factory=dict)
     orphans: dict[str, Orphan] = field(default_factory=dict)
     done: dict[str, float] = field(default_factory=dict)  # id -> forget at (joined/error)
@@ -209,6 +214,7 @@ class PartitionState:
             "max_prediction_time": self.max_prediction_time,
             "max_label_time": self.max_label_time,
             "watermark": _finite_or_none(self.watermark),
+            "next_sweep": _finite_or_none(self.next_sweep),
             "pending": self.pending,
             "orphans": self.orphans,
             "done": self.done,
@@ -241,6 +247,7 @@ class PartitionState:
             max_prediction_time=d["max_prediction_time"],
             max_label_time=d["max_label_time"],
             watermark=_none_to(d["watermark"], -math.inf),
+            next_sweep=_none_to(d["next_sweep"], -math.inf),
             pending={
                 k: (p[0], p[1], p[2], p[3], p[4], float(p[5])) for k, p in d["pending"].items()
             },
@@ -276,7 +283,14 @@ class MetricsProcessor:
 
     def __init__(self, config: MetricsConfig | None = None) -> None:
         self.config = config or MetricsConfig()
-        self._lengths = tuple(float(x) for x in self.config.window_lengths_s)
+        self._lengths = tuple(sorted(float(x) for x in self.config.window_lengths_s))
+        if not self._lengths:
+            raise ValueError("at least one window length is needed")
+        self._base = self._lengths[0]
+        self._coarse = self._lengths[1:]
+        for length in self._coarse:
+            if abs(length / self._base - round(length / self._base)) > 1e-9:
+                raise ValueError(f"window {length:g}s is not a multiple of {self._base:g}s")
         self._forget_after = self.config.label_ttl_s + self.config.orphan_grace_s
 
     # -- entry points ----------------------------------------------------------------
@@ -326,13 +340,9 @@ class MetricsProcessor:
             for stage, ms in e.stage_latency_ms.items():
                 vs.duration(stage).add(ms / 1000.0)
         key = (e.model, e.version)
-        bucket = None
-        for length in self._lengths:
-            agg = self._window(state, length, t, key, "prediction")
-            if agg is not None:
-                if bucket is None:
-                    bucket = agg.latency_ms.bucket(e.latency_ms)
-                agg.add_prediction(predicted, e.latency_ms, e.error_type, bucket)
+        agg = self._window(state, t, key, "prediction")
+        if agg is not None:
+            agg.add_prediction(predicted, e.latency_ms, e.error_type)
         if e.error_type is not None or e.prediction is None:
             state.done[pid] = t + self._forget_after
             return
@@ -389,10 +399,9 @@ class MetricsProcessor:
         vs.label_delay_s.add(delay)
         t = max(t_pred, t_label)
         key = (model, version)
-        for length in self._lengths:
-            agg = self._window(state, length, t, key, "label")
-            if agg is not None:
-                agg.add_pair(pair)
+        agg = self._window(state, t, key, "label")
+        if agg is not None:
+            agg.add_pair(pair)
         # last-N window
         vs.recent.append(pair)
         vs.recent_agg.add_pair(pair)
@@ -438,8 +447,11 @@ class MetricsProcessor:
 
     # -- windows ---------------------------------------------------------------------
     def _window(
-        self, state: PartitionState, length: float, t: float, key: VersionKey, kind: str
+        self, state: PartitionState, t: float, key: VersionKey, kind: str
     ) -> Aggregate | None:
+        """The finest window's aggregate at ``t`` (None, counted late, when closed);
+        coarser windows are merged from the finest ones as these close."""
+        length = self._base
         start = math.floor(t / length) * length
         if start + length <= state.watermark:
             _bump(state.late, kind)
@@ -472,35 +484,48 @@ class MetricsProcessor:
         w = min(max(wp, wl - lag), max(wl, wp - lag))
         if w <= state.watermark:
             return
-        ttl = cfg.label_ttl_s
-        while state.pending:  # before the watermark moves: expiries land in open windows
-            pid = next(iter(state.pending))
-            p = state.pending[pid]
+        base = state.windows.get(self._base)
+        closing = base is not None and bool(base) and min(base) + self._base <= w
+        if closing or w >= state.next_sweep:
+            self._sweep(state, w)  # before the watermark moves: expiries land in open windows
+        state.watermark = w
+        if closing:
+            for length in self._lengths:  # finest first: it feeds the coarser ones
+                by_start = state.windows.get(length)
+                if by_start:
+                    for start in sorted(x for x in by_start if x + length <= w):
+                        self._close(state, length, start, out)
+
+    def _sweep(self, state: PartitionState, w: float) -> None:
+        """Expire pending predictions, orphan labels and remembered ids (at most once per
+        ``SWEEP_INTERVAL_S`` of event time, and before any window closes)."""
+        state.next_sweep = w + SWEEP_INTERVAL_S
+        ttl = self.config.label_ttl_s
+        expired = []
+        for pid, p in state.pending.items():
             if p[5] + ttl > w:
                 break
+            expired.append((pid, p))
+        for pid, p in expired:
             del state.pending[pid]
             self._expire(state, pid, p, w)
-        state.watermark = w
-        grace = cfg.orphan_grace_s
-        while state.orphans:
-            pid = next(iter(state.orphans))
-            o = state.orphans[pid]
+        grace = self.config.orphan_grace_s
+        orphans = []
+        for pid, o in state.orphans.items():
             if o[2] + grace > w:
                 break
+            orphans.append((pid, o))
+        for pid, o in orphans:
             del state.orphans[pid]
             _bump(state.orphan_labels, o[1] or "")
         for ids in (state.done, state.expired):
-            while ids:
-                pid = next(iter(ids))
-                if ids[pid] > w:
+            forget = []
+            for pid, at in ids.items():
+                if at > w:
                     break
+                forget.append(pid)
+            for pid in forget:
                 del ids[pid]
-        for length in self._lengths:
-            by_start = state.windows.get(length)
-            if not by_start:
-                continue
-            for start in sorted(s for s in by_start if s + length <= w):
-                self._close(state, length, start, out)
 
     def _expire(self, state: PartitionState, pid: str, p: Pending, watermark: float) -> None:
         model, version, _, _, _, t_pred = p
@@ -509,18 +534,24 @@ class MetricsProcessor:
         )
         vs = state.version(model, version)
         vs.n_expired += 1
-        for length in self._lengths:
-            agg = self._window(
-                state, length, t_pred + self.config.label_ttl_s, (model, version), "expiry"
-            )
-            if agg is not None:
-                agg.n_expired += 1
+        agg = self._window(state, t_pred + self.config.label_ttl_s, (model, version), "expiry")
+        if agg is not None:
+            agg.n_expired += 1
 
     def _close(
         self, state: PartitionState, length: float, start: float, out: list[ClosedWindow]
     ) -> None:
         by_version = state.windows[length].pop(start)
         name = f"{length:g}s"
+        if length == self._base:
+            for coarse in self._coarse:
+                c_start = math.floor(start / coarse) * coarse
+                into = state.windows.setdefault(coarse, {}).setdefault(c_start, {})
+                for key, agg in by_version.items():
+                    target = into.get(key)
+                    if target is None:
+                        target = into[key] = Aggregate()
+                    target.merge(agg)
         for (model, version), agg in sorted(by_version.items()):
             metrics = agg.metrics()
             vs = state.version(model, version)

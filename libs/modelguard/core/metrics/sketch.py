@@ -24,6 +24,7 @@ from typing import Any
 DEFAULT_ALPHA = 0.01
 #: Values at or below this are counted in the zero bucket.
 MIN_POSITIVE = 1e-9
+_DEFAULT_LOG_GAMMA = math.log((1.0 + DEFAULT_ALPHA) / (1.0 - DEFAULT_ALPHA))
 
 
 @dataclass(slots=True)
@@ -38,6 +39,8 @@ class LogSketch:
 
     @property
     def _log_gamma(self) -> float:
+        if self.alpha == DEFAULT_ALPHA:
+            return _DEFAULT_LOG_GAMMA
         return math.log((1.0 + self.alpha) / (1.0 - self.alpha))
 
     def bucket(self, x: float) -> int | None:

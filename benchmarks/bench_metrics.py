@@ -1,0 +1,361 @@
+"""Metrics processor benchmarks; prints one JSON object.
+
+* ``throughput``: one worker (``MetricsService``: decode + validate + join + windows +
+  checkpoints) over the same pre-produced predictions and labels on the real broker,
+  against a raw confluent-kafka consumer that only decodes (validates) the same events:
+  events/s of each and the ratio (target >= 0.25). Optionally (``--faust``) a
+  faust-streaming agent that only decodes the same events, as the runtime comparison
+  of ADR 0007.
+* ``freshness``: 5k events/s (predictions + labels) on the real broker; every 100 ms a
+  probe prediction + label for a new version; the time from the probe's produce to its
+  ``model_accuracy`` series in the exposed Prometheus view (p50/p99; target p99 < 1 s).
+* ``memory``: RSS after 1M and 5M events at 10 model versions, with the in-memory driver
+  (the broker run would take too long on this machine), label TTL 60 s and orphan grace
+  30 s of event time at 1000 predictions per event-second (the dedup memory is bounded
+  by rate x (TTL + grace), not by the number of events).
+
+    .venv/bin/python benchmarks/bench_metrics.py [--only throughput,freshness,memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from prometheus_client import CollectorRegistry
+
+from modelguard.adapters.kafka import delete_topics, ensure_topics
+from modelguard.adapters.logging import configure_logging
+from modelguard.contracts import LabelObserved, PredictionLogged, Topics, decode_event, encode_event
+from modelguard.core.metrics import MetricsConfig, MetricsProcessor, PartitionState
+from modelguard_services.metrics.app import MetricsService, changelog_topic
+from modelguard_services.metrics.settings import MetricsSettings
+
+BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def prediction(i: int, t: datetime, model: str = "fraud", version: str = "v1") -> PredictionLogged:
+    return PredictionLogged(
+        prediction_id=f"p{i}",
+        model=model,
+        version=version,
+        unit_id=f"u{i % 1000}",
+        event_time=t,
+        features={"amount": float(i % 500), "country": "DE", "age": i % 90},
+        prediction=i % 2,
+        probabilities={"0": 0.3, "1": 0.7} if i % 2 else {"0": 0.8, "1": 0.2},
+        latency_ms=3.0 + i % 40,
+    )
+
+
+def label(i: int, t: datetime) -> LabelObserved:
+    return LabelObserved(prediction_id=f"p{i}", label=(i // 3) % 2, event_time=t)
+
+
+def _producer() -> Producer:
+    return Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 20, "compression.type": "lz4"})
+
+
+def _send(p: Producer, topic: str, key: bytes, value: bytes) -> None:
+    while True:
+        try:
+            p.produce(topic, key=key, value=value)
+            p.poll(0)
+            return
+        except BufferError:
+            p.poll(0.05)
+
+
+def _topics() -> Topics:
+    t = Topics(prefix=f"bench{uuid.uuid4().hex[:10]}")
+    ensure_topics(BOOTSTRAP, t.all(), partitions=3)
+    return t
+
+
+def _settings(t: Topics, **kw: Any) -> MetricsSettings:
+    return MetricsSettings(
+        kafka_bootstrap_servers=BOOTSTRAP,
+        topic_prefix=t.prefix,
+        metrics_group_id=f"g-{t.prefix}",
+        log_level="WARNING",
+        **kw,
+    )
+
+
+def raw_decode_rate(t: Topics, total: int) -> float:
+    """Events/s of a plain consumer that decodes (validates) every event."""
+    c = Consumer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "group.id": f"raw-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    models: dict[str, type[PredictionLogged] | type[LabelObserved]] = {
+        t.predictions: PredictionLogged,
+        t.labels: LabelObserved,
+    }
+    c.subscribe(list(models))
+    n, start = 0, None
+    deadline = time.monotonic() + 120
+    while n < total and time.monotonic() < deadline:
+        for m in c.consume(num_messages=2000, timeout=0.5):
+            if m.error() is None:
+                start = start or time.perf_counter()
+                decode_event(models[m.topic() or ""], m.value())
+                n += 1
+    elapsed = time.perf_counter() - (start or time.perf_counter())
+    c.close()
+    return n / elapsed
+
+
+FAUST_SCRIPT = r"""
+import os, sys, time, faust
+from modelguard.contracts import LabelObserved, PredictionLogged, decode_event
+broker, preds, labels = os.environ["B"], os.environ["P"], os.environ["L"]
+total = int(os.environ["N"])
+app = faust.App("bench-" + preds, broker="kafka://" + broker, value_serializer="raw",
+                web_enabled=False, topic_partitions=3, consumer_auto_offset_reset="earliest")
+state = {"n": 0, "start": None}
+models = {preds: PredictionLogged, labels: LabelObserved}
+@app.agent(app.topic(preds, labels))
+async def count(stream):
+    async for batch in stream.take(1000, within=0.5):
+        state["start"] = state["start"] or time.perf_counter()
+        for raw in batch:
+            decode_event(models[preds] if b'"unit_id"' in raw else models[labels], raw)
+            state["n"] += 1
+        if state["n"] >= total:
+            sys.stdout.write(f"{total / (time.perf_counter() - state['start'])}\n")
+            sys.stdout.flush()
+            raise SystemExit(0)
+app.main()
+"""
+
+
+def faust_decode_rate(t: Topics, total: int) -> float | str:
+    """Events/s of a faust-streaming agent that only decodes (validates) the same
+    records, batched with ``stream.take(1000)``, or why it failed."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", FAUST_SCRIPT, "worker", "-l", "warn"],
+            env={**os.environ, "B": BOOTSTRAP, "P": t.predictions, "L": t.labels, "N": str(total)},
+            capture_output=True,
+            timeout=120,
+            text=True,
+        )
+    except subprocess.TimeoutExpired:
+        return "timeout after 120 s"
+    for line in out.stdout.splitlines():
+        try:
+            return float(line)
+        except ValueError:
+            continue
+    return f"failed: {out.stderr[-300:]}"
+
+
+def bench_throughput(n_pairs: int, with_faust: bool) -> dict[str, Any]:
+    t = _topics()
+    try:
+        p = _producer()
+        for i in range(n_pairs):
+            ts = T0 + timedelta(milliseconds=i)
+            _send(
+                p,
+                t.predictions,
+                f"p{i}".encode(),
+                encode_event(prediction(i, ts, version=f"v{i % 4}")),
+            )
+        for i in range(n_pairs):
+            ts = T0 + timedelta(milliseconds=i + 500)
+            _send(p, t.labels, f"p{i}".encode(), encode_event(label(i, ts)))
+        p.flush(60)
+        total = 2 * n_pairs
+        raw = raw_decode_rate(t, total)
+        service = MetricsService(_settings(t), CollectorRegistry())
+        stop = threading.Event()
+        worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
+        worker.start()
+        deadline = time.monotonic() + 150
+        first_n, first_t, last_n, last_t = 0, 0.0, 0, 0.0
+        while last_n < total and time.monotonic() < deadline:
+            n = service.processed
+            now = time.perf_counter()
+            if n and not first_n:
+                first_n, first_t = n, now
+            if n != last_n:
+                last_n, last_t = n, now
+            time.sleep(0.001)
+        stop.set()
+        worker.join(30)
+        # from the first handled batch to the last one (group join excluded)
+        worker_rate = (last_n - first_n) / max(last_t - first_t, 1e-9)
+        processed = last_n
+        out: dict[str, Any] = {
+            "events": total,
+            "worker_processed": processed,
+            "worker_events_per_s": round(worker_rate),
+            "raw_decode_events_per_s": round(raw),
+            "ratio": round(worker_rate / raw, 3),
+            "target_ratio": 0.25,
+        }
+        if with_faust:
+            f = faust_decode_rate(t, total)
+            out["faust_iterate_events_per_s"] = round(f) if isinstance(f, float) else f
+        return out
+    finally:
+        delete_topics(BOOTSTRAP, [*t.all(), changelog_topic(_settings(t))])
+
+
+def bench_freshness(rate: int, seconds: float) -> dict[str, Any]:
+    t = _topics()
+    settings = _settings(t)
+    service = MetricsService(settings, CollectorRegistry())
+    stop = threading.Event()
+    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    worker.start()
+    seen: dict[str, float] = {}
+    sent: dict[str, float] = {}
+
+    def watch() -> None:
+        while not stop.is_set():
+            versions = service.collector.view.versions
+            now = time.perf_counter()
+            for k in list(sent):
+                if (
+                    k not in seen
+                    and ("probe", k) in versions
+                    and "accuracy" in versions[("probe", k)].live
+                ):
+                    seen[k] = now
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    p = _producer()
+    try:
+        time.sleep(2.0)  # group join
+        start = time.perf_counter()
+        i = probe = 0
+        next_probe = start
+        while (now := time.perf_counter()) - start < seconds:
+            due = int((now - start) * rate / 2)  # pairs due so far
+            while i < due:
+                ts = T0 + timedelta(seconds=now - start)
+                _send(p, t.predictions, f"p{i}".encode(), encode_event(prediction(i, ts)))
+                _send(p, t.labels, f"p{i}".encode(), encode_event(label(i, ts)))
+                i += 1
+            if now >= next_probe:
+                k = f"v{probe}"
+                pid = 10**9 + probe
+                ts = T0 + timedelta(seconds=now - start)
+                sent[k] = time.perf_counter()
+                _send(
+                    p,
+                    t.predictions,
+                    f"p{pid}".encode(),
+                    encode_event(prediction(pid, ts, "probe", k)),
+                )
+                _send(p, t.labels, f"p{pid}".encode(), encode_event(label(pid, ts)))
+                p.poll(0)
+                probe += 1
+                next_probe += 0.1
+            time.sleep(0.001)
+        p.flush(30)
+        deadline = time.monotonic() + 10
+        while len(seen) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lat = sorted(seen[k] - sent[k] for k in seen)
+        q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else lat * 99
+        return {
+            "target_events_per_s": rate,
+            "achieved_events_per_s": round(2 * i / seconds),
+            "probes": len(sent),
+            "probes_seen": len(seen),
+            "freshness_p50_s": round(q[49], 4),
+            "freshness_p99_s": round(q[98], 4),
+            "freshness_max_s": round(lat[-1], 4) if lat else None,
+            "target_p99_s": 1.0,
+        }
+    finally:
+        stop.set()
+        worker.join(30)
+        delete_topics(BOOTSTRAP, [*t.all(), changelog_topic(settings)])
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def bench_memory(checkpoints: tuple[int, ...]) -> dict[str, Any]:
+    cfg = MetricsConfig(label_ttl_s=60.0, orphan_grace_s=30.0)
+    proc = MetricsProcessor(cfg)
+    state = PartitionState()
+    protos = [prediction(0, T0, f"m{m}", f"v{v}") for m in range(5) for v in range(2)]
+    lab = label(0, T0)
+    out: dict[str, Any] = {"model_versions": len(protos), "driver": "in-memory (core run)"}
+    n = 0
+    i = 0
+    start = time.perf_counter()
+    for target in checkpoints:
+        while n < target:
+            ts = T0 + timedelta(milliseconds=i)
+            pid = f"p{i}"
+            pe = protos[i % len(protos)].model_copy(update={"prediction_id": pid, "event_time": ts})
+            state, _ = proc.handle(pe, state)
+            if i % 10:  # 90% labelled
+                le = lab.model_copy(
+                    update={
+                        "prediction_id": pid,
+                        "label": (i // 3) % 2,
+                        "event_time": ts + timedelta(seconds=2),
+                    }
+                )
+                state, _ = proc.handle(le, state)
+                n += 1
+            n += 1
+            i += 1
+        out[f"rss_mb_after_{target // 1_000_000}M"] = round(_rss_mb(), 1)
+        out[f"ids_remembered_after_{target // 1_000_000}M"] = (
+            len(state.pending) + len(state.done) + len(state.expired)
+        )
+    out["events_per_s_in_memory"] = round(n / (time.perf_counter() - start))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", default="throughput,freshness,memory")
+    ap.add_argument("--pairs", type=int, default=60_000, help="throughput: prediction+label pairs")
+    ap.add_argument("--rate", type=int, default=5000)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--memory-events", default="1000000,5000000")
+    ap.add_argument("--faust", action="store_true", help="also time a faust-streaming agent")
+    args = ap.parse_args()
+    configure_logging("WARNING")
+    only = set(args.only.split(","))
+    result: dict[str, Any] = {"benchmark": "metrics"}
+    if "throughput" in only:
+        result["throughput"] = bench_throughput(args.pairs, args.faust)
+    if "freshness" in only:
+        result["freshness"] = bench_freshness(args.rate, args.seconds)
+    if "memory" in only:
+        result["memory"] = bench_memory(tuple(int(x) for x in args.memory_events.split(",")))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

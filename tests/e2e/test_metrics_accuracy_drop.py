@@ -1,0 +1,134 @@
+"""End to end with the simulator: a version whose accuracy drops shows the drop in
+``model_accuracy`` on the exposed endpoint within the freshness target (1 s), and in a
+real Prometheus one scrape later."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
+
+from modelguard.adapters.kafka import delete_topics
+from modelguard.adapters.prometheus import MetricsServer
+from modelguard.contracts import Topics, encode_event
+from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.core.simulation import Scenario, SimulationEngine
+from modelguard_services.metrics.app import MetricsService, changelog_topic
+from modelguard_services.metrics.settings import MetricsSettings
+from tests.support.prom import PrometheusHelper
+from tests.support.servers import Servers
+
+pytestmark = pytest.mark.e2e
+SCRAPE_INTERVAL_S = 1.0
+
+
+def _scenario() -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "metrics-e2e",
+            "seed": 4,
+            "duration_seconds": 60,
+            "rate_per_second": 200,
+            "models": [
+                {
+                    "name": "fraud",
+                    "features": {"amount": {"kind": "normal", "mean": 10, "std": 2}},
+                    "versions": {"v1": {"accuracy": 0.92}, "v2": {"accuracy": 0.92}},
+                    "weights": {"v1": 0.5, "v2": 0.5},
+                    "labels": {"fraction": 1.0, "delay_seconds": {"kind": "constant", "value": 1}},
+                }
+            ],
+            "incidents": [
+                {
+                    "kind": "accuracy_drop",
+                    "model": "fraud",
+                    "version": "v2",
+                    "at": 30,
+                    "accuracy": 0.5,
+                }
+            ],
+        }
+    )
+
+
+def _produce(producer: Producer, topics: Topics, events: list[object]) -> None:
+    for e in events:
+        if isinstance(e, PredictionLogged):
+            producer.produce(
+                topics.predictions, key=e.prediction_id.encode(), value=encode_event(e)
+            )
+        elif isinstance(e, LabelObserved):
+            producer.produce(topics.labels, key=e.prediction_id.encode(), value=encode_event(e))
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def _exposed(url: str, version: str) -> float | None:
+    for line in requests.get(url, timeout=5).text.splitlines():
+        if line.startswith("model_accuracy{") and f'model_version="{version}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_accuracy_drop_reaches_the_gauge_and_prometheus_within_the_freshness_target(
+    servers: Servers, topics: Topics, prometheus: PrometheusHelper
+) -> None:
+    settings = MetricsSettings(
+        kafka_bootstrap_servers=servers.kafka_bootstrap,
+        topic_prefix=topics.prefix,
+        metrics_group_id=f"g-{topics.prefix}",
+        metrics_baselines={"fraud": 0.92},
+    )
+    engine = SimulationEngine(_scenario(), start_time=datetime(2026, 11, 1, tzinfo=UTC))
+    registry = CollectorRegistry()
+    server = MetricsServer(registry)
+    job = prometheus.register(server.target)
+    service = MetricsService(settings, registry)
+    stop = threading.Event()
+    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    worker.start()
+    producer = Producer({"bootstrap.servers": servers.kafka_bootstrap, "linger.ms": 5})
+    try:
+        _produce(producer, topics, engine.run_for(30))  # healthy phase
+        sel = f'job_id="{job}",model_name="fraud",model_version="v2"'
+        healthy = prometheus.wait_for(
+            f"model_accuracy{{{sel}}}",
+            lambda r: bool(r) and float(r[0]["value"][1]) > 0.85,
+            timeout=60,
+        )
+        assert healthy
+        _produce(producer, topics, engine.run_for(30))  # v2 drops to 50% at t=30
+        produced_at = time.monotonic()
+        exposed_after = None
+        while time.monotonic() - produced_at < 5:
+            acc = _exposed(server.url, "v2")
+            if acc is not None and acc < 0.6:
+                exposed_after = time.monotonic() - produced_at
+                break
+            time.sleep(0.01)
+        assert exposed_after is not None and exposed_after < 1.0, exposed_after
+        result = prometheus.wait_for(
+            f"model_accuracy{{{sel}}}",
+            lambda r: bool(r) and float(r[0]["value"][1]) < 0.6,
+            timeout=1.0 + 2 * SCRAPE_INTERVAL_S,
+        )
+        assert 0.4 < float(result[0]["value"][1]) < 0.6
+        v1 = prometheus.query(f'model_accuracy{{job_id="{job}",model_version="v1"}}')
+        assert float(v1[0]["value"][1]) > 0.85  # the healthy version is unaffected
+        drop = prometheus.wait_for(
+            f'model_accuracy_drop_percent{{job_id="{job}",model_name="fraud"}}',
+            lambda r: bool(r) and float(r[0]["value"][1]) > 30,
+            timeout=5,
+        )
+        assert drop
+    finally:
+        stop.set()
+        worker.join(30)
+        server.close()
+        delete_topics(servers.kafka_bootstrap, [changelog_topic(settings)])
+    assert not worker.is_alive()
