@@ -65,7 +65,8 @@ class Stack:
         )
 
     def _select(self, only: list[str] | None) -> list[Server]:
-        names = only or list(SERVER_NAMES)
+        """``None`` means every server; an empty list means none."""
+        names = list(SERVER_NAMES) if only is None else only
         unknown = [n for n in names if n not in SERVER_NAMES]
         if unknown:
             raise StackError(f"unknown server(s) {unknown}; choose from {list(SERVER_NAMES)}")
@@ -92,8 +93,9 @@ class Stack:
         return took
 
     def up(self, only: list[str] | None = None, timeout: float = 90.0) -> dict[str, float]:
-        """Install and start; returns seconds each server took to become ready
-        (0 for one that was already running)."""
+        """Install and start; returns seconds each server took to become ready, 0.0 for
+        one that was already ready when this call held the stack lock (so callers know
+        exactly which servers they started, and should stop)."""
         took: dict[str, float] = {}
         with self._lock():
             for server in self._select(only):

@@ -56,12 +56,12 @@ def resolve_servers(cleanup: ExitStack) -> Servers:
     stack = Stack()
     missing = [n for n in ("kafka", "redis", "prometheus", "alertmanager") if n not in found]
     if missing:
-        already = {n for n, st in stack.status().items() if st["ready"]}
         try:
-            stack.up(only=missing)
+            took = stack.up(only=missing)
         except StackError as exc:
             raise RuntimeError(f"could not start the local test servers {missing}: {exc}") from exc
-        started = [n for n in missing if n not in already]
+        # 0.0 means "was already ready under the stack lock": not ours to stop.
+        started = [n for n, secs in took.items() if secs > 0]
         if started:
             cleanup.callback(stack.down, started)
     eps = stack.endpoints

@@ -23,3 +23,10 @@ def test_settings_read_env_and_name_bad_values(monkeypatch: pytest.MonkeyPatch) 
 def test_unknown_server_name_is_rejected() -> None:
     with pytest.raises(StackError, match=r"unknown server\(s\) \['zookeeper'\]"):
         Stack().up(only=["zookeeper"])
+
+
+def test_empty_selection_stops_nothing_and_none_means_all() -> None:
+    stack = Stack()
+    assert stack._select([]) == []
+    assert [s.name for s in stack._select(None)] == ["kafka", "redis", "prometheus", "alertmanager"]
+    assert stack.down([]) == []
