@@ -232,6 +232,7 @@ def cost(rng: np.random.Generator) -> dict[str, Any]:
         "speedup_vs_KSWIN_single": round(kswin_us / ks_single_us, 1),
         "river_ADWIN_us_per_update": round(adwin_us, 3),
         "detectors_20_numeric_features_events_per_s": round(bank_eps),
+        "baseline_river_ADWIN_x20_features_events_per_s": round(1e6 / (20 * adwin_us)),
         "processor_20_numeric_features_events_per_s": round(proc_eps),
         "processor_note": "decoded PredictionLogged events, window tests + sequential "
         "detectors + quality, one thread; excludes Kafka and JSON decoding",

@@ -30,8 +30,11 @@ class DriftSignal(Event):
       correction across the model's features, ``p_value_adjusted``) *and* a practical
       effect of at least LOW. ``severity`` is NONE whenever ``drift_detected`` is false.
     - ``effect_size``: PSI for ``ks``/``chi_square``; the rate increase for quality
-      tests; the error-rate increase for ``adwin``; the mean shift in reference sigma
-      for the CUSUMs; the drifted share for ``drifted_share``.
+      tests; the error-rate increase over the baseline for ``adwin``; the mean shift in
+      reference sigma for ``cusum_*`` and ``ks_window``; the estimated PSI for
+      ``chi2_window``; the drifted share for ``drifted_share``. Sequential alarms have no
+      p-value: their ``threshold`` is calibrated so that P(false alarm within 10,000
+      events) <= 5 % per model (ADR 0008).
     - ``reference_version``: id (content hash) of the reference tested against.
     - ``feature`` is None for dataset-level and concept signals.
     """

@@ -337,9 +337,11 @@ class DriftProcessor:
     def _accumulate(self, mon: ModelMonitor, obs: list[Observation]) -> list[Output]:
         ref = mon.reference
         out: list[Output] = []
-        if mon.window_start is None:
-            mon.window_start = obs[0].event_time
-        mon.window_end = obs[-1].event_time
+        first = min(o.event_time for o in obs)
+        last = max(o.event_time for o in obs)
+        # windows fill in arrival order (partitions interleave): span = min .. max time
+        mon.window_start = first if mon.window_start is None else min(mon.window_start, first)
+        mon.window_end = last if mon.window_end is None else max(mon.window_end, last)
         mon.window.n_events += len(obs)
         dicts = [o.features for o in obs]
         plain = all(type(d) is dict for d in dicts)
@@ -431,31 +433,38 @@ class DriftProcessor:
         )
         if alarm.test == "ks_window":
             severity = max(severity, sev.from_effect("ks", alarm.statistic))
-        prof = det.reference
-        return self._signal(
-            mon,
-            kind="data",
-            feature=name,
-            test=alarm.test,
-            statistic=alarm.statistic,
-            p_value=None,
-            effect=zmean,
-            threshold=alarm.threshold,
-            detected=severity >= Severity.LOW,
-            severity=severity,
-            n_reference=prof.n,
-            n_current=n,
-            tag=f"seq{det.ks._hist.seen}-{alarm.index}",
+        return self._alarm_signal(
+            mon, name, alarm, zmean, severity, det.reference.n, n, det.ks.seen
         )
 
     def _categorical_alarm(
         self, mon: ModelMonitor, name: str, chi: SlidingWindowChi2, alarm: Alarm, n: int
     ) -> DriftSignal:
-        # effect: PSI of the alarm window is not kept after the restart; use the
-        # chi-square per observation (Cramer's V squared) as the practical size
-        v2 = alarm.statistic / chi.window / max(1, chi._expected.size - 1)
-        effect = math.sqrt(v2)
-        severity = sev.from_effect("psi", v2 * 2)  # PSI ~ 2 V^2 for small shifts
+        # practical size: chi-square per observation, which approximates the PSI of the
+        # alarm window for small shifts (both are ~ sum (c - r)^2 / r)
+        psi_estimate = alarm.statistic / chi.window
+        return self._alarm_signal(
+            mon,
+            name,
+            alarm,
+            psi_estimate,
+            sev.from_effect("psi", psi_estimate),
+            chi.reference.n,
+            n,
+            chi.seen,
+        )
+
+    def _alarm_signal(
+        self,
+        mon: ModelMonitor,
+        name: str,
+        alarm: Alarm,
+        effect: float,
+        severity: Severity,
+        n_reference: int,
+        n: int,
+        seen: int,
+    ) -> DriftSignal:
         return self._signal(
             mon,
             kind="data",
@@ -467,9 +476,9 @@ class DriftProcessor:
             threshold=alarm.threshold,
             detected=severity >= Severity.LOW,
             severity=severity,
-            n_reference=chi.reference.n,
+            n_reference=n_reference,
             n_current=n,
-            tag=f"seq{chi._hist.seen}-{alarm.index}",
+            tag=f"seq{seen}-{alarm.index}",
         )
 
     def _close(self, mon: ModelMonitor) -> list[Output]:
@@ -502,6 +511,7 @@ class DriftProcessor:
         mon.window = WindowAccumulator.empty(mon.reference)
         mon.window_index += 1
         mon.window_start = None
+        mon.window_end = None
         mon.seq_signals = []
         mon.alarmed = set()
         mon.concept_signals = []

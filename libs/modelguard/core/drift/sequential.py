@@ -138,6 +138,11 @@ class _WindowTest:
     def window_bins(self) -> IntArray:
         return self._hist.buf
 
+    @property
+    def seen(self) -> int:
+        """Values counted so far (restarts included)."""
+        return self._hist.seen
+
 
 class SlidingWindowKS(_WindowTest):
     """KS test of the last ``window`` values against a numeric reference."""
