@@ -88,6 +88,8 @@ class ValidatingConsumer(Generic[E]):
         """Up to ``max_messages`` valid events; invalid ones are dead-lettered, and their
         offsets stored at once (they are done)."""
         out: list[Received[E]] = []
+        valid_per_topic: dict[str, int] = {}
+        models = self._models
         for msg in self._consumer.consume(num_messages=max_messages, timeout=timeout):
             err = msg.error()
             if err is not None:
@@ -97,12 +99,16 @@ class ValidatingConsumer(Generic[E]):
                 continue
             topic = msg.topic() or ""
             try:
-                event = decode_event(self._models[topic], msg.value(), self._limits)
+                event = decode_event(models[topic], msg.value(), self._limits)
             except DecodeError as exc:
                 self._dead_letter(msg, exc)
                 continue
-            self._metrics.events.labels(self._metrics.service, topic, "valid").inc()
+            valid_per_topic[topic] = valid_per_topic.get(topic, 0) + 1
             out.append(Received(event, topic, msg.partition() or 0, msg.offset() or 0, msg.key()))
+        # One counter update per topic and batch: a labelled-child lookup per message
+        # costs as much as a third of the decode itself.
+        for topic, n in valid_per_topic.items():
+            self._metrics.events.labels(self._metrics.service, topic, "valid").inc(n)
         return out
 
     def _dead_letter(self, msg: Message, exc: DecodeError) -> None:
