@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -97,7 +98,7 @@ def _union_alpha(alpha: float, horizon: int, stride: int) -> float:
     return alpha / max(1.0, horizon / stride)
 
 
-class _WindowTest:
+class _WindowTest(ABC):
     """Shared driver of the sliding-window tests: scan, find the first alarm, restart."""
 
     test_name = "window"
@@ -110,8 +111,9 @@ class _WindowTest:
         self.drift_detected = False
         self._pending: list[int] = []
 
+    @abstractmethod
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
-        raise NotImplementedError
+        """The test statistic of every window position in ``hist`` (one per row)."""
 
     def update_bins(self, bins: IntArray) -> list[Alarm]:
         alarms: list[Alarm] = []
