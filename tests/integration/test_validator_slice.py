@@ -98,7 +98,8 @@ def test_valid_events_counted_invalid_dead_lettered_and_scraped(
             "too_large": 1.0,
         }
         per_version = prometheus.query(
-            f'sum by (model_version) (model_predictions_total{{{sel},model_name="fraud"}})'
+            "sum by (model_version) "
+            f'(modelguard_validated_predictions_total{{{sel},model_name="fraud"}})'
         )
         assert {r["metric"]["model_version"]: float(r["value"][1]) for r in per_version} == {
             "v1": 40.0,

@@ -25,18 +25,23 @@ def utc_now() -> datetime:
 
 
 class PredictionCounters:
-    """``model_predictions_total`` and ``model_prediction_errors_total`` per version."""
+    """Valid predictions and failed requests the validator saw, per model version.
+
+    Named ``modelguard_validated_*`` because ``model_predictions_total`` and
+    ``model_prediction_errors_total`` belong to the metrics processor: one owner per
+    series name, so a plain ``sum()`` over all jobs never counts a prediction twice.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.predictions = Counter(
-            "model_predictions_total",
-            "Predictions served, by model version and predicted class.",
+            "modelguard_validated_predictions_total",
+            "Valid predictions seen by the edge validator, by version and predicted class.",
             ["model_name", "model_version", "predicted_class"],
             registry=registry,
         )
         self.errors = Counter(
-            "model_prediction_errors_total",
-            "Failed predictions, by model version and error type.",
+            "modelguard_validated_prediction_errors_total",
+            "Failed requests seen by the edge validator, by version and error type.",
             ["model_name", "model_version", "error_type"],
             registry=registry,
         )
