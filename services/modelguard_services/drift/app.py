@@ -25,6 +25,7 @@ from modelguard.core.drift.processor import (
     DriftConfig,
     DriftProcessor,
     DriftState,
+    Output,
     ReferenceLearned,
     WindowReport,
 )
@@ -58,8 +59,9 @@ class DriftService:
         topics = settings.topics
         self._topics = topics
         self._producer = make_producer(settings.kafka_bootstrap_servers)
+        self._raw_consumer = make_consumer(settings.kafka_bootstrap_servers, group_id)
         self._consumer: ValidatingConsumer[Event] = ValidatingConsumer(
-            make_consumer(settings.kafka_bootstrap_servers, group_id),
+            self._raw_consumer,
             {topics.predictions: PredictionLogged, topics.labels: LabelObserved},
             DeadLetterPublisher(self._producer, topics.dead_letter, stage=SERVICE),
             IngestMetrics(registry, SERVICE),
@@ -118,17 +120,39 @@ class DriftService:
         )
 
     # ------------------------------------------------------------ loop
+    def _track_partitions(self) -> None:
+        """Tell the processor which predictions partitions this worker reads and which
+        of them are read to their end (the event-time warm-up waits for the others)."""
+        topic = self._topics.predictions
+        assigned = [tp for tp in self._raw_consumer.assignment() if tp.topic == topic]
+        parts = frozenset(tp.partition for tp in assigned)
+        if parts != self._state.sources:
+            self._processor.assign(self._state, parts)
+        if not assigned or not self._processor.warming_up(self._state):
+            return
+        drained = []
+        for tp in self._raw_consumer.position(assigned):
+            _, high = self._raw_consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= high:
+                drained.append(tp.partition)
+        self._emit(self._processor.caught_up(self._state, drained))
+
     def handle(self, batch: list[Received[Event]]) -> None:
         events: list[PredictionLogged | LabelObserved] = []
+        partitions: list[int] = []
         for r in batch:
             e = r.event
             if isinstance(e, PredictionLogged):
                 if (e.model, e.version) not in self._known:
                     self._install(e.model, e.version)
-                events.append(e)
-            elif isinstance(e, LabelObserved):
-                events.append(e)
-        for out in self._processor.handle_batch(events, self._state):
+            elif not isinstance(e, LabelObserved):
+                continue
+            events.append(e)
+            partitions.append(r.partition)
+        self._emit(self._processor.handle_batch(events, self._state, partitions))
+
+    def _emit(self, outputs: list[Output]) -> None:
+        for out in outputs:
             if isinstance(out, DriftSignal):
                 self._send(out)
             elif isinstance(out, WindowReport):
@@ -176,6 +200,7 @@ class DriftService:
         last_seen = time.monotonic()
         try:
             while not stop.is_set():
+                self._track_partitions()
                 batch = self._consumer.poll(max_messages=1000, timeout=0.2)
                 if batch:
                     self.handle(batch)

@@ -17,8 +17,16 @@ Per model version it keeps, against the version's reference (or the model's):
   when the error rate went *up* by at least the LOW effect (2 points).
 
 A version without any reference learns one from its first ``warmup_events``
-predictions (output :class:`ReferenceLearned`, which the service publishes so every
-worker uses the same one).
+predictions *by event time* (output :class:`ReferenceLearned`, which the service
+publishes so every worker uses the same one). Over Kafka the worker reads several
+partitions, and while it catches up on a backlog it gets them one after the other, so
+"the first predictions to arrive" may be one partition's whole history, drifted part
+included. The caller therefore passes each event's partition and the set of partitions
+it reads (:meth:`DriftProcessor.assign`); the warm-up is learned only once every
+partition's watermark (the latest prediction time seen on it) has passed the event time
+of the ``warmup_events``-th earliest prediction buffered, or the partition has been read
+to its end (:meth:`DriftProcessor.caught_up`). Without partitions (files, tests) the
+input is one ordered stream and arrival order is time order.
 
 The processor sees what one worker sees (its partitions: a random share of each
 model's traffic, because keys are prediction ids); window accumulators are mergeable
@@ -28,12 +36,13 @@ if a later stage wants to combine workers exactly.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from river.drift import ADWIN
 
@@ -73,6 +82,9 @@ class DriftConfig:
     max_pending_predictions: int = 100_000
     adwin_delta: float = 0.002
     concept_baseline_labels: int = 500
+    #: warm-up predictions buffered per version while partitions catch up, as a multiple
+    #: of ``warmup_events``; beyond it the latest (by event time) are dropped from testing
+    warmup_buffer_factor: int = 4
 
     @property
     def evaluation(self) -> EvaluationConfig:
@@ -190,10 +202,22 @@ class DriftState:
     warmup: dict[tuple[str, str], list[Observation]] = field(default_factory=dict)
     pending: OrderedDict[str, tuple[str, str, object, str]] = field(default_factory=OrderedDict)
     orphan_labels: int = 0
+    #: partitions the worker reads (None: one ordered stream, arrival order = time order)
+    sources: frozenset[int] | None = None
+    #: latest prediction event time seen per partition
+    watermarks: dict[int, datetime] = field(default_factory=dict)
+    #: partitions read to their end (they cannot hold back a warm-up)
+    drained: frozenset[int] = frozenset()
+    #: warm-up predictions dropped because the buffer was full (latest first)
+    warmup_dropped: int = 0
 
 
 def _event_id(*parts: object) -> str:
     return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+
+
+def _by_time(o: Observation) -> datetime:
+    return o.event_time
 
 
 def _finite(x: float) -> float:
@@ -239,6 +263,49 @@ class DriftProcessor:
         state.monitors[(model, version)] = mon
         return mon
 
+    # ------------------------------------------------------------ partitions
+    def assign(self, state: DriftState, partitions: Iterable[int]) -> None:
+        """The partitions this worker reads from now on (their events carry them)."""
+        state.sources = frozenset(partitions)
+        state.watermarks = {p: t for p, t in state.watermarks.items() if p in state.sources}
+        state.drained = state.drained & state.sources
+
+    def caught_up(self, state: DriftState, partitions: Iterable[int]) -> list[Output]:
+        """``partitions`` have been read to their end (nothing older can still arrive on
+        them); warm-ups waiting only for them are learned now."""
+        state.drained = frozenset(partitions)
+        out: list[Output] = []
+        for model, version in list(state.warmup):
+            if self._warmup_ready(state, state.warmup[(model, version)]):
+                out.extend(self._observe(state, model, version, []))
+        return out
+
+    def warming_up(self, state: DriftState) -> bool:
+        return bool(state.warmup)
+
+    def _low_watermark(self, state: DriftState) -> datetime | None:
+        """Event time up to which every partition has been read; None when some
+        partition holds it back without having delivered anything."""
+        assert state.sources is not None
+        waiting = state.sources - state.drained
+        if not waiting:
+            return datetime.max.replace(tzinfo=UTC)
+        marks = [state.watermarks.get(p) for p in waiting]
+        present = [m for m in marks if m is not None]
+        return min(present) if len(present) == len(marks) else None
+
+    def _warmup_ready(self, state: DriftState, buf: list[Observation]) -> bool:
+        need = self.config.warmup_events
+        if len(buf) < need:
+            return False
+        if state.sources is None:
+            return True
+        low = self._low_watermark(state)
+        if low is None:
+            return False
+        cutoff = heapq.nsmallest(need, (o.event_time for o in buf))[-1]
+        return cutoff <= low
+
     # ------------------------------------------------------------ processing
     def handle(
         self, event: PredictionLogged | LabelObserved | Observation, state: DriftState
@@ -246,11 +313,23 @@ class DriftProcessor:
         return state, self.handle_batch([event], state)
 
     def handle_batch(
-        self, events: Sequence[PredictionLogged | LabelObserved | Observation], state: DriftState
+        self,
+        events: Sequence[PredictionLogged | LabelObserved | Observation],
+        state: DriftState,
+        partitions: Sequence[int] | None = None,
     ) -> list[Output]:
+        """Process ``events`` in order; ``partitions`` (one per event) are where they
+        came from, for the event-time warm-up (see the module docstring)."""
         outputs: list[Output] = []
         groups: dict[tuple[str, str], list[Observation]] = {}
         labels: list[LabelObserved] = []
+        if partitions is not None:
+            marks = state.watermarks
+            for e, p in zip(events, partitions, strict=True):
+                if not isinstance(e, LabelObserved):
+                    t = e.event_time
+                    if p not in marks or t > marks[p]:
+                        marks[p] = t
 
         def flush_groups() -> None:
             for (model, version), obs in groups.items():
@@ -312,13 +391,23 @@ class DriftProcessor:
         out: list[Output] = []
         mon = self._monitor(state, model, version)
         if mon is None:
+            need = self.config.warmup_events
             buf = state.warmup.setdefault((model, version), [])
-            need = self.config.warmup_events - len(buf)
-            buf.extend(obs[:need])
-            obs = obs[need:]
-            if len(buf) < self.config.warmup_events:
+            buf.extend(obs)
+            if state.sources is not None:
+                cap = max(need, need * self.config.warmup_buffer_factor)
+                if len(buf) > cap:  # keep the earliest: only they can be the warm-up
+                    buf.sort(key=_by_time)
+                    state.warmup_dropped += len(buf) - cap
+                    del buf[cap:]
+            if not self._warmup_ready(state, buf):
                 return out
-            ref = learn_reference(buf, model, version, source=f"warm-up of {len(buf)} predictions")
+            if state.sources is not None:
+                buf.sort(key=_by_time)  # stable: ties keep their arrival order
+            first, obs = buf[:need], buf[need:]
+            ref = learn_reference(
+                first, model, version, source=f"warm-up of {len(first)} predictions"
+            )
             del state.warmup[(model, version)]
             state.references[(model, version)] = ref
             out.append(ReferenceLearned(ref))
