@@ -14,8 +14,10 @@
   ``auc``, ``log_loss``, ``brier``;
 * regression: ``mae``, ``rmse``, ``mape``;
 * comparison: ``baseline_accuracy``, ``accuracy_drop_percent`` (``(baseline -
-  accuracy) / baseline * 100``; negative when better), ``concept_drift`` (1.0 when the
-  drop is at least the configured percentage and significant), ``accuracy_trend``
+  accuracy) / baseline * 100``; negative when better), ``accuracy_degraded`` (1.0 when
+  the drop is at least the configured percentage and significant, a one-sided z test
+  against the baseline; exposed as ``model_accuracy_degraded``; concept drift proper,
+  ``model_concept_drift_detected``, belongs to the drift processor), ``accuracy_trend``
   (accuracy minus that of the previous window of the same kind).
 
 Event-time windows (``tumbling``) count a prediction at its ``event_time`` and a

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.logging import configure_logging
 from modelguard.adapters.prometheus import MetricsServer
-from modelguard_services.metrics.app import MetricsService
+from modelguard_services.metrics.app import MetricsService, tune_gc
 from modelguard_services.metrics.settings import MetricsSettings
 
 
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = CollectorRegistry()
     server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)
     structlog.get_logger("modelguard.metrics").info("metrics_listening", url=server.url)
+    tune_gc()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -4,6 +4,12 @@ The loop builds an immutable :class:`LiveView` from the partition states (cumula
 totals, last-N metrics) and swaps it in; :class:`MetricsCollector` renders the current
 view, so a scrape never reads state that is being changed. Counters come from totals
 kept in the (checkpointed) state, so they never double count after a restart.
+
+Baseline comparison, per model (worst version): ``model_accuracy_drop_percent`` and
+``model_accuracy_degraded`` (1 when the last-N accuracy of a version dropped by at least
+``drift_drop_percent`` of the baseline and significantly, one-sided z test). This
+process does not export ``model_concept_drift_detected``: concept drift (ADWIN on the
+error stream) is the drift processor's gauge (ADR 0008), one owner per series.
 """
 
 from __future__ import annotations
@@ -146,9 +152,10 @@ class MetricsCollector(Collector):
             "Largest accuracy drop among a model's versions, percent of its baseline.",
             labels=["model_name"],
         )
-        concept = GaugeMetricFamily(
-            "model_concept_drift_detected",
-            "1 when a version's accuracy dropped significantly below the baseline.",
+        degraded = GaugeMetricFamily(
+            "model_accuracy_degraded",
+            "1 when a version's last-N accuracy dropped significantly (one-sided z test) "
+            "by at least the configured percentage below the model's baseline.",
             labels=["model_name"],
         )
         trend = GaugeMetricFamily(
@@ -163,7 +170,8 @@ class MetricsCollector(Collector):
         )
         coverage = GaugeMetricFamily(
             "model_label_coverage_ratio",
-            "Share of resolved predictions (labelled or expired) that got a label.",
+            "Share of resolved predictions (labelled or expired without a label) that got a "
+            "label, in the latest closed event-time window of the finest length.",
             labels=mv,
         )
         delay = GaugeMetricFamily(
@@ -205,10 +213,14 @@ class MetricsCollector(Collector):
                     g.add_metric([model, version], v.live[key])
             if "accuracy_drop_percent" in v.live:
                 worst[model] = max(worst.get(model, -1e300), v.live["accuracy_drop_percent"])
-            if "concept_drift" in v.live:
-                drift[model] = max(drift.get(model, 0.0), v.live["concept_drift"])
-            if "label_coverage" in v.live:
-                coverage.add_metric([model, version], v.live["label_coverage"])
+            if "accuracy_degraded" in v.live:
+                drift[model] = max(drift.get(model, 0.0), v.live["accuracy_degraded"])
+            # the last-N window holds joined pairs only (always 1.0): coverage comes from
+            # the latest closed finest event-time window, where expiries are counted
+            if v.last_window:
+                finest = v.last_window[min(v.last_window, key=lambda w: float(w.rstrip("s")))]
+                if "label_coverage" in finest:
+                    coverage.add_metric([model, version], finest["label_coverage"])
             for window, m in sorted(v.last_window.items()):
                 if "accuracy_trend" in m:
                     trend.add_metric([model, version, window], m["accuracy_trend"])
@@ -236,9 +248,9 @@ class MetricsCollector(Collector):
         for model, d in sorted(worst.items()):
             drop.add_metric([model], d)
         for model, f in sorted(drift.items()):
-            concept.add_metric([model], f)
+            degraded.add_metric([model], f)
         yield from gauges.values()
-        yield from (drop, concept, trend, latency, coverage, delay)
+        yield from (drop, degraded, trend, latency, coverage, delay)
         yield from (predictions, errors, labelled, correct, expired, duration)
         orphans = CounterMetricFamily(
             "model_orphan_labels",

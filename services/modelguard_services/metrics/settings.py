@@ -23,6 +23,8 @@ class MetricsSettings(CommonSettings):
     metrics_baselines: dict[str, float] = Field(default_factory=dict)
     metrics_drift_drop_percent: float = Field(default=10.0, gt=0)
     metrics_checkpoint_interval_s: float = Field(default=1.0, gt=0)
+    #: Largest share of the loop's time spent in checkpoints (the interval stretches).
+    metrics_checkpoint_max_share: float = Field(default=0.05, gt=0, le=1)
     metrics_refresh_interval_s: float = Field(default=0.1, gt=0)
     metrics_group_id: str = Field(default="modelguard-metrics", pattern=r"^[A-Za-z0-9._-]+$")
 

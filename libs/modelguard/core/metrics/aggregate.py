@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from modelguard.core.metrics.sketch import ExactSum, LogSketch
+from modelguard.core.metrics.sketch import DEFAULT_ALPHA, ExactSum, LogSketch, default_bucket
 
 AUC_BINS = 200
 LOG_LOSS_EPS = 1e-15
@@ -68,6 +68,7 @@ class Pair(NamedTuple):
     sq_err: float
     ape: float
     delay_s: float
+    delay_bucket: int | None  # LogSketch bucket of delay_s (computed once, used 4 times)
 
     @classmethod
     def classification(
@@ -85,25 +86,38 @@ class Pair(NamedTuple):
             n_classes = len(probabilities)
             p_true = probabilities.get(lab, 0.0)
             ll = -math.log(min(max(p_true, LOG_LOSS_EPS), 1.0))
-            br = sum((p - (1.0 if c == lab else 0.0)) ** 2 for c, p in probabilities.items())
+            # one pass: sum_c (p_c - y_c)^2 (same order of additions as before) and bins
+            br = 0.0
+            keep_bins = n_classes <= MAX_AUC_CLASSES
+            binned = []
+            for c, p in probabilities.items():
+                d = p - 1.0 if c == lab else p
+                br += d * d
+                if keep_bins:
+                    binned.append((c, min(int(p * AUC_BINS), AUC_BINS - 1)))
             if lab not in probabilities:
                 br += 1.0
-            if n_classes <= MAX_AUC_CLASSES:
-                bins = tuple((c, score_bin(p)) for c, p in probabilities.items())
-        return cls("c", lab, pred, ll, br, n_classes, bins, 0.0, 0.0, 0.0, delay_s)
+            bins = tuple(binned)
+        return cls(
+            "c", lab, pred, ll, br, n_classes, bins, 0.0, 0.0, 0.0, delay_s, default_bucket(delay_s)
+        )
 
     @classmethod
     def regression(cls, label: float, predicted: float, delay_s: float) -> Pair:
         err = abs(label - predicted)
         ape = err / max(abs(label), MAPE_EPS)
-        return cls("r", "", "", None, None, 0, (), err, err * err, ape, delay_s)
+        return cls(
+            "r", "", "", None, None, 0, (), err, err * err, ape, delay_s, default_bucket(delay_s)
+        )
 
     def to_json(self) -> list[Any]:
+        """The pair as a JSON array (``json.dumps`` writes the tuple itself the same way)."""
         return [*self[:6], [list(b) for b in self.score_bins], *self[7:]]
 
     @classmethod
     def from_json(cls, raw: list[Any]) -> Pair:
         bins = tuple((str(c), int(b)) for c, b in raw[6])
+        delay = float(raw[10])
         return cls(
             str(raw[0]),
             str(raw[1]),
@@ -115,7 +129,8 @@ class Pair(NamedTuple):
             float(raw[7]),
             float(raw[8]),
             float(raw[9]),
-            float(raw[10]),
+            delay,
+            default_bucket(delay),  # derived, so older checkpoints without it still load
         )
 
 
@@ -173,40 +188,61 @@ class Aggregate:
 
     def add_pair(self, pair: Pair, sign: int = 1) -> None:
         """Add (``sign=1``) or remove (``sign=-1``) one labelled prediction."""
-        self.label_delay_s.add(pair.delay_s, sign)
-        if pair.task == "r":
+        (
+            task,
+            label,
+            predicted,
+            log_loss,
+            brier,
+            n_classes,
+            bins,
+            abs_err,
+            sq_err,
+            ape,
+            delay,
+            bucket,
+        ) = pair
+        if self.label_delay_s.alpha == DEFAULT_ALPHA:
+            self.label_delay_s.add_bucket(bucket, delay, sign)
+        else:
+            self.label_delay_s.add(delay, sign)
+        if task == "r":
             self.n_regression += sign
-            self.abs_err_sum.add(sign * pair.abs_err)
-            self.sq_err_sum.add(sign * pair.sq_err)
-            self.ape_sum.add(sign * pair.ape)
+            self.abs_err_sum.add(sign * abs_err)
+            self.sq_err_sum.add(sign * sq_err)
+            self.ape_sum.add(sign * ape)
             return
         self.n_labelled += sign
-        row = self.confusion.setdefault(pair.label, {})
-        n = row.get(pair.predicted, 0) + sign
+        confusion = self.confusion
+        row = confusion.get(label)
+        if row is None:
+            row = confusion[label] = {}
+        n = row.get(predicted, 0) + sign
         if n:
-            row[pair.predicted] = n
+            row[predicted] = n
         else:
-            del row[pair.predicted]
+            del row[predicted]
             if not row:
-                del self.confusion[pair.label]
-        if pair.log_loss is not None and pair.brier is not None:
+                del confusion[label]
+        if log_loss is not None and brier is not None:
             self.n_prob += sign
-            if pair.n_prob_classes == 2:
+            if n_classes == 2:
                 self.n_prob_binary += sign
-            self.log_loss_sum.add(sign * pair.log_loss)
-            self.brier_sum.add(sign * pair.brier)
-            for c, b in pair.score_bins:
-                hists = self.auc.get(c)
+            self.log_loss_sum.add(sign * log_loss)
+            self.brier_sum.add(sign * brier)
+            auc = self.auc
+            for c, b in bins:
+                hists = auc.get(c)
                 if hists is None:
-                    hists = self.auc[c] = [{}, {}]
-                h = hists[0] if c == pair.label else hists[1]
+                    hists = auc[c] = [{}, {}]
+                h = hists[0] if c == label else hists[1]
                 m = h.get(b, 0) + sign
                 if m:
                     h[b] = m
                 else:
                     del h[b]
                     if not hists[0] and not hists[1]:
-                        del self.auc[c]
+                        del auc[c]
 
     def merge(self, other: Aggregate) -> None:
         """Add ``other`` into this aggregate (exact for counts and histograms)."""

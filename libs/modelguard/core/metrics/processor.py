@@ -75,7 +75,8 @@ class MetricsConfig:
     #: Declared baseline accuracy per model; absent models take the accuracy of their
     #: first full last-N window as baseline.
     baselines: Mapping[str, float] = field(default_factory=dict)
-    #: Accuracy drop (percent of baseline) that, when significant, flags concept drift.
+    #: Accuracy drop (percent of baseline) that, when significant, flags the version as
+    #: degraded (``accuracy_degraded``; concept drift proper is the drift processor's).
     drift_drop_percent: float = 10.0
     #: One-sided z score the drop must exceed (2.33: p < 0.01).
     drift_z: float = 2.33
@@ -141,7 +142,7 @@ class VersionState:
             "n_expired": self.n_expired,
             "durations": {s: h.to_dict() for s, h in self.durations.items()},
             "label_delay_s": self.label_delay_s.to_dict(),
-            "recent": [p.to_json() for p in self.recent],
+            "recent": list(self.recent),  # Pair tuples: JSON arrays as Pair.to_json
             "recent_agg": self.recent_agg.to_dict(),
             "recent_start": _finite_or_none(self.recent_start),
             "since_count_window": self.since_count_window,
@@ -298,11 +299,13 @@ class MetricsProcessor:
         self, event: Event, state: PartitionState
     ) -> tuple[PartitionState, list[ClosedWindow]]:
         out: list[ClosedWindow] = []
+        before = (state.max_prediction_time, state.max_label_time)
         if isinstance(event, PredictionLogged):
             self._prediction(event, state, out)
         else:
             self._label(event, state, out)
-        self._advance(state, out)
+        if (state.max_prediction_time, state.max_label_time) != before:
+            self._advance(state, out)  # the watermark only moves when an input's max does
         return state, out
 
     def flush(self, state: PartitionState) -> list[ClosedWindow]:
@@ -591,7 +594,7 @@ class MetricsProcessor:
         comparison = self.baseline_comparison(state, model, acc, int(metrics.get("n_labelled", 0)))
         if comparison is not None:
             metrics["baseline_accuracy"], metrics["accuracy_drop_percent"], drift = comparison
-            metrics["concept_drift"] = 1.0 if drift else 0.0
+            metrics["accuracy_degraded"] = 1.0 if drift else 0.0
 
     def baseline(self, state: PartitionState, model: str) -> float | None:
         declared = self.config.baselines.get(model)
@@ -600,7 +603,7 @@ class MetricsProcessor:
     def baseline_comparison(
         self, state: PartitionState, model: str, accuracy: float, n: int
     ) -> tuple[float, float, bool] | None:
-        """(baseline, drop in percent of baseline, concept drift flag), or None.
+        """(baseline, drop in percent of baseline, accuracy degraded flag), or None.
 
         The flag needs the drop to reach ``drift_drop_percent`` *and* be significant: a
         one-sided z test of ``accuracy`` (over ``n`` labels) against the baseline.
@@ -633,7 +636,7 @@ class MetricsProcessor:
             cmp = self.baseline_comparison(first, model, acc, int(metrics["n_labelled"]))
             if cmp is not None:
                 metrics["baseline_accuracy"], metrics["accuracy_drop_percent"], drift = cmp
-                metrics["concept_drift"] = 1.0 if drift else 0.0
+                metrics["accuracy_degraded"] = 1.0 if drift else 0.0
         return metrics
 
 

@@ -18,6 +18,7 @@ added with a negative weight (removal), which keeps the last-N windows exact.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,19 @@ DEFAULT_ALPHA = 0.01
 #: Values at or below this are counted in the zero bucket.
 MIN_POSITIVE = 1e-9
 _DEFAULT_LOG_GAMMA = math.log((1.0 + DEFAULT_ALPHA) / (1.0 - DEFAULT_ALPHA))
+#: A sketch's sum is kept as an integer number of 2^-16 units: integer sums do not depend
+#: on the order of adds and merges (float sums do, in the last bits), so a window rebuilt
+#: from the same events in another interleaving is identical, and the float form is
+#: exact up to 2^53 units (1.4e11, e.g. 1e8 values of 1000 ms).
+TOTAL_SCALE = 65536
+
+
+def default_bucket(x: float) -> int | None:
+    """``LogSketch().bucket(x)`` (default ``alpha``), for values computed once and added
+    to several sketches."""
+    if x <= MIN_POSITIVE:
+        return None
+    return math.ceil(math.log(x) / _DEFAULT_LOG_GAMMA)
 
 
 @dataclass(slots=True)
@@ -35,7 +49,11 @@ class LogSketch:
     counts: dict[int, int] = field(default_factory=dict)
     zero: int = 0
     count: int = 0
-    total: float = 0.0
+    total_units: int = 0  # sum of the values in units of 1 / TOTAL_SCALE
+
+    @property
+    def total(self) -> float:
+        return self.total_units / TOTAL_SCALE
 
     @property
     def _log_gamma(self) -> float:
@@ -64,7 +82,7 @@ class LogSketch:
             else:
                 del self.counts[index]
         self.count += weight
-        self.total += x * weight
+        self.total_units += round(x * TOTAL_SCALE) * weight
 
     def merge(self, other: LogSketch) -> None:
         """Add ``other``'s counts (same ``alpha``) into this sketch."""
@@ -78,7 +96,7 @@ class LogSketch:
                 self.counts.pop(i, None)
         self.zero += other.zero
         self.count += other.count
-        self.total += other.total
+        self.total_units += other.total_units
 
     def quantile(self, q: float) -> float:
         """The ``q``-quantile (0 <= q <= 1); NaN when empty."""
@@ -115,7 +133,7 @@ class LogSketch:
             counts={int(k): int(v) for k, v in d["counts"].items()},
             zero=int(d["zero"]),
             count=int(d["count"]),
-            total=float(d["total"]),
+            total_units=round(float(d["total"]) * TOTAL_SCALE),
         )
 
 
@@ -138,12 +156,8 @@ class FixedHistogram:
         return cls(bounds=tuple(bounds), counts=[0] * (len(bounds) + 1))
 
     def add(self, x: float, weight: int = 1) -> None:
-        for i, b in enumerate(self.bounds):
-            if x <= b:
-                self.counts[i] += weight
-                break
-        else:
-            self.counts[-1] += weight
+        # the first bound >= x (its index is len(bounds), the +Inf bucket, when none is)
+        self.counts[bisect_left(self.bounds, x)] += weight
         self.total += x * weight
 
     def merge(self, other: FixedHistogram) -> None:
@@ -213,7 +227,15 @@ class ExactSum:
         return math.fsum(self.partials)
 
     def to_json(self) -> list[float]:
-        return [x for x in self.partials if x]
+        """A canonical form of the exact sum (greedy: the rounded sum, then the rounded
+        rest, ...): the same value gives the same list whatever the order of the adds
+        (the partials themselves are not unique)."""
+        out: list[float] = []
+        rest = ExactSum(list(self.partials))
+        while (v := math.fsum(rest.partials)) != 0.0:
+            out.append(v)
+            rest.add(-v)
+        return out
 
     @classmethod
     def from_json(cls, raw: list[float]) -> ExactSum:
