@@ -11,11 +11,18 @@ Layout (``prefix`` is the deployment's Redis prefix):
 
 ``publish(..., only_if_absent=True)`` is how a learned warm-up reference is shared: the
 first worker wins and the others load the winner.
+
+:class:`DriftCheckpoints` keeps the drift service's state and offsets (see its
+docstring).
 """
 
 from __future__ import annotations
 
+import json
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -103,3 +110,37 @@ class ReferenceStore:
 
     def history(self, model: str, version: str | None) -> list[str]:
         return [_text(x) for x in self._r.lrange(self._history(model, version), 0, -1)]
+
+
+class DriftCheckpoints:
+    """The drift service's state + offsets per consumer group and assignment, in Redis.
+
+    Key ``{prefix}:drift:checkpoint:{group}:{assignment}`` (``assignment`` names the
+    topic partitions the state covers), value zlib-compressed JSON (NaN rejected). Keys
+    expire after ``ttl_seconds`` so the checkpoints of old assignments go away.
+    """
+
+    def __init__(
+        self, client: redis.Redis, prefix: str = "modelguard", ttl_seconds: int = 7 * 86400
+    ) -> None:
+        self._r = client
+        self._prefix = prefix
+        self._ttl = ttl_seconds
+
+    def key(self, group: str, assignment: str) -> str:
+        return f"{self._prefix}:drift:checkpoint:{group}:{assignment}"
+
+    def save(self, group: str, assignment: str, data: Mapping[str, Any]) -> int:
+        """Store ``data``; returns the size written in bytes."""
+        raw = zlib.compress(json.dumps(data, separators=(",", ":"), allow_nan=False).encode(), 1)
+        self._r.set(self.key(group, assignment), raw, ex=self._ttl)
+        return len(raw)
+
+    def load(self, group: str, assignment: str) -> dict[str, Any] | None:
+        raw = self._r.get(self.key(group, assignment))
+        if raw is None:
+            return None
+        data = json.loads(zlib.decompress(raw if isinstance(raw, bytes) else raw.encode()))
+        if not isinstance(data, dict):
+            raise ValueError("drift checkpoint is not a JSON object")
+        return data

@@ -38,6 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="write the latest text/HTML report per model version here",
     )
+    parser.add_argument("--group-id", default="modelguard-drift", help="consumer group")
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="save state + offsets to Redis this often (2)",
+    )
     parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS")
     args = parser.parse_args(argv)
     if args.window_events < 100 or args.warmup_events < 100 or not 0 < args.alpha < 1:
@@ -54,9 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         window_events=args.window_events, warmup_events=args.warmup_events, alpha=args.alpha
     )
     try:
-        DriftService(settings, registry, config=config, report_dir=args.report_dir).run(
-            stop, idle_exit_seconds=args.idle_exit
-        )
+        DriftService(
+            settings,
+            registry,
+            config=config,
+            report_dir=args.report_dir,
+            group_id=args.group_id,
+            checkpoint_interval=args.checkpoint_interval,
+        ).run(stop, idle_exit_seconds=args.idle_exit)
     finally:
         server.close()
     return 0

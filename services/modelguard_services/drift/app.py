@@ -1,4 +1,15 @@
-"""The drift service loop, separated from process start-up so tests run it in a thread."""
+"""The drift service loop, separated from process start-up so tests run it in a thread.
+
+State is recoverable (ADR 0008): every ``checkpoint_interval`` seconds, once its outputs
+are delivered, the worker saves its whole drift state (JSON, see
+``core.drift.checkpoint``) *with the offsets it has consumed* to Redis, under its group
+and the set of partitions it reads. When it is assigned the same set again (a restart,
+a kill -9, an eager rebalance that gives it back its partitions) it restores that state
+and resumes at those offsets, so state and position never disagree and the open
+windows, sequential detectors and warm-ups continue as if nothing had happened. A set
+with no checkpoint (the group's membership changed) starts from empty state at the
+group's committed offsets: at most one window per model version is lost, as before.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
+from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.dead_letter import DeadLetterPublisher
-from modelguard.adapters.drift_store import ReferenceStore
+from modelguard.adapters.drift_store import DriftCheckpoints, ReferenceStore
 from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
 from modelguard.adapters.kafka import make_consumer, make_producer
 from modelguard.adapters.redis_client import make_redis
@@ -21,6 +33,7 @@ from modelguard.contracts.base import Event
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.core.drift.checkpoint import CheckpointError, dump_state, load_state
 from modelguard.core.drift.processor import (
     DriftConfig,
     DriftProcessor,
@@ -55,6 +68,7 @@ class DriftService:
         report_dir: Path | None = None,
         reference_refresh_seconds: float = 5.0,
         worker: str = "drift-0",
+        checkpoint_interval: float = 2.0,
     ) -> None:
         topics = settings.topics
         self._topics = topics
@@ -67,9 +81,24 @@ class DriftService:
             IngestMetrics(registry, SERVICE),
             clock,
         )
-        self._store = ReferenceStore(make_redis(settings.redis_url), settings.redis_prefix)
+        self._raw_consumer.subscribe(
+            [topics.predictions, topics.labels],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+        )
+        redis_client = make_redis(settings.redis_url)
+        self._store = ReferenceStore(redis_client, settings.redis_prefix)
+        self._checkpoints = DriftCheckpoints(redis_client, settings.redis_prefix)
+        self._group = group_id
+        self._checkpoint_interval = checkpoint_interval
         self._processor = DriftProcessor(config, worker=worker)
         self._state = DriftState()
+        #: next offset per "topic:partition" folded into ``_state``
+        self._offsets: dict[str, int] = {}
+        self._assignment = ""
+        self._assigned_at = 0.0
+        self._dirty = False
+        self.restored = False
         self._metrics = DriftMetrics(registry)
         self._report_dir = report_dir
         self._refresh = reference_refresh_seconds
@@ -120,6 +149,72 @@ class DriftService:
         )
 
     # ------------------------------------------------------------ loop
+    # ------------------------------------------------------------ checkpoints
+    def _assignment_key(self, partitions: list[TopicPartition]) -> str:
+        short = {self._topics.predictions: "p", self._topics.labels: "l"}
+        parts: dict[str, list[int]] = {}
+        for tp in partitions:
+            parts.setdefault(short.get(tp.topic, tp.topic), []).append(tp.partition)
+        return "|".join(f"{t}{','.join(map(str, sorted(ps)))}" for t, ps in sorted(parts.items()))
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assignment = self._assignment_key(partitions)
+        self._assigned_at = time.monotonic()
+        self._state, self._offsets, self._known = DriftState(), {}, {}
+        self.restored = False
+        try:
+            data = self._checkpoints.load(self._group, self._assignment)
+            if data is not None:
+                self._state = load_state(self._processor, data["state"])
+                self._offsets = {str(k): int(v) for k, v in data["offsets"].items()}
+                self.restored = True
+        except (CheckpointError, ValueError, KeyError, TypeError) as exc:
+            log.error("checkpoint_unusable", assignment=self._assignment, error=str(exc))
+            self._state, self._offsets = DriftState(), {}
+        # before the first event of these partitions: the warm-up must wait for all
+        self._processor.assign(
+            self._state, [tp.partition for tp in partitions if tp.topic == self._topics.predictions]
+        )
+        for tp in partitions:
+            saved = self._offsets.get(f"{tp.topic}:{tp.partition}")
+            if saved is not None:
+                tp.offset = saved
+        consumer.assign(partitions)
+        log.info("partitions_assigned", assignment=self._assignment, restored=self.restored)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.checkpoint()
+        self._state, self._offsets, self._assignment = DriftState(), {}, ""
+        self._processor.assign(self._state, [])
+        consumer.unassign()
+
+    def _advance_to_positions(self) -> None:
+        """Saved offsets follow the consumer's position: every message before it was
+        handled or dead-lettered."""
+        assigned = self._raw_consumer.assignment()
+        if not assigned:
+            return
+        for tp in self._raw_consumer.position(assigned):
+            key = f"{tp.topic}:{tp.partition}"
+            if tp.offset >= 0 and tp.offset != self._offsets.get(key):
+                self._offsets[key] = max(self._offsets.get(key, 0), tp.offset)
+                self._dirty = True
+
+    def checkpoint(self) -> None:
+        """Deliver the outputs, then save state + offsets (nothing when unchanged)."""
+        if not self._dirty or not self._assignment:
+            return
+        if self._producer.flush(30) != 0:
+            log.warning("checkpoint_skipped", reason="outputs not delivered")
+            return
+        size = self._checkpoints.save(
+            self._group,
+            self._assignment,
+            {"offsets": self._offsets, "state": dump_state(self._processor, self._state)},
+        )
+        self._dirty = False
+        log.debug("checkpoint_saved", assignment=self._assignment, bytes=size)
+
     def _track_partitions(self) -> None:
         """Tell the processor which predictions partitions this worker reads and which
         of them are read to their end (the event-time warm-up waits for the others)."""
@@ -196,8 +291,9 @@ class DriftService:
             stem.with_suffix(".html").write_text(render_html(report))
 
     def run(self, stop: threading.Event, *, idle_exit_seconds: float | None = None) -> int:
-        """Process until ``stop`` (or ``idle_exit_seconds`` without messages)."""
-        last_seen = time.monotonic()
+        """Process until ``stop`` (or ``idle_exit_seconds`` without messages once it
+        owns partitions)."""
+        last_seen = last_checkpoint = time.monotonic()
         try:
             while not stop.is_set():
                 self._track_partitions()
@@ -207,13 +303,19 @@ class DriftService:
                     last_seen = time.monotonic()
                 elif (
                     idle_exit_seconds is not None
-                    and time.monotonic() - last_seen > idle_exit_seconds
+                    and self._assignment  # idle only once it owns partitions
+                    and time.monotonic() - max(last_seen, self._assigned_at) > idle_exit_seconds
                 ):
                     break
                 self._consumer.done(batch)
+                self._advance_to_positions()
                 self._producer.poll(0)
                 self.processed += len(batch)
                 self._refresh_references()
+                if time.monotonic() - last_checkpoint >= self._checkpoint_interval:
+                    self.checkpoint()
+                    last_checkpoint = time.monotonic()
+            self.checkpoint()
         finally:
             self._producer.flush(10)
             self._consumer.close()

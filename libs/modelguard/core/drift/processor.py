@@ -39,10 +39,11 @@ import hashlib
 import heapq
 import itertools
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from river.drift import ADWIN
 
@@ -85,6 +86,9 @@ class DriftConfig:
     #: warm-up predictions buffered per version while partitions catch up, as a multiple
     #: of ``warmup_events``; beyond it the latest (by event time) are dropped from testing
     warmup_buffer_factor: int = 4
+    #: recent error values kept to rebuild ADWIN after a restart (river's ADWIN has no
+    #: serialisable state): the restored detector is fed the last min(width, this)
+    adwin_replay: int = 5_000
 
     @property
     def evaluation(self) -> EvaluationConfig:
@@ -146,17 +150,25 @@ Output = DriftSignal | WindowReport | ReferenceLearned
 HEADLINE_TESTS = frozenset({"ks", "chi_square", "drifted_share"})
 
 
-class _Concept:
+class ConceptDetector:
     """ADWIN on the error stream, judged against a baseline error rate: the mean error
-    of the first ``baseline_labels`` labels (the model's normal error rate)."""
+    of the first ``baseline_labels`` labels (the model's normal error rate).
 
-    def __init__(self, delta: float, baseline_labels: int) -> None:
+    river's ADWIN cannot be saved, so the last ``replay`` errors are kept (a JSON
+    list); :meth:`from_dict` feeds the last ``min(width, replay)`` of them to a new
+    ADWIN, which then covers the same errors as the one saved while its window is at
+    most ``replay`` long (its estimate over them is the same; only the bucket layout,
+    hence the exact moment of a later alarm, can differ)."""
+
+    def __init__(self, delta: float, baseline_labels: int, replay: int = 5_000) -> None:
         self.adwin = ADWIN(delta=delta)  # type: ignore[no-untyped-call]
+        self.delta = delta
         self.baseline_labels = baseline_labels
         self.n = 0
         self.errors = 0.0
         self.baseline: float | None = None
         self.drifted = False
+        self.recent: deque[float] = deque(maxlen=max(1, replay))
 
     @property
     def estimation(self) -> float:
@@ -168,6 +180,7 @@ class _Concept:
     def update(self, error: float) -> bool:
         """True when ADWIN detects a change (after the baseline is known)."""
         self.adwin.update(error)  # type: ignore[no-untyped-call]
+        self.recent.append(error)
         self.n += 1
         self.errors += error
         if self.baseline is None:
@@ -175,6 +188,31 @@ class _Concept:
                 self.baseline = self.errors / self.n
             return False
         return bool(self.adwin.drift_detected)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "errors": self.errors,
+            "baseline": self.baseline,
+            "drifted": self.drifted,
+            "width": int(self.adwin.width),
+            "recent": list(self.recent),
+        }
+
+    @classmethod
+    def from_dict(
+        cls, d: Mapping[str, Any], delta: float, baseline_labels: int, replay: int
+    ) -> ConceptDetector:
+        c = cls(delta, baseline_labels, replay)
+        c.recent.extend(float(e) for e in d["recent"])
+        width = min(int(d["width"]), len(c.recent))
+        for e in list(c.recent)[len(c.recent) - width :]:
+            c.adwin.update(e)  # type: ignore[no-untyped-call]
+        c.n = int(d["n"])
+        c.errors = float(d["errors"])
+        c.baseline = None if d["baseline"] is None else float(d["baseline"])
+        c.drifted = bool(d["drifted"])
+        return c
 
 
 @dataclass
@@ -184,7 +222,7 @@ class ModelMonitor:
     window: WindowAccumulator
     numeric: dict[str, NumericDriftDetector] = field(default_factory=dict)
     categorical: dict[str, SlidingWindowChi2] = field(default_factory=dict)
-    concept: _Concept | None = None
+    concept: ConceptDetector | None = None
     window_index: int = 0
     window_start: datetime | None = None
     window_end: datetime | None = None
@@ -250,6 +288,12 @@ class DriftProcessor:
         ref = self.reference_for(state, model, version)
         if ref is None:
             return None
+        mon = self.new_monitor(ref, version)
+        state.monitors[(model, version)] = mon
+        return mon
+
+    def new_monitor(self, ref: ReferenceProfile, version: str) -> ModelMonitor:
+        """A monitor of ``version`` against ``ref``: empty window, fresh detectors."""
         mon = ModelMonitor(version, ref, WindowAccumulator.empty(ref))
         if self.config.sequential:
             cols = list(ref.features.items())
@@ -260,7 +304,6 @@ class DriftProcessor:
                     mon.numeric[name] = NumericDriftDetector(prof, alpha=a, horizon=h)
                 elif isinstance(prof, CategoricalProfile):
                     mon.categorical[name] = SlidingWindowChi2(prof, alpha=a, horizon=h)
-        state.monitors[(model, version)] = mon
         return mon
 
     # ------------------------------------------------------------ partitions
@@ -634,7 +677,11 @@ class DriftProcessor:
         if mon is None:
             return []
         if mon.concept is None:
-            mon.concept = _Concept(self.config.adwin_delta, self.config.concept_baseline_labels)
+            mon.concept = ConceptDetector(
+                self.config.adwin_delta,
+                self.config.concept_baseline_labels,
+                self.config.adwin_replay,
+            )
         if (
             task == "regression"
             and isinstance(prediction, int | float)

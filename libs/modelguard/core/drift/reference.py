@@ -367,11 +367,11 @@ def build_profile(
         n_rows = max(n_rows, len(values))
     if not feats and not outs:
         raise ReferenceDataError("the reference has no usable column")
-    return ReferenceProfile(
+    return ReferenceProfile(  # sorted, as from_dict gives them: one order everywhere
         model=model,
         version=version,
-        features=feats,
-        outputs=outs,
+        features=dict(sorted(feats.items())),
+        outputs=dict(sorted(outs.items())),
         n_rows=n_rows,
         source=source,
         created_at=created_at,

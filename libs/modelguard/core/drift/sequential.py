@@ -22,7 +22,9 @@ false-alarm probability ``alpha`` within ``horizon`` events:
 The bounds are conservative (measured rates are far below ``alpha``; see
 ``benchmarks/bench_drift.py``). After an alarm a detector restarts from scratch, as
 river's detectors do. Updates are vectorised over a batch (``update_many``); ``update``
-takes one value with river's interface (``drift_detected`` after each update).
+takes one value with river's interface (``drift_detected`` after each update). Their
+state is a small JSON value (``state_dict`` / ``load_state``), so a worker checkpoints
+it and a restart continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from __future__ import annotations
 import bisect
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -93,6 +96,16 @@ class _SlidingHistogram:
         self.counts[:] = 0
         self.seen += consumed
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"buf": self.buf.tolist(), "seen": self.seen}
+
+    def load_state(self, d: Mapping[str, Any]) -> None:
+        self.buf = np.asarray(d["buf"], dtype=np.intp)[-self.window :]
+        if self.buf.size and (self.buf.min() < 0 or self.buf.max() >= self.n_bins):
+            raise ValueError("sliding window state does not fit the reference's bins")
+        self.counts = np.bincount(self.buf, minlength=self.n_bins).astype(np.int64)
+        self.seen = int(d["seen"])
+
 
 def _union_alpha(alpha: float, horizon: int, stride: int) -> float:
     return alpha / max(1.0, horizon / stride)
@@ -139,6 +152,22 @@ class _WindowTest(ABC):
 
     def window_bins(self) -> IntArray:
         return self._hist.buf
+
+    def state_dict(self) -> dict[str, Any]:
+        """The detector's state as a JSON value (the thresholds come from the reference
+        and the settings, which the restoring side rebuilds)."""
+        return {
+            "hist": self._hist.state_dict(),
+            "pending": list(self._pending),
+            "statistic": self.statistic,
+            "drift_detected": self.drift_detected,
+        }
+
+    def load_state(self, d: Mapping[str, Any]) -> None:
+        self._hist.load_state(d["hist"])
+        self._pending = [int(b) for b in d["pending"]]
+        self.statistic = float(d["statistic"])
+        self.drift_detected = bool(d["drift_detected"])
 
     @property
     def seen(self) -> int:
@@ -320,6 +349,21 @@ class LLRCusum:
     def update_many(self, values: npt.ArrayLike) -> list[Alarm]:
         return self.update_bins(np.searchsorted(self._edges, np.asarray(values), side="right"))
 
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state.tolist(),
+            "statistic": self.statistic,
+            "drift_detected": self.drift_detected,
+        }
+
+    def load_state(self, d: Mapping[str, Any]) -> None:
+        state = np.asarray(d["state"], dtype=np.float64)
+        if state.shape != self.state.shape:
+            raise ValueError("CUSUM state does not match the detector")
+        self.state = state
+        self.statistic = float(d["statistic"])
+        self.drift_detected = bool(d["drift_detected"])
+
     def update(self, x: float) -> bool:
         b = int(np.searchsorted(self._edges, x, side="right"))
         s = np.maximum(self.state + self.table[:, b], 0.0)
@@ -379,6 +423,18 @@ class NumericDriftDetector:
     def update(self, x: float) -> bool:
         self.drift_detected = self.ks.update(x) | self.cusum.update(x)
         return self.drift_detected
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "ks": self.ks.state_dict(),
+            "cusum": self.cusum.state_dict(),
+            "drift_detected": self.drift_detected,
+        }
+
+    def load_state(self, d: Mapping[str, Any]) -> None:
+        self.ks.load_state(d["ks"])
+        self.cusum.load_state(d["cusum"])
+        self.drift_detected = bool(d["drift_detected"])
 
     def recent_shift(self) -> tuple[float, float]:
         """(mean of normal scores, their standard deviation) over the KS window: the

@@ -112,6 +112,21 @@ class NumericAccumulator:
             self.above + other.above,
         )
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], profile: NumericProfile) -> NumericAccumulator:
+        counts = np.asarray(d["counts"], dtype=np.int64)
+        sums = np.asarray(d["sums"], dtype=np.float64)
+        if counts.shape != (profile.n_bins,) or sums.shape != counts.shape:
+            raise ValueError("numeric accumulator does not fit the reference's bins")
+        return cls(
+            counts,
+            sums,
+            int(d["missing"]),
+            int(d["type_errors"]),
+            int(d["below"]),
+            int(d["above"]),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "numeric",
@@ -176,6 +191,19 @@ class CategoricalAccumulator:
             self.type_errors + other.type_errors,
         )
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], profile: CategoricalProfile) -> CategoricalAccumulator:
+        counts = np.asarray(d["counts"], dtype=np.int64)
+        if counts.shape != (len(profile.counts),):
+            raise ValueError("categorical accumulator does not fit the reference's categories")
+        return cls(
+            counts,
+            Counter({str(k): int(v) for k, v in d["unseen"].items()}),
+            int(d["unseen_total"]),
+            int(d["missing"]),
+            int(d["type_errors"]),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "categorical",
@@ -198,6 +226,14 @@ def add_values(acc: Accumulator, profile: ColumnProfile, values: Sequence[object
         return
     if isinstance(acc, CategoricalAccumulator):
         acc.add(profile, values)
+
+
+def accumulator_from_dict(d: Mapping[str, Any], profile: ColumnProfile) -> Accumulator:
+    if isinstance(profile, NumericProfile) and d.get("kind") == "numeric":
+        return NumericAccumulator.from_dict(d, profile)
+    if isinstance(profile, CategoricalProfile) and d.get("kind") == "categorical":
+        return CategoricalAccumulator.from_dict(d, profile)
+    raise ValueError(f"accumulator kind {d.get('kind')!r} does not match the reference")
 
 
 def empty_accumulator(profile: ColumnProfile) -> Accumulator:
@@ -232,6 +268,19 @@ class WindowAccumulator:
             m(self.features, other.features),
             m(self.outputs, other.outputs),
             self.n_events + other.n_events,
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], reference: ReferenceProfile) -> WindowAccumulator:
+        """The inverse of :meth:`to_dict` against the same reference."""
+        if set(d["features"]) != set(reference.features) or set(d["outputs"]) != set(
+            reference.outputs
+        ):
+            raise ValueError("window accumulator columns do not match the reference")
+        return cls(
+            {k: accumulator_from_dict(v, reference.features[k]) for k, v in d["features"].items()},
+            {k: accumulator_from_dict(v, reference.outputs[k]) for k, v in d["outputs"].items()},
+            int(d["n_events"]),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,170 @@
+"""The drift processor's state as a JSON value, so a worker can checkpoint and resume.
+
+:func:`dump_state` / :func:`load_state` cover everything that shapes later outputs:
+references, per-version window accumulators (with the window's index and span),
+sequential detectors, the alarms already sent in the open window, the concept-drift
+baseline and ADWIN (rebuilt from its recent errors, see ``ConceptDetector``), warm-up buffers,
+predictions waiting for their label, and the partition watermarks. A state restored
+from a dump and fed the rest of a stream gives the outputs of an uninterrupted run
+(``tests/unit/test_drift_checkpoint.py``). The dump names the settings it was taken
+with; restoring under other settings raises :class:`CheckpointError` (thresholds and
+window sizes would not match the saved detector state).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from modelguard.contracts.drift import DriftSignal
+from modelguard.core.drift.processor import (
+    ConceptDetector,
+    DriftProcessor,
+    DriftState,
+    ModelMonitor,
+    Observation,
+)
+from modelguard.core.drift.reference import ReferenceProfile
+from modelguard.core.drift.window import WindowAccumulator
+
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A dump that cannot be restored here (other format, settings or references)."""
+
+
+def _time(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+def _parse_time(s: str | None) -> datetime | None:
+    return None if s is None else datetime.fromisoformat(s)
+
+
+def _obs_to_dict(o: Observation) -> dict[str, Any]:
+    return {
+        "model": o.model,
+        "version": o.version,
+        "event_time": o.event_time.isoformat(),
+        "features": dict(o.features),
+        "prediction": o.prediction,
+        "confidence": o.confidence,
+        "prediction_id": o.prediction_id,
+        "task": o.task,
+    }
+
+
+def _obs_from_dict(d: Mapping[str, Any]) -> Observation:
+    return Observation(
+        model=str(d["model"]),
+        version=str(d["version"]),
+        event_time=datetime.fromisoformat(d["event_time"]),
+        features=dict(d["features"]),
+        prediction=d["prediction"],
+        confidence=None if d["confidence"] is None else float(d["confidence"]),
+        prediction_id=d["prediction_id"],
+        task=str(d["task"]),
+    )
+
+
+def _monitor_to_dict(mon: ModelMonitor) -> dict[str, Any]:
+    return {
+        "version": mon.version,
+        "reference_id": mon.reference.reference_id,
+        "window": mon.window.to_dict(),
+        "window_index": mon.window_index,
+        "window_start": _time(mon.window_start),
+        "window_end": _time(mon.window_end),
+        "numeric": {k: d.state_dict() for k, d in mon.numeric.items()},
+        "categorical": {k: d.state_dict() for k, d in mon.categorical.items()},
+        "concept": None if mon.concept is None else mon.concept.to_dict(),
+        "seq_signals": [s.model_dump(mode="json") for s in mon.seq_signals],
+        "alarmed": sorted(mon.alarmed),
+        "concept_signals": [s.model_dump(mode="json") for s in mon.concept_signals],
+    }
+
+
+def dump_state(processor: DriftProcessor, state: DriftState) -> dict[str, Any]:
+    """``state`` as a JSON value (no NaN: every float in it is finite)."""
+    refs: dict[str, ReferenceProfile] = {}
+    for ref in state.references.values():
+        refs[ref.reference_id] = ref
+    for mon in state.monitors.values():
+        refs[mon.reference.reference_id] = mon.reference
+    return {
+        "format": FORMAT,
+        "config": dataclasses.asdict(processor.config),
+        "references": {k: r.to_dict() for k, r in refs.items()},
+        "installed": [
+            [model, version, ref.reference_id] for (model, version), ref in state.references.items()
+        ],
+        "monitors": [
+            [model, version, _monitor_to_dict(mon)]
+            for (model, version), mon in state.monitors.items()
+        ],
+        "warmup": [
+            [model, version, [_obs_to_dict(o) for o in obs]]
+            for (model, version), obs in state.warmup.items()
+        ],
+        "pending": [[pid, *rest] for pid, rest in state.pending.items()],
+        "orphan_labels": state.orphan_labels,
+        "sources": None if state.sources is None else sorted(state.sources),
+        "watermarks": {str(p): t.isoformat() for p, t in state.watermarks.items()},
+        "warmup_dropped": state.warmup_dropped,
+    }
+
+
+def load_state(processor: DriftProcessor, data: Mapping[str, Any]) -> DriftState:
+    """The inverse of :func:`dump_state` for a processor with the same settings."""
+    if data.get("format") != FORMAT:
+        raise CheckpointError(f"unknown drift checkpoint format {data.get('format')!r}")
+    if data["config"] != dataclasses.asdict(processor.config):
+        raise CheckpointError("the checkpoint was taken with other drift settings")
+    try:
+        return _load(processor, data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"malformed drift checkpoint: {exc!r}") from None
+
+
+def _load(processor: DriftProcessor, data: Mapping[str, Any]) -> DriftState:
+    cfg = processor.config
+    refs = {k: ReferenceProfile.from_dict(v) for k, v in data["references"].items()}
+    state = DriftState()
+    for model, version, ref_id in data["installed"]:
+        state.references[(model, version)] = refs[ref_id]
+    for model, version, m in data["monitors"]:
+        ref = refs[m["reference_id"]]
+        mon = processor.new_monitor(ref, str(m["version"]))  # fresh, then its saved state
+        state.monitors[(model, version)] = mon
+        mon.window = WindowAccumulator.from_dict(m["window"], ref)
+        mon.window_index = int(m["window_index"])
+        mon.window_start = _parse_time(m["window_start"])
+        mon.window_end = _parse_time(m["window_end"])
+        if set(m["numeric"]) != set(mon.numeric) or set(m["categorical"]) != set(mon.categorical):
+            raise CheckpointError("sequential detectors do not match the reference")
+        for k, d in m["numeric"].items():
+            mon.numeric[k].load_state(d)
+        for k, d in m["categorical"].items():
+            mon.categorical[k].load_state(d)
+        if m["concept"] is not None:
+            mon.concept = ConceptDetector.from_dict(
+                m["concept"], cfg.adwin_delta, cfg.concept_baseline_labels, cfg.adwin_replay
+            )
+        mon.seq_signals = [DriftSignal.model_validate(s) for s in m["seq_signals"]]
+        mon.alarmed = set(m["alarmed"])
+        mon.concept_signals = [DriftSignal.model_validate(s) for s in m["concept_signals"]]
+    for model, version, obs in data["warmup"]:
+        state.warmup[(model, version)] = [_obs_from_dict(o) for o in obs]
+    state.pending = OrderedDict(
+        (str(pid), (str(model), str(version), prediction, str(task)))
+        for pid, model, version, prediction, task in data["pending"]
+    )
+    state.orphan_labels = int(data["orphan_labels"])
+    state.sources = None if data["sources"] is None else frozenset(data["sources"])
+    state.watermarks = {int(p): datetime.fromisoformat(t) for p, t in data["watermarks"].items()}
+    state.warmup_dropped = int(data["warmup_dropped"])
+    return state
