@@ -2,7 +2,9 @@
 every step; a challenger without metrics is frozen and never promoted.
 
 Metric windows are produced directly (they are the controller's input contract), paced
-like a live processor: one window per version per second, event times on the clock."""
+like a live processor: one window per version per second, event times on the clock. The
+ramp is fed as the metrics processor publishes: one partial per source partition (3),
+each too small for ``min_samples`` on its own, so it only ramps on merged windows."""
 
 from __future__ import annotations
 
@@ -16,12 +18,20 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts.drift import DriftSignal
+from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.topics import Topics
 from modelguard.core.control import parse_policies
 from modelguard.routing import RoutingTableStore
 from modelguard_services.controller.app import ControllerService
-from tests.integration.test_controller import decisions_on, produce, running, window
+from tests.integration.test_controller import (
+    decisions_on,
+    partial_window,
+    produce,
+    running,
+    window,
+)
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.e2e
@@ -41,17 +51,24 @@ models:
 
 
 def pace(
-    servers: Servers, topics: Topics, stop: threading.Event, versions: tuple[str, ...]
+    servers: Servers,
+    topics: Topics,
+    stop: threading.Event,
+    versions: tuple[str, ...],
+    *,
+    partials: bool = False,
 ) -> threading.Thread:
     def loop() -> None:
         i = 0
         while not stop.is_set():
             t0 = datetime.now(UTC) - timedelta(seconds=i + 1)
-            produce(
-                servers.kafka_bootstrap,
-                topics,
-                [window(i, v, t0=t0, tag="live") for v in versions],
-            )
+            events: list[MetricWindowClosed | DriftSignal] = []
+            for v in versions:
+                if partials:  # 3 x 40 labelled predictions; min_samples is 50
+                    events += [partial_window(i, v, p, t0=t0, n=40) for p in range(3)]
+                else:
+                    events.append(window(i, v, t0=t0, tag="live"))
+            produce(servers.kafka_bootstrap, topics, events)
             i += 1
             stop.wait(0.5)
 
@@ -72,7 +89,7 @@ def test_good_challenger_ramps_to_100_percent(
     service = ControllerService(settings, CollectorRegistry(), POLICY, store)
     feed_stop = threading.Event()
     with running(service):
-        feeder = pace(servers, topics, feed_stop, ("v1", "v2"))
+        feeder = pace(servers, topics, feed_stop, ("v1", "v2"), partials=True)
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             table = store.read("fraud")
@@ -87,6 +104,10 @@ def test_good_challenger_ramps_to_100_percent(
     assert [d.action for d in decisions] == ["ramp", "ramp", "ramp", "promote"]
     gaps = [(b.decided_at - a.decided_at).total_seconds() for a, b in itertools.pairwise(decisions)]
     assert all(g >= 1.5 for g in gaps), gaps  # hold time respected at every step
+    # judged on merged windows: every healthy verdict saw the 3 partials' 120 samples
+    for d in decisions:
+        assert {e["samples"] for e in d.evidence if e["status"] == "healthy"} == {120}
+    assert service.source_partitions == 3
 
 
 def test_challenger_without_metrics_is_frozen_never_promoted(

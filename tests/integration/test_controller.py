@@ -1,5 +1,6 @@
 """The controller on real Kafka and Redis: rollback, single decision with two replicas,
-dry run, and kill -9 at the worst moments followed by a restart."""
+dry run, kill -9 at the worst moments followed by a restart, per-partition partial
+windows merged before judgement, and the rollback alert firing in the live Prometheus."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import redis
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import encode_event
 from modelguard.contracts.codec import decode_event
@@ -28,9 +30,11 @@ from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.topics import Topics
 from modelguard.core.control import Policy, parse_policies
+from modelguard.core.metrics import Aggregate, ClosedWindow, Pair, to_event
 from modelguard.routing import RoutingTableStore
 from modelguard_services.controller.app import ControllerService
 from tests.support.kafka import read_all
+from tests.support.prom import PrometheusHelper
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -346,3 +350,146 @@ def test_kill_9_mid_incident_then_restart_no_duplicate_no_loss(
     assert table.weights == {"v1": 1.0, "v2": 0.0}
     assert table.revision == 2  # applied exactly once
     assert table.decision_id == decisions[0].decision_id
+
+
+# --- per-partition partial windows ----------------------------------------------------
+
+PARTIALS_POLICY = """
+models:
+  fraud:
+    window: tumbling:1
+    max_evidence_age_seconds: 3600
+    cooldown_seconds: 600
+    partial_timeout_seconds: 600
+    guardrails:
+      - {name: accuracy, kind: accuracy_drop, max_drop_percent: 2, min_samples: 100,
+         consecutive: 2}
+    rollout: {steps: [5, 25, 50, 100], hold_seconds: 3600, min_samples_per_step: 100}
+"""
+
+
+def partial_window(
+    i: int, version: str, partition: int, *, t0: datetime, n: int = 60, acc: float = 0.9
+) -> MetricWindowClosed:
+    """What the metrics processor publishes for one source partition of window ``i``:
+    ``n`` labelled predictions, a real mergeable aggregate."""
+    agg = Aggregate()
+    right = round(n * acc)
+    for k in range(n):
+        agg.add_prediction("1", 20.0, None)
+        agg.add_pair(Pair.classification("1" if k < right else "0", "1", None, 0.5))
+    start = (t0 + timedelta(seconds=i)).timestamp()
+    closed = ClosedWindow(
+        "fraud", version, "tumbling", 1.0, None, start, start + 1.0, partition, agg, agg.metrics()
+    )
+    return to_event(closed, emitted_at=t0 + timedelta(seconds=i + 1))
+
+
+def test_partials_of_each_partition_are_judged_as_one_window(
+    servers: Servers,
+    topics: Topics,
+    settings: CommonSettings,
+    redis_keys: RedisKeys,
+    redis_client: redis.Redis,
+) -> None:
+    """3 source partitions: one bad window's 3 partials are not 2 consecutive breaches,
+    60 samples per partial meet ``min_samples: 100`` only merged, and a partition
+    without v2 traffic in a window does not hold the window back forever."""
+    store = store_for(servers, redis_keys)
+    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
+    registry = CollectorRegistry()
+    policy = parse_policies(PARTIALS_POLICY, "partials.yaml")
+    service = ControllerService(settings, registry, policy, store, replica="p1")
+    t0 = datetime.now(UTC) - timedelta(seconds=60)
+
+    def window_events(
+        i: int, bad: bool, v2_partitions: tuple[int, ...] = (0, 1, 2)
+    ) -> list[MetricWindowClosed | DriftSignal]:
+        return [
+            *(partial_window(i, "v1", p, t0=t0) for p in range(3)),
+            *(partial_window(i, "v2", p, t0=t0, acc=0.7 if bad else 0.9) for p in v2_partitions),
+        ]
+
+    with running(service):
+        # window 0 healthy; window 1 bad, but partition 2 saw no v2 traffic in it
+        produce(servers.kafka_bootstrap, topics, window_events(0, False))
+        produce(servers.kafka_bootstrap, topics, window_events(1, True, (0, 1)))
+        wait_until(lambda: service.source_partitions == 3 and service.is_leader)
+        # one bad window (even though 2 of its partials breach): no decision
+        time.sleep(1.5)
+        assert service.decisions == []
+        state = service._snap.models["fraud"]
+        assert len(state.windows["v2"]) == 1 and len(state.pending) == 1
+        # window 2's partials move event time past window 1: merged from 2 partitions
+        produce(servers.kafka_bootstrap, topics, window_events(2, True))
+        wait_until(lambda: len(service.decisions) == 1)
+        # a replay of everything (at-least-once upstream) changes nothing
+        produce(
+            servers.kafka_bootstrap,
+            topics,
+            [*window_events(1, True, (0, 1)), *window_events(2, True)],
+        )
+        time.sleep(1.5)
+    (d,) = decisions_on(servers.kafka_bootstrap, topics, 2, timeout=5)
+    assert d.action == "rollback" and service.decisions == [d]
+    assert "in 2 window(s) over 2s" in d.reason
+    (ev,) = [e for e in d.evidence if e["guardrail"] == "accuracy"]
+    assert ev["status"] == "breach" and ev["samples"] == 180  # window 2, all 3 partials
+    windows = service._snap.models["fraud"].windows["v2"]
+    assert [(w.n_labelled, w.complete) for w in windows] == [(180, True), (120, False), (180, True)]
+    assert table_weights(store) == {"v1": 1.0, "v2": 0.0}
+    late = registry.get_sample_value(
+        "modelguard_controller_late_partials_total", {"model_name": "fraud"}
+    )
+    assert late == 0.0
+
+
+def table_weights(store: RoutingTableStore) -> dict[str, float]:
+    table = store.read("fraud")
+    assert table is not None
+    return dict(table.weights)
+
+
+# --- alerts on the live Prometheus ------------------------------------------------------
+
+
+def test_rollback_alert_fires_in_prometheus(
+    servers: Servers,
+    topics: Topics,
+    settings: CommonSettings,
+    redis_keys: RedisKeys,
+    redis_client: redis.Redis,
+    prometheus: PrometheusHelper,
+) -> None:
+    """The decision counter is scraped at 0 before the rollback, so increase() sees the
+    step and ``ModelVersionRolledBack`` (deploy/prometheus/rules/controller.yml) fires."""
+    store = store_for(servers, redis_keys)
+    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
+    registry = CollectorRegistry()
+    service = ControllerService(settings, registry, policies(), store, replica="alerting")
+    server = MetricsServer(registry)
+    job = prometheus.register(server.target)
+    sel = f'job_id="{job}",model_name="fraud"'
+    try:
+        with running(service):
+            prometheus.wait_for(
+                f'modelguard_controller_decisions_total{{{sel},action="rollback"}} == 0',
+                lambda r: len(r) == 1,
+            )
+            produce(servers.kafka_bootstrap, topics, bad_challenger(datetime.now(UTC)))
+            wait_until(lambda: len(service.decisions) == 1)
+            firing = prometheus.wait_for(
+                f'ALERTS{{alertname="ModelVersionRolledBack",alertstate="firing",{sel}}}',
+                lambda r: len(r) == 1,
+            )
+    finally:
+        server.close()
+    labels = firing[0]["metric"]
+    assert (labels["action"], labels["dry_run"], labels["severity"]) == (
+        "rollback",
+        "false",
+        "warning",
+    )
+    # the same counter's other actions exist at 0 and raise nothing
+    breach = prometheus.query(f'ALERTS{{alertname="ModelServingVersionBreach",{sel}}}')
+    assert breach == []

@@ -11,7 +11,11 @@ drift signals, let the pure state machine decide, then for each decision:
 
 A successor (restart or other replica) first finishes the outbox: it re-applies only
 if the table is still at the decision's base revision, and re-publishes only if the
-decision id is not on the decisions topic yet. See ADR 0004.
+decision id is not on the decisions topic yet. See ADR 0005.
+
+Metric windows arrive as one partial per source partition (ADR 0002); the pure core
+merges them into whole windows (``modelguard.core.control.partials``), told the partition
+count of the predictions topic, which the leader reads from Kafka metadata on take-over.
 """
 
 from __future__ import annotations
@@ -24,10 +28,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modelguard.adapters.dead_letter import DeadLetterPublisher
@@ -111,12 +121,46 @@ class ControllerMetrics:
             ["model_name"],
             registry=registry,
         )
+        self.late_partials = Counter(
+            "modelguard_controller_late_partials_total",
+            "Partial metric windows that arrived after their window had been merged"
+            " (grace or timeout ran out) and were dropped.",
+            ["model_name"],
+            registry=registry,
+        )
+        self.pending_partials = Gauge(
+            "modelguard_controller_pending_partial_windows",
+            "Windows waiting for the partials of other source partitions.",
+            ["model_name"],
+            registry=registry,
+        )
         self.decide_seconds = Histogram(
             "modelguard_controller_apply_seconds",
             "Time from the start of an evaluation to the decision being applied and published.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=registry,
         )
+        self._initialised: set[tuple[str, str]] = set()
+
+    def init_decisions(self, model: str, dry_run: bool) -> None:
+        """Create every action's decision series of ``model`` at 0, so that the first
+        decision is a 0 -> 1 step ``increase()`` sees (a series born at 1 has none)."""
+        key = (model, str(dry_run).lower())
+        if key in self._initialised:
+            return
+        self._initialised.add(key)
+        for action in ACTIONS:
+            self.decisions.labels(model, action, key[1])
+        self.late_partials.labels(model)
+        self.pending_partials.labels(model)
+
+    def count_decision(self, d: RoutingDecision) -> None:
+        self.init_decisions(d.model, d.dry_run)
+        self.decisions.labels(d.model, d.action, str(d.dry_run).lower()).inc()
+
+
+#: Every ``RoutingDecision.action``.
+ACTIONS: tuple[str, ...] = get_args(RoutingDecision.model_fields["action"].annotation)
 
 
 class _AssignedConsumer:
@@ -193,7 +237,11 @@ class ControllerService:
         self._snap = Snapshot()
         self.decisions: list[RoutingDecision] = []
         self.is_leader = False
+        #: Partition count of the predictions topic (partials per window), from metadata.
+        self.source_partitions: int | None = None
         self._log = log.bind(replica=self.replica, dry_run=dry_run)
+        for model in sorted(policies):
+            self.metrics.init_decisions(model, dry_run)
 
     # --- leadership -------------------------------------------------------------------
 
@@ -205,6 +253,7 @@ class ControllerService:
             enable_auto_commit=False,
         )
         self._assigned = _AssignedConsumer(raw, dict(self._snap.offsets))
+        self.source_partitions = self._source_partitions(raw)
         models: dict[str, type[ControlEvent]] = {
             self._topics.metric_windows: MetricWindowClosed,
             self._topics.drift_signals: DriftSignal,
@@ -219,9 +268,26 @@ class ControllerService:
         self.is_leader = True
         self.metrics.leader.labels(self.replica).set(1)
         self._log.info(
-            "leader_acquired", models=sorted(self._snap.models), outbox=len(self._snap.outbox)
+            "leader_acquired",
+            models=sorted(self._snap.models),
+            outbox=len(self._snap.outbox),
+            source_partitions=self.source_partitions,
         )
         self._finish_outbox()
+
+    def _source_partitions(self, consumer: Consumer) -> int | None:
+        """How many partials a window has: the predictions topic's partition count (the
+        metrics processor computes one partial per source partition, ADR 0002)."""
+        topic = self._topics.predictions
+        try:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException as exc:  # advisory: then partials merge by grace/timeout
+            self._log.warning("source_partitions_unknown", topic=topic, error=str(exc))
+            return None
+        if meta is None or meta.error is not None or not meta.partitions:
+            self._log.warning("source_partitions_unknown", topic=topic)
+            return None
+        return len(meta.partitions)
 
     def _step_down(self, why: str) -> None:
         if self._consumer is not None:
@@ -301,8 +367,20 @@ class ControllerService:
         policy = self._policies.get(event.model)
         if policy is None:
             return False  # a model without a policy is not controlled
+        self.metrics.init_decisions(event.model, self.dry_run)
         state = self._snap.models.setdefault(event.model, ModelState(model=event.model))
-        return observe(state, event, policy)
+        late = state.late_partials
+        added = observe(state, event, policy, partitions=self.source_partitions)
+        if state.late_partials > late:
+            self.metrics.late_partials.labels(event.model).inc(state.late_partials - late)
+            self._log.warning(
+                "late_partial_window",
+                model=event.model,
+                version=event.version,
+                event_id=event.event_id,
+                partitions=getattr(event, "partitions", None),
+            )
+        return added
 
     # --- deciding and applying -------------------------------------------------------
 
@@ -413,7 +491,7 @@ class ControllerService:
             raise RuntimeError(f"decision publish failed: {errors or 'timeout'}")
         for d in batch:
             self.decisions.append(d)
-            self.metrics.decisions.labels(d.model, d.action, str(d.dry_run).lower()).inc()
+            self.metrics.count_decision(d)
             self._log.warning(
                 "routing_decision",
                 model=d.model,
@@ -462,6 +540,7 @@ class ControllerService:
 
     def _export(self, model: str, state: ModelState, view: RoutingView, now: datetime) -> None:
         self.metrics.incidents.labels(model).set(len(state.incidents))
+        self.metrics.pending_partials.labels(model).set(len(state.pending))
         policy = self._policies[model]
         for version in view.serving:
             status = assess(policy, evidence_for(state, version, now)).status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.metric_window import MetricWindowClosed
@@ -24,6 +24,10 @@ class WindowRecord(BaseModel):
     n_labelled: int
     n_errors: int
     metrics: dict[str, float]
+    #: Source partitions merged into this window (empty: all of them).
+    partitions: list[int] = Field(default_factory=list)
+    #: False when merged without every partition's partial (grace or timeout ran out).
+    complete: bool = True
 
     @classmethod
     def from_event(cls, e: MetricWindowClosed) -> WindowRecord:
@@ -37,6 +41,7 @@ class WindowRecord(BaseModel):
             n_labelled=e.n_labelled,
             n_errors=e.n_errors,
             metrics=dict(e.metrics),
+            partitions=list(e.partitions),
         )
 
 

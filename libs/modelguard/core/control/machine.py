@@ -6,6 +6,8 @@ plain JSON-able value, saved by the service after every batch together with the 
 offsets, so a restarted controller continues exactly where the last one stopped.
 
 - :func:`observe` adds an event (deduplicated by event id: at-least-once input is fine).
+  Per-partition partial windows are buffered and merged into one window first
+  (:mod:`modelguard.core.control.partials`): the state machine judges whole windows.
 - :func:`decide` judges every serving version with :func:`assess` against the current
   routing table and returns at most one routing change plus alerts. Decision and incident
   ids are deterministic (hashes of model, version and the decisive evidence), so a replay
@@ -24,8 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelguard.contracts.decisions import RoutingDecision
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.metric_window import MetricWindowClosed
+from modelguard.core.control import partials
 from modelguard.core.control.assess import Evidence, Verdict, assess
 from modelguard.core.control.evidence import DriftRecord, WindowRecord, window_key
+from modelguard.core.control.partials import PendingWindow
 from modelguard.core.control.policy import Policy, policy_hash
 
 MAX_WINDOWS_PER_VERSION = 50
@@ -92,28 +96,108 @@ class ModelState(_State):
     windows: dict[str, list[WindowRecord]] = Field(default_factory=dict)
     drift: list[DriftRecord] = Field(default_factory=list)
     seen: list[str] = Field(default_factory=list)
+    #: Partial windows waiting for the other partitions, by ``partials.pending_key``.
+    pending: dict[str, PendingWindow] = Field(default_factory=dict)
+    #: The model's event time: the latest end of a time window seen (any partition).
+    event_time: datetime | None = None
+    #: Partials that arrived after their window had been merged (counted, dropped).
+    late_partials: int = 0
 
 
 def observe(
-    state: ModelState, event: MetricWindowClosed | DriftSignal, policy: Policy | None = None
+    state: ModelState,
+    event: MetricWindowClosed | DriftSignal,
+    policy: Policy | None = None,
+    *,
+    partitions: int | None = None,
 ) -> bool:
-    """Add ``event`` to ``state`` in place; False when it was already seen (a replay)
-    or does not match the policy's window selection."""
+    """Add ``event`` to ``state`` in place; True when a window or a drift signal was
+    added to the evidence. False for a replay (an event id already seen), a window the
+    policy does not select, a partial still waiting for the other partitions, or a late
+    partial (counted in ``late_partials``).
+
+    ``partitions`` is the partition count of the source (predictions) topic: a window
+    is complete once partials of all of them arrived (None: unknown, so partials are
+    merged by event-time grace or timeout only).
+    """
     if event.event_id in state.seen:
         return False
     state.seen.append(event.event_id)
     del state.seen[:-MAX_SEEN]
-    if isinstance(event, MetricWindowClosed):
-        if policy is not None and policy.window not in (None, window_key(event)):
-            return False
-        records = state.windows.setdefault(event.version, [])
-        records.append(WindowRecord.from_event(event))
-        records.sort(key=lambda r: (r.window_end, r.event_id))
-        del records[:-MAX_WINDOWS_PER_VERSION]
-    else:
+    if not isinstance(event, MetricWindowClosed):
         state.drift.append(DriftRecord.from_event(event))
         del state.drift[:-MAX_DRIFT]
+        return True
+    grace = partials.DEFAULT_GRACE_SECONDS if policy is None else policy.partial_grace_seconds
+    added = False
+    if event.window.kind != "count" and (
+        state.event_time is None or event.window_end > state.event_time
+    ):
+        state.event_time = event.window_end
+    if policy is None or policy.window in (None, window_key(event)):
+        if not partials.is_partial(event, partitions):
+            _add_window(state, WindowRecord.from_event(event))
+            added = True
+        else:
+            added = _add_partial(state, event, partitions)
+    return _flush_pending(state, state.event_time, grace, None, 0.0) or added
+
+
+def _add_partial(state: ModelState, event: MetricWindowClosed, partitions: int | None) -> bool:
+    key = partials.pending_key(event)
+    pending = state.pending.get(key)
+    if pending is None:
+        wkey = window_key(event)
+        if any(
+            r.window == wkey and r.window_start == event.window_start
+            for r in state.windows.get(event.version, [])
+        ):
+            state.late_partials += 1  # its window was merged (and judged) already
+            return False
+        pending = state.pending[key] = partials.start(event)
+    partials.add(pending, event)
+    if not partials.covers(pending, partitions):
+        return False
+    del state.pending[key]
+    _add_window(state, _finish(state, pending, complete=True))
     return True
+
+
+def _flush_pending(
+    state: ModelState,
+    event_time: datetime | None,
+    grace: float,
+    now: datetime | None,
+    timeout: float,
+) -> bool:
+    """Merge the pending windows whose grace (event time) or timeout (``now``) ran out."""
+    due = [
+        key
+        for key, p in state.pending.items()
+        if (event_time is not None and event_time > p.window_end + timedelta(seconds=grace))
+        or (now is not None and now >= p.first_emitted_at + timedelta(seconds=timeout))
+    ]
+    for key in sorted(due, key=lambda k: (state.pending[k].window_end, k)):
+        pending = state.pending.pop(key)
+        _add_window(state, _finish(state, pending, complete=False))
+    return bool(due)
+
+
+def _finish(state: ModelState, pending: PendingWindow, *, complete: bool) -> WindowRecord:
+    earlier = [
+        r
+        for r in state.windows.get(pending.version, [])
+        if r.window == pending.window and r.window_end <= pending.window_start
+    ]
+    previous = max(earlier, key=lambda r: (r.window_end, r.event_id)) if earlier else None
+    return partials.finish(state.model, pending, complete=complete, previous=previous)
+
+
+def _add_window(state: ModelState, record: WindowRecord) -> None:
+    records = state.windows.setdefault(record.version, [])
+    records.append(record)
+    records.sort(key=lambda r: (r.window_end, r.event_id))
+    del records[:-MAX_WINDOWS_PER_VERSION]
 
 
 def evidence_for(state: ModelState, version: str, now: datetime) -> Evidence:
@@ -185,6 +269,8 @@ def decide(
     ``revision_before`` and, if that fails, discards the new state and decides again on
     a fresh read."""
     s = state.model_copy(deep=True)
+    # partials whose other partitions never reported (e.g. traffic stopped): merge now
+    _flush_pending(s, None, 0.0, now, policy.partial_timeout_seconds)
     d = Decide(policy, s, routing, now)
     serving = routing.serving
     if not serving:
@@ -360,15 +446,18 @@ def run(
     policy: Policy,
     events: Sequence[tuple[datetime, MetricWindowClosed | DriftSignal | None]],
     routing: RoutingView,
+    *,
+    partitions: int | None = None,
 ) -> tuple[ModelState, RoutingView, list[RoutingDecision]]:
     """In-memory driver: feed ``(now, event-or-tick)`` pairs, apply every weight change
-    to an in-memory table, return the final state, table and all decisions."""
+    to an in-memory table, return the final state, table and all decisions
+    (``partitions``: the source topic's partition count, as for :func:`observe`)."""
     state = ModelState(model=policy.model)
     table = routing
     out: list[RoutingDecision] = []
     for now, event in events:
         if event is not None:
-            observe(state, event, policy)
+            observe(state, event, policy, partitions=partitions)
         state, decisions = decide(policy, state, table, now)
         for dec in decisions:
             if dec.new_weights != dec.old_weights:

@@ -163,6 +163,12 @@ class Policy(_Strict):
     #: None takes every window (fine when the processor emits one window size).
     window: str | None = Field(default=None, pattern=r"^(tumbling|hopping|count):[0-9.]+$")
     rollout: Rollout = Field(default_factory=Rollout)
+    #: Per-partition partial windows are merged into one window once every partition of
+    #: the source topic reported, or once the model's event time (latest window end
+    #: seen) is more than this past the window's end (0: the first later window), or
+    #: ``partial_timeout_seconds`` after the first partial was emitted (ADR 0005).
+    partial_grace_seconds: float = Field(default=0.0, ge=0.0)
+    partial_timeout_seconds: float = Field(default=30.0, gt=0.0)
     #: Evidence older than this (by the controller's clock) is stale: never healthy.
     max_evidence_age_seconds: float = Field(default=300.0, gt=0)
     #: After an incident closes, no new incident of the same version within this time.
