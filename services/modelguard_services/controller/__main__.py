@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
 
-import structlog
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.kafka import ensure_topics
 from modelguard.adapters.logging import configure_logging
-from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.control import PolicyError, load_policies
 from modelguard.routing import RoutingTableStore
 from modelguard_services.controller.app import ControllerService
+from modelguard_services.runtime import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,30 +44,21 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"modelguard-controller: {exc}\n")
         return 2
     ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all())
-    registry = CollectorRegistry()
-    server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)
-    structlog.get_logger("modelguard.controller").info(
-        "metrics_listening", url=server.url, models=sorted(policies), dry_run=args.dry_run
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     writer = RoutingTableStore(make_redis(settings.redis_url), settings.redis_keys)
-    service = ControllerService(
-        settings,
-        registry,
-        policies,
-        writer,
-        dry_run=args.dry_run,
-        replica=args.replica,
-        lease_ttl=args.lease_ttl,
-        crash_at=os.environ.get("MODELGUARD_CONTROLLER_CRASH_AT") or None,
-    )
-    try:
-        service.run(stop, idle_exit_seconds=args.idle_exit)
-    finally:
-        server.close()
-    return 0
+
+    def run(registry: CollectorRegistry, stop: threading.Event) -> None:
+        ControllerService(
+            settings,
+            registry,
+            policies,
+            writer,
+            dry_run=args.dry_run,
+            replica=args.replica,
+            lease_ttl=args.lease_ttl,
+            crash_at=os.environ.get("MODELGUARD_CONTROLLER_CRASH_AT") or None,
+        ).run(stop, idle_exit_seconds=args.idle_exit)
+
+    return serve("controller", settings, run, models=sorted(policies), dry_run=args.dry_run)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 
-import structlog
-from prometheus_client import CollectorRegistry
-
-from modelguard.adapters.logging import configure_logging
-from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.settings import CommonSettings
 from modelguard_services.experiments.app import ExperimentsService
+from modelguard_services.runtime import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,20 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.analysis_interval <= 0:
         parser.error(f"--analysis-interval must be > 0, got {args.analysis_interval}")
     settings = CommonSettings()
-    configure_logging(settings.log_level)
-    registry = CollectorRegistry()
-    server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)
-    structlog.get_logger("modelguard.experiments").info("metrics_listening", url=server.url)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        ExperimentsService(
+    return serve(
+        "experiments",
+        settings,
+        lambda registry, stop: ExperimentsService(
             settings, registry, analysis_interval=args.analysis_interval, seed=args.seed
-        ).run(stop, idle_exit_seconds=args.idle_exit)
-    finally:
-        server.close()
-    return 0
+        ).run(stop, idle_exit_seconds=args.idle_exit),
+    )
 
 
 if __name__ == "__main__":

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 
-import structlog
-from prometheus_client import CollectorRegistry
-
-from modelguard.adapters.logging import configure_logging
-from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.settings import CommonSettings
+from modelguard_services.runtime import serve
 from modelguard_services.validator.app import ValidatorService
 
 
@@ -26,18 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = CommonSettings()
-    configure_logging(settings.log_level)
-    registry = CollectorRegistry()
-    server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)
-    structlog.get_logger("modelguard.validator").info("metrics_listening", url=server.url)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        ValidatorService(settings, registry).run(stop, idle_exit_seconds=args.idle_exit)
-    finally:
-        server.close()
-    return 0
+    return serve(
+        "validator",
+        settings,
+        lambda registry, stop: ValidatorService(settings, registry).run(
+            stop, idle_exit_seconds=args.idle_exit
+        ),
+    )
 
 
 if __name__ == "__main__":
