@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import threading
 from pathlib import Path
 
-import structlog
 from prometheus_client import CollectorRegistry
 
-from modelguard.adapters.logging import configure_logging
-from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.drift.processor import DriftConfig
 from modelguard_services.drift.app import DriftService
+from modelguard_services.runtime import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,17 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.window_events < 100 or args.warmup_events < 100 or not 0 < args.alpha < 1:
         parser.error("--window-events and --warmup-events must be >= 100, --alpha in (0, 1)")
     settings = CommonSettings()
-    configure_logging(settings.log_level)
-    registry = CollectorRegistry()
-    server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)
-    structlog.get_logger("modelguard.drift").info("metrics_listening", url=server.url)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     config = DriftConfig(
         window_events=args.window_events, warmup_events=args.warmup_events, alpha=args.alpha
     )
-    try:
+
+    def run(registry: CollectorRegistry, stop: threading.Event) -> None:
         DriftService(
             settings,
             registry,
@@ -70,9 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             group_id=args.group_id,
             checkpoint_interval=args.checkpoint_interval,
         ).run(stop, idle_exit_seconds=args.idle_exit)
-    finally:
-        server.close()
-    return 0
+
+    return serve("drift", settings, run)
 
 
 if __name__ == "__main__":
