@@ -22,6 +22,7 @@ from modelguard.core.metrics import (
     MetricsProcessor,
     Pair,
     PartitionState,
+    VersionState,
     merge_all,
     merge_window_events,
     run,
@@ -204,6 +205,63 @@ def test_removing_pairs_slides_the_last_n_window_exactly(items: list[Pair], n: i
         if i >= n:
             agg.add_pair(items[i - n], -1)
     _assert_same(agg, _aggregate(items[-n:]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=st.lists(pair_st, max_size=80), cut=st.integers(0, 80))
+def test_pairs_aggregated_in_one_go_equal_one_by_one_and_subtract_exactly(
+    items: list[Pair], cut: int
+) -> None:
+    whole = Aggregate.of_pairs(items)
+    _assert_same(whole, _aggregate(items))
+    assert json.dumps(whole.to_dict(), sort_keys=True) == json.dumps(
+        _aggregate(items).to_dict(), sort_keys=True
+    )
+    rest = Aggregate.of_pairs(items)
+    rest.merge(Aggregate.of_pairs(items[:cut]), -1)
+    _assert_same(rest, _aggregate(items[cut:]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    items=st.lists(pair_st, min_size=1, max_size=300),
+    n=st.integers(1, 150),
+    reads=st.sets(st.integers(0, 299), max_size=12),
+)
+def test_the_lazy_last_n_window_equals_aggregating_exactly_the_last_n_pairs(
+    items: list[Pair], n: int, reads: set[int]
+) -> None:
+    """Pairs are only appended; the aggregate, read at any points (rebuilt, or caught
+    up one by one or in one go), is that of exactly the last ``n`` pairs."""
+    vs = VersionState()
+    for i, p in enumerate(items):
+        vs.push(p, n)
+        assert len(vs.recent) == min(i + 1, n)
+        if i in reads:
+            _assert_same(vs.recent_aggregate(), _aggregate(items[max(0, i + 1 - n) : i + 1]))
+    _assert_same(vs.recent_aggregate(), _aggregate(items[-n:]))
+    restored = VersionState.from_json(json.loads(json.dumps(vs.to_json())))
+    _assert_same(restored.recent_aggregate(), _aggregate(items[-n:]))
+
+
+@pytest.mark.parametrize("every", [7, 40, 70])  # one by one, in one go, rebuilt
+def test_the_last_n_window_catches_up_exactly_whatever_the_read_cadence(every: int) -> None:
+    rng = np.random.default_rng(every)
+    items = []
+    for i in range(500):
+        p1 = float(rng.random())
+        items.append(
+            Pair.classification(int(rng.integers(0, 2)), i % 2, {"0": 1 - p1, "1": p1}, p1 * 9)
+            if i % 5
+            else Pair.regression(float(rng.normal()), float(rng.normal()), 1.0)
+        )
+    vs, n, reads = VersionState(), 100, 0
+    for i, p in enumerate(items):
+        vs.push(p, n)
+        if i % every == every - 1:
+            _assert_same(vs.recent_aggregate(), _aggregate(items[max(0, i + 1 - n) : i + 1]))
+            reads += 1
+    assert reads == 500 // every
 
 
 # -- the processor ----------------------------------------------------------------------

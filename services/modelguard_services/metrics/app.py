@@ -215,6 +215,7 @@ class MetricsService:
         seen_assignments = self._assignments
         cfg = self.settings
         checkpoint_every = cfg.metrics_checkpoint_interval_s
+        refresh_every = cfg.metrics_refresh_interval_s
         try:
             while not stop.is_set():
                 batch = self._ingest.poll(max_messages=BATCH, timeout=0.05)
@@ -229,9 +230,19 @@ class MetricsService:
                     and now - last_seen > idle_exit_seconds
                 ):
                     break
-                if now - last_refresh >= cfg.metrics_refresh_interval_s:
+                if now - last_refresh >= refresh_every:
                     self._refresh()
-                    last_refresh = now
+                    last_refresh = time.monotonic()
+                    # the gauges' last-N aggregates are built when read: under load,
+                    # refresh less often (at most metrics_refresh_max_share of the loop,
+                    # never less often than metrics_refresh_max_interval_s)
+                    refresh_every = min(
+                        cfg.metrics_refresh_max_interval_s,
+                        max(
+                            cfg.metrics_refresh_interval_s,
+                            (last_refresh - now) / cfg.metrics_refresh_max_share,
+                        ),
+                    )
                 if now - last_checkpoint >= checkpoint_every:
                     self.checkpoint()
                     last_checkpoint = time.monotonic()

@@ -23,10 +23,18 @@ Metrics (:func:`compute_metrics`) follow scikit-learn's definitions:
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from modelguard.core.metrics.sketch import DEFAULT_ALPHA, ExactSum, LogSketch, default_bucket
+from modelguard.core.metrics.sketch import (
+    DEFAULT_ALPHA,
+    TOTAL_SCALE,
+    ExactSum,
+    LogSketch,
+    default_bucket,
+)
 
 AUC_BINS = 200
 LOG_LOSS_EPS = 1e-15
@@ -37,6 +45,7 @@ MAX_TRACKED_CLASSES = 100
 OTHER_CLASS = "__other__"
 #: Classes for which per-class ROC-AUC histograms are kept.
 MAX_AUC_CLASSES = 32
+_K = TypeVar("_K", str, int)
 
 
 def class_key(value: object) -> str:
@@ -134,9 +143,9 @@ class Pair(NamedTuple):
         )
 
 
-def _add_counts(into: dict[str, int], other: dict[str, int]) -> None:
+def _add_counts(into: dict[_K, int], other: dict[_K, int], sign: int = 1) -> None:
     for k, v in other.items():
-        n = into.get(k, 0) + v
+        n = into.get(k, 0) + sign * v
         if n:
             into[k] = n
         else:
@@ -244,40 +253,77 @@ class Aggregate:
                     if not hists[0] and not hists[1]:
                         del auc[c]
 
-    def merge(self, other: Aggregate) -> None:
-        """Add ``other`` into this aggregate (exact for counts and histograms)."""
-        self.n_predictions += other.n_predictions
-        self.n_errors += other.n_errors
-        _add_counts(self.errors, other.errors)
-        _add_counts(self.predicted, other.predicted)
-        self.latency_ms.merge(other.latency_ms)
-        self.n_labelled += other.n_labelled
+    @classmethod
+    def of_pairs(cls, pairs: Collection[Pair]) -> Aggregate:
+        """The aggregate of ``pairs`` built in one go: equal (``to_dict``) to adding them
+        one by one with :meth:`add_pair`, at less than half the cost per pair (counts
+        through ``Counter``, exact sums through ``math.fsum``)."""
+        agg = cls()
+        delay = agg.label_delay_s
+        buckets: Counter[int | None] = Counter([p[11] for p in pairs])
+        delay.zero = buckets.pop(None, 0)
+        delay.counts = {b: n for b, n in buckets.items() if b is not None}
+        delay.count = len(pairs)
+        delay.total_units = sum([round(p[10] * TOTAL_SCALE) for p in pairs])
+        cls_pairs = [p for p in pairs if p[0] == "c"]
+        reg = [p for p in pairs if p[0] != "c"] if len(cls_pairs) < len(pairs) else []
+        agg.n_labelled = len(cls_pairs)
+        confusion = agg.confusion
+        for (lab, pred), n in Counter([(p[1], p[2]) for p in cls_pairs]).items():
+            row = confusion.get(lab)
+            if row is None:
+                row = confusion[lab] = {}
+            row[pred] = n
+        probs = [p for p in cls_pairs if p[3] is not None and p[4] is not None]
+        if probs:
+            agg.n_prob = len(probs)
+            agg.n_prob_binary = sum([p[5] == 2 for p in probs])
+            agg.log_loss_sum = ExactSum.of([p[3] for p in probs if p[3] is not None])
+            agg.brier_sum = ExactSum.of([p[4] for p in probs if p[4] is not None])
+            auc = agg.auc
+            binned = Counter([(c, c != p[1], b) for p in probs for c, b in p[6]])
+            for (c, negative, b), n in binned.items():
+                hists = auc.get(c)
+                if hists is None:
+                    hists = auc[c] = [{}, {}]
+                hists[negative][b] = n
+        if reg:
+            agg.n_regression = len(reg)
+            agg.abs_err_sum = ExactSum.of([p[7] for p in reg])
+            agg.sq_err_sum = ExactSum.of([p[8] for p in reg])
+            agg.ape_sum = ExactSum.of([p[9] for p in reg])
+        return agg
+
+    def merge(self, other: Aggregate, sign: int = 1) -> None:
+        """Add ``other`` into this aggregate (exact for counts and histograms);
+        ``sign=-1`` subtracts an aggregate of pairs that were added before."""
+        self.n_predictions += sign * other.n_predictions
+        self.n_errors += sign * other.n_errors
+        _add_counts(self.errors, other.errors, sign)
+        _add_counts(self.predicted, other.predicted, sign)
+        self.latency_ms.merge(other.latency_ms, sign)
+        self.n_labelled += sign * other.n_labelled
         for label, row in other.confusion.items():
             mine = self.confusion.setdefault(label, {})
-            _add_counts(mine, row)
+            _add_counts(mine, row, sign)
             if not mine:
                 del self.confusion[label]
-        self.n_prob += other.n_prob
-        self.n_prob_binary += other.n_prob_binary
-        self.log_loss_sum.merge(other.log_loss_sum)
-        self.brier_sum.merge(other.brier_sum)
+        self.n_prob += sign * other.n_prob
+        self.n_prob_binary += sign * other.n_prob_binary
+        self.log_loss_sum.merge(other.log_loss_sum, sign)
+        self.brier_sum.merge(other.brier_sum, sign)
         for c, (pos, neg) in other.auc.items():
             hists = self.auc.setdefault(c, [{}, {}])
-            for mine_h, theirs in ((hists[0], pos), (hists[1], neg)):
-                for b, n in theirs.items():
-                    m = mine_h.get(b, 0) + n
-                    if m:
-                        mine_h[b] = m
-                    else:
-                        mine_h.pop(b, None)
+            _add_counts(hists[0], pos, sign)
+            _add_counts(hists[1], neg, sign)
             if not hists[0] and not hists[1]:
                 del self.auc[c]
-        self.n_regression += other.n_regression
-        self.abs_err_sum.merge(other.abs_err_sum)
-        self.sq_err_sum.merge(other.sq_err_sum)
-        self.ape_sum.merge(other.ape_sum)
-        self.n_expired += other.n_expired
-        self.label_delay_s.merge(other.label_delay_s)
+        self.n_regression += sign * other.n_regression
+        self.abs_err_sum.merge(other.abs_err_sum, sign)
+        self.sq_err_sum.merge(other.sq_err_sum, sign)
+        self.ape_sum.merge(other.ape_sum, sign)
+        self.n_expired += sign * other.n_expired
+        self.label_delay_s.merge(other.label_delay_s, sign)
 
     def copy(self) -> Aggregate:
         return Aggregate.from_dict(self.to_dict())

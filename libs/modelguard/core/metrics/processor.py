@@ -39,6 +39,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Literal
 
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
@@ -49,7 +50,7 @@ from modelguard.core.metrics.aggregate import (
     Pair,
     class_key,
 )
-from modelguard.core.metrics.sketch import FixedHistogram, LogSketch
+from modelguard.core.metrics.sketch import DEFAULT_ALPHA, FixedHistogram, LogSketch
 
 #: ``model_inference_duration_seconds`` buckets (10 ms to 10 s).
 DURATION_BUCKETS_S: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -57,6 +58,9 @@ STAGES = ("preprocessing", "inference", "postprocessing", "total")
 #: Expiry of pending predictions, orphans and remembered ids runs at most this often
 #: (event time); expiring later than due never changes a result (see ``_sweep``).
 SWEEP_INTERVAL_S = 1.0
+#: A last-N aggregate catches up with at most this many pairs one by one; more are
+#: aggregated in one go and merged (:meth:`Aggregate.of_pairs` is cheaper per pair).
+CATCH_UP_ONE_BY_ONE = 32
 
 Event = PredictionLogged | LabelObserved
 VersionKey = tuple[str, str]
@@ -108,7 +112,14 @@ class ClosedWindow:
 
 @dataclass(slots=True)
 class VersionState:
-    """Cumulative totals (for counters) and the last-N window of one model version."""
+    """Cumulative totals (for counters) and the last-N window of one model version.
+
+    The last-N window is kept as its pairs (``recent``, at most ``last_n``); its
+    aggregate is built only when read (:meth:`recent_aggregate`, for the gauges), then
+    caught up pair by pair while few pairs moved; a count window is built from the
+    pairs in one go. So a label costs an append instead of adding one pair to an
+    aggregate and removing another (ADR 0007).
+    """
 
     predicted: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
@@ -119,12 +130,49 @@ class VersionState:
     durations: dict[str, FixedHistogram] = field(default_factory=dict)
     label_delay_s: LogSketch = field(default_factory=LogSketch)
     recent: deque[Pair] = field(default_factory=deque)
-    recent_agg: Aggregate = field(default_factory=Aggregate)
     recent_start: float = math.inf
     since_count_window: int = 0
     count_window_start: float = math.inf
     last_window_accuracy: dict[str, float] = field(default_factory=dict)
     last_window_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    # derived from ``recent`` (never serialised): the aggregate as of the last read, the
+    # number of pairs appended since and the pairs that left the window since
+    _cache: Aggregate | None = field(default=None, init=False, repr=False, compare=False)
+    _added: int = field(default=0, init=False, repr=False, compare=False)
+    _left: list[Pair] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def push(self, pair: Pair, last_n: int) -> None:
+        """Append a pair to the last-N window (the oldest leaves beyond ``last_n``)."""
+        recent = self.recent
+        recent.append(pair)
+        if self._cache is not None:
+            self._added += 1
+            if 2 * self._added > last_n:  # rebuilding is now cheaper than catching up
+                self._cache = None
+                self._added = 0
+                self._left.clear()
+        if len(recent) > last_n:
+            left = recent.popleft()
+            if self._cache is not None:
+                self._left.append(left)
+
+    def recent_aggregate(self) -> Aggregate:
+        """The aggregate of exactly the pairs in ``recent``. Read-only: the value is
+        updated in place by the next read after a change."""
+        agg = self._cache
+        if agg is None:
+            agg = self._cache = Aggregate.of_pairs(self.recent)
+        else:
+            added = list(islice(self.recent, len(self.recent) - self._added, None))
+            for pairs, sign in ((added, 1), (self._left, -1)):
+                if len(pairs) > CATCH_UP_ONE_BY_ONE:
+                    agg.merge(Aggregate.of_pairs(pairs), sign)
+                else:
+                    for p in pairs:
+                        agg.add_pair(p, sign)
+        self._added = 0
+        self._left.clear()
+        return agg
 
     def duration(self, stage: str) -> FixedHistogram:
         h = self.durations.get(stage)
@@ -143,7 +191,6 @@ class VersionState:
             "durations": {s: h.to_dict() for s, h in self.durations.items()},
             "label_delay_s": self.label_delay_s.to_dict(),
             "recent": list(self.recent),  # Pair tuples: JSON arrays as Pair.to_json
-            "recent_agg": self.recent_agg.to_dict(),
             "recent_start": _finite_or_none(self.recent_start),
             "since_count_window": self.since_count_window,
             "count_window_start": _finite_or_none(self.count_window_start),
@@ -162,8 +209,8 @@ class VersionState:
             n_expired=int(d["n_expired"]),
             durations={s: FixedHistogram.from_dict(h) for s, h in d["durations"].items()},
             label_delay_s=LogSketch.from_dict(d["label_delay_s"]),
+            # (older checkpoints also hold "recent_agg": derived from "recent", ignored)
             recent=deque(Pair.from_json(p) for p in d["recent"]),
-            recent_agg=Aggregate.from_dict(d["recent_agg"]),
             recent_start=_none_to(d["recent_start"], math.inf),
             since_count_window=int(d["since_count_window"]),
             count_window_start=_none_to(d["count_window_start"], math.inf),
@@ -399,17 +446,16 @@ class MetricsProcessor:
         vs.n_labelled += 1
         if pair.task == "c" and pair.label == pair.predicted:
             vs.n_correct += 1
-        vs.label_delay_s.add(delay)
+        if vs.label_delay_s.alpha == DEFAULT_ALPHA:
+            vs.label_delay_s.add_bucket(pair.delay_bucket, delay)  # the pair's own bucket
+        else:
+            vs.label_delay_s.add(delay)
         t = max(t_pred, t_label)
         key = (model, version)
         agg = self._window(state, t, key, "label")
         if agg is not None:
             agg.add_pair(pair)
-        # last-N window
-        vs.recent.append(pair)
-        vs.recent_agg.add_pair(pair)
-        if len(vs.recent) > self.config.last_n:
-            vs.recent_agg.add_pair(vs.recent.popleft(), -1)
+        vs.push(pair, self.config.last_n)  # the last-N window (aggregated when read)
         vs.count_window_start = min(vs.count_window_start, t)
         vs.since_count_window += 1
         if vs.since_count_window >= self.config.last_n:
@@ -424,7 +470,7 @@ class MetricsProcessor:
         end: float,
         out: list[ClosedWindow],
     ) -> None:
-        agg = vs.recent_agg.copy()
+        agg = Aggregate.of_pairs(vs.recent)  # the last N pairs: those since the last one
         metrics = agg.metrics()
         if model not in self.config.baselines and model not in state.auto_baselines:
             acc = metrics.get("accuracy")
@@ -628,7 +674,7 @@ class MetricsProcessor:
         for st in states:
             vs = st.versions.get((model, version))
             if vs is not None:
-                agg.merge(vs.recent_agg)
+                agg.merge(vs.recent_aggregate())
                 first = first or st
         metrics = agg.metrics()
         acc = metrics.get("accuracy")
