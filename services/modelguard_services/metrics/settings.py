@@ -29,7 +29,7 @@ class MetricsSettings(CommonSettings):
     #: Largest share of the loop's time spent refreshing the gauges' view (the interval
     #: stretches under load, up to metrics_refresh_max_interval_s).
     metrics_refresh_max_share: float = Field(default=0.03, gt=0, le=1)
-    metrics_refresh_max_interval_s: float = Field(default=0.5, gt=0)
+    metrics_refresh_max_interval_s: float = Field(default=0.25, gt=0)
     metrics_group_id: str = Field(default="modelguard-metrics", pattern=r"^[A-Za-z0-9._-]+$")
 
     def processor_config(self) -> MetricsConfig:
