@@ -377,7 +377,12 @@ def bench_memory(checkpoints: tuple[int, ...]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", default="throughput,freshness,memory")
-    ap.add_argument("--pairs", type=int, default=60_000, help="throughput: prediction+label pairs")
+    ap.add_argument(
+        "--pairs",
+        type=int,
+        default=300_000,
+        help="throughput: prediction+label pairs (long enough for a sustained rate)",
+    )
     ap.add_argument("--rounds", type=int, default=3, help="throughput: worker runs")
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--seconds", type=float, default=20.0)
