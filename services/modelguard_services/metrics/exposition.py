@@ -216,11 +216,17 @@ class MetricsCollector(Collector):
             if "accuracy_degraded" in v.live:
                 drift[model] = max(drift.get(model, 0.0), v.live["accuracy_degraded"])
             # the last-N window holds joined pairs only (always 1.0): coverage comes from
-            # the latest closed finest event-time window, where expiries are counted
-            if v.last_window:
-                finest = v.last_window[min(v.last_window, key=lambda w: float(w.rstrip("s")))]
-                if "label_coverage" in finest:
-                    coverage.add_metric([model, version], finest["label_coverage"])
+            # the latest closed finest event-time window, where expiries are counted, and
+            # until one has closed, from the totals since start (pending ones excluded)
+            finest = (
+                v.last_window[min(v.last_window, key=lambda w: float(w.rstrip("s")))]
+                if v.last_window
+                else {}
+            )
+            if "label_coverage" in finest:
+                coverage.add_metric([model, version], finest["label_coverage"])
+            elif v.n_labelled + v.n_expired:
+                coverage.add_metric([model, version], v.n_labelled / (v.n_labelled + v.n_expired))
             for window, m in sorted(v.last_window.items()):
                 if "accuracy_trend" in m:
                     trend.add_metric([model, version, window], m["accuracy_trend"])
