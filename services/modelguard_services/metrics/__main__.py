@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import threading
 
-import structlog
 from prometheus_client import CollectorRegistry
 
-from modelguard.adapters.logging import configure_logging
-from modelguard.adapters.prometheus import MetricsServer
 from modelguard_services.metrics.app import MetricsService, tune_gc
 from modelguard_services.metrics.settings import MetricsSettings
+from modelguard_services.runtime import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,19 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = MetricsSettings()
-    configure_logging(settings.log_level)
-    registry = CollectorRegistry()
-    server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)
-    structlog.get_logger("modelguard.metrics").info("metrics_listening", url=server.url)
-    tune_gc()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        MetricsService(settings, registry).run(stop, idle_exit_seconds=args.idle_exit)
-    finally:
-        server.close()
-    return 0
+
+    def run(registry: CollectorRegistry, stop: threading.Event) -> None:
+        service = MetricsService(settings, registry)
+        tune_gc()  # after start-up allocations: freeze them out of the collector's scans
+        service.run(stop, idle_exit_seconds=args.idle_exit)
+
+    return serve("metrics", settings, run)
 
 
 if __name__ == "__main__":
