@@ -202,3 +202,22 @@ def test_undeliverable_events_are_counted_not_raised(servers: Servers) -> None:
         )
         == 20
     )
+
+
+def test_close_is_bounded_idempotent_and_later_emits_are_dropped_not_raised() -> None:
+    # A broker that never answers: close() must return after its bounded flush (it
+    # purges what is left instead of letting librdkafka flush without bound).
+    sdk = EventSDK(
+        f"127.0.0.1:{_free_port()}",
+        topics=Topics(prefix="nowhere"),
+        registry=CollectorRegistry(),
+        message_timeout_s=60.0,
+    )
+    _emit(sdk, 5, "c")
+    started = time.monotonic()
+    assert sdk.close(1) > 0  # undelivered, reported
+    assert time.monotonic() - started < 10
+    assert sdk.close(1) == 0  # idempotent
+    assert sdk.buffered == 0 and sdk.flush(1) == 0
+    sdk.emit_prediction(model="fraud", version="v1", prediction=1, latency_ms=1.0)  # no raise
+    assert sdk.dropped.get("prediction") == 1

@@ -299,6 +299,12 @@ class EventSDK:
             )
 
     def _send(self, topic: str, key: bytes, value: bytes, event_type: str) -> None:
+        if self._closed.is_set():
+            n = self.dropped.get(event_type, 0) + 1
+            self.dropped[event_type] = n
+            if n == 1:
+                log.warning("sdk_closed_event_dropped", event_type=event_type)
+            return
         try:
             self._producer.produce(topic, value, key, headers=self._headers[event_type])
         except BufferError:
@@ -363,20 +369,29 @@ class EventSDK:
 
     @property
     def buffered(self) -> int:
-        """Messages queued or in flight."""
-        return len(self._producer)
+        """Messages queued or in flight (0 once closed)."""
+        return 0 if self._closed.is_set() else len(self._producer)
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` seconds for delivery; returns messages still queued."""
-        return int(self._producer.flush(timeout))
+        return 0 if self._closed.is_set() else int(self._producer.flush(timeout))
 
     def close(self, timeout: float = 10.0) -> int:
-        """Flush (bounded by ``timeout``) and stop; returns messages left undelivered."""
+        """Flush (bounded by ``timeout``), then release the producer; returns messages
+        left undelivered (dropped and logged). Idempotent; later emits count as dropped.
+
+        The librdkafka handle is closed here rather than at garbage collection, so no
+        connection threads outlive the SDK (and none log once the broker is gone).
+        """
+        if self._closed.is_set():
+            return 0
         left = self.flush(timeout)
         self._closed.set()
         self._poller.join(timeout=2)
         if left:
             log.error("sdk_closed_with_undelivered_events", undelivered=left)
+            self._producer.purge()  # Producer.close() would otherwise flush without bound
+        self._producer.close()
         return left
 
     def __enter__(self) -> EventSDK:
