@@ -15,10 +15,11 @@ import getpass
 import json
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 
+from modelguard.adapters.clock import utc_now
 from modelguard.adapters.kafka import make_producer
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "status":
         return _status(store, client, keys, args.model)
     actor = args.actor or f"cli:{getpass.getuser()}"
-    now = datetime.now(UTC)
+    now = utc_now()
     table = store.read(args.model)
     if cmd in ("freeze", "unfreeze"):
         if cmd == "freeze":

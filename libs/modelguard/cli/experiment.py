@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import redis
 import yaml
 
+from modelguard.adapters.clock import utc_now
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.experiments import ExperimentAnalysis, ExperimentKeys
@@ -117,7 +117,7 @@ def _dispatch(args: argparse.Namespace, reg: ExperimentRegistry) -> int:
             history=reg.history(spec.experiment_id),
             running_p=reg.running_p(spec.experiment_id),
             analysis_id=f"cli-{uuid.uuid4().hex[:12]}",
-            now=datetime.now(UTC),
+            now=utc_now(),
         )
         out(analysis.model_dump_json(indent=2) + "\n" if args.json else render(analysis))
     return 0

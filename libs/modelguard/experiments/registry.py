@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import redis
 import structlog
 from pydantic import ValidationError
 
+from modelguard.adapters.clock import utc_now
 from modelguard.contracts.codec import format_validation_error
 from modelguard.contracts.experiments import ExperimentKeys, ExperimentSpec
 from modelguard.contracts.routing import RoutingTable
@@ -33,10 +34,6 @@ from modelguard.core.experiments.bandit import ramp_split
 from modelguard.core.experiments.bookkeeping import ExperimentPartial, merge_partials
 
 log = structlog.get_logger("modelguard.experiments.registry")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RegistryError(ValueError):

@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -39,6 +39,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
+from modelguard.adapters.clock import utc_now
 from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.routing import RoutingTable
@@ -46,10 +47,6 @@ from modelguard.core.routing import CompiledTable
 from modelguard.sdk.safelog import safe_logger
 
 log = safe_logger("modelguard.routing")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RoutingError(RuntimeError):

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis
 
+from modelguard.adapters.clock import utc_now
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.routing import RoutingTable
@@ -54,10 +55,6 @@ redis.call('SADD', KEYS[3], ARGV[6])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return {1, revision}
 """
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RevisionConflictError(RuntimeError):

@@ -31,7 +31,7 @@ import itertools
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -39,6 +39,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from modelguard.adapters.clock import utc_now
 from modelguard.adapters.kafka import PRODUCER_DEFAULTS
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.base import Event
@@ -53,10 +54,6 @@ from modelguard.sdk.safelog import safe_logger
 log = safe_logger("modelguard.sdk")
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _Collector(Collector):

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, get_args
 
 import structlog
@@ -40,6 +40,7 @@ from confluent_kafka import (
 )
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
 from modelguard.adapters.kafka import make_consumer, make_producer
@@ -58,10 +59,6 @@ from modelguard_services.controller.store import ControllerStore, LostLeaseError
 SERVICE = "controller"
 log = structlog.get_logger("modelguard.controller")
 ControlEvent = MetricWindowClosed | DriftSignal
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RoutingWriter(Protocol):

@@ -29,6 +29,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from modelguard.adapters.clock import utc_now
 from modelguard.adapters.kafka import delete_topics, ensure_topics
 from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.redis_client import make_redis
@@ -50,10 +51,6 @@ log = structlog.get_logger("modelguard.demo")
 REPO = Path(__file__).resolve().parents[3]
 DRIFT_ALERT = "ModelDataDriftDetected"
 Tailed = RoutingDecision | DriftSignal | MetricWindowClosed
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

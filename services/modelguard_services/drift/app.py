@@ -16,13 +16,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import structlog
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.drift_store import DriftCheckpoints, ReferenceStore
 from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
@@ -48,10 +49,6 @@ from modelguard_services.drift.metrics import DriftMetrics
 
 SERVICE = "drift"
 log = structlog.get_logger("modelguard.drift")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class DriftService:

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
 from modelguard.adapters.kafka import make_consumer, make_producer
@@ -59,10 +60,6 @@ from modelguard.routing.store import RoutingTableStore
 SERVICE = "experiments"
 log = structlog.get_logger("modelguard.experiments")
 Event = ExposureLogged | OutcomeObserved
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ExperimentMetrics:

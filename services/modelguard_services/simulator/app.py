@@ -7,12 +7,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from modelguard.adapters.clock import utc_now
 from modelguard.adapters.kafka import ensure_topics
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
@@ -23,10 +24,6 @@ from modelguard.routing import RoutingClient, RoutingTableStore
 from modelguard.sdk import EventSDK
 
 log = structlog.get_logger("modelguard.simulator")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def load_scenario(path: str | Path) -> Scenario:

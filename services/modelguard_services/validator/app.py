@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
+from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.ingest import IngestMetrics, ValidatingConsumer
 from modelguard.adapters.kafka import make_consumer, make_producer
@@ -18,10 +19,6 @@ from modelguard.contracts.predictions import PredictionLogged
 
 SERVICE = "validator"
 log = structlog.get_logger("modelguard.validator")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class PredictionCounters:
