@@ -20,6 +20,25 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "compression.type": "lz4",
 }
 
+#: Where and how to reach the brokers: a bootstrap string ("host:port,...") or a mapping of
+#: librdkafka settings (``bootstrap.servers`` plus security settings such as
+#: ``security.protocol`` and ``sasl.*``), as built by ``CommonSettings.kafka_connection()``.
+KafkaConnection = str | Mapping[str, Any]
+
+
+def client_config(connection: KafkaConnection, **settings: Any) -> dict[str, Any]:
+    """librdkafka settings for ``connection`` plus ``settings`` (given with dots).
+
+    Every Kafka client of modelguard (producer, consumer, admin) is configured through this
+    one function, so security settings reach all of them.
+
+    >>> client_config("127.0.0.1:9092", **{"group.id": "g"})
+    {'bootstrap.servers': '127.0.0.1:9092', 'group.id': 'g'}
+    """
+    base = {"bootstrap.servers": connection} if isinstance(connection, str) else dict(connection)
+    return {**base, **settings}
+
+
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": True,
     "enable.auto.offset.store": False,
@@ -28,22 +47,22 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def make_producer(bootstrap: str, **overrides: Any) -> Producer:
+def make_producer(bootstrap: KafkaConnection, **overrides: Any) -> Producer:
     """An idempotent producer; ``overrides`` are librdkafka settings (dots as ``_``)."""
-    conf = {"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS}
+    conf = client_config(bootstrap, **PRODUCER_DEFAULTS)
     conf.update({k.replace("_", "."): v for k, v in overrides.items()})
     return Producer(conf)
 
 
-def make_consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer:
+def make_consumer(bootstrap: KafkaConnection, group_id: str, **overrides: Any) -> Consumer:
     """A consumer in ``group_id`` that stores offsets only when told to."""
-    conf = {"bootstrap.servers": bootstrap, "group.id": group_id, **CONSUMER_DEFAULTS}
+    conf = client_config(bootstrap, **{"group.id": group_id}, **CONSUMER_DEFAULTS)
     conf.update({k.replace("_", "."): v for k, v in overrides.items()})
     return Consumer(conf)
 
 
 def ensure_topics(
-    bootstrap: str,
+    bootstrap: KafkaConnection,
     topics: Iterable[str],
     *,
     partitions: int = 3,
@@ -55,7 +74,7 @@ def ensure_topics(
     Existing topics are left as they are (their partition count is not changed, because
     that would break key co-partitioning).
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [t for t in dict.fromkeys(topics) if t not in existing]
     if not wanted:
@@ -77,9 +96,9 @@ def ensure_topics(
     return created
 
 
-def delete_topics(bootstrap: str, topics: Iterable[str], timeout: float = 30.0) -> None:
+def delete_topics(bootstrap: KafkaConnection, topics: Iterable[str], timeout: float = 30.0) -> None:
     """Delete topics (missing ones are ignored); used by tests and tear-down tooling."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     names = list(dict.fromkeys(topics))
     if not names:
         return
@@ -91,12 +110,10 @@ def delete_topics(bootstrap: str, topics: Iterable[str], timeout: float = 30.0) 
                 raise
 
 
-def broker_ready(bootstrap: str, timeout: float = 2.0) -> bool:
+def broker_ready(bootstrap: KafkaConnection, timeout: float = 2.0) -> bool:
     """True when a broker answers a metadata request within ``timeout`` seconds."""
     try:
-        md = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(
-            timeout=timeout
-        )
+        md = AdminClient(client_config(bootstrap, log_level=0)).list_topics(timeout=timeout)
     except KafkaException:
         return False
     return bool(md.brokers)

@@ -5,6 +5,8 @@ Invalid values fail at start with the variable name and what is wrong (pydantic)
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,6 +40,14 @@ class CommonSettings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
+
+    def kafka_connection(self) -> dict[str, Any]:
+        """librdkafka settings that reach the brokers (see ``adapters.kafka.client_config``).
+
+        Every service builds its Kafka clients from this, so connection and security
+        settings have one home.
+        """
+        return {"bootstrap.servers": self.kafka_bootstrap_servers}
 
     @property
     def topics(self) -> Topics:

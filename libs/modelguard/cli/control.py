@@ -212,7 +212,7 @@ def _finish(
         maxlen=100_000,
         approximate=True,
     )
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_producer(settings.kafka_connection())
     producer.produce(
         settings.topics.routing_decisions,
         key=decision.model.encode(),

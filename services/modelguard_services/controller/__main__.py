@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyError as exc:
         sys.stderr.write(f"modelguard-controller: {exc}\n")
         return 2
-    ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all())
+    ensure_topics(settings.kafka_connection(), settings.topics.all())
     writer = RoutingTableStore(make_redis(settings.redis_url), settings.redis_keys)
 
     def run(registry: CollectorRegistry, stop: threading.Event) -> None:

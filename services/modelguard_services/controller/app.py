@@ -228,7 +228,7 @@ class ControllerService:
         self._registry = registry
         self._ingest_metrics = IngestMetrics(registry, SERVICE)
         self.metrics = ControllerMetrics(registry)
-        self._producer = make_producer(settings.kafka_bootstrap_servers, linger_ms=0)
+        self._producer = make_producer(settings.kafka_connection(), linger_ms=0)
         self._consumer: ValidatingConsumer[ControlEvent] | None = None
         self._assigned: _AssignedConsumer | None = None
         self._snap = Snapshot()
@@ -245,7 +245,7 @@ class ControllerService:
     def _take_over(self) -> None:
         self._snap = self._store.load()
         raw = make_consumer(
-            self._settings.kafka_bootstrap_servers,
+            self._settings.kafka_connection(),
             f"modelguard-controller-{self._settings.topic_prefix}",
             enable_auto_commit=False,
         )

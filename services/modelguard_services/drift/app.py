@@ -69,8 +69,8 @@ class DriftService:
     ) -> None:
         topics = settings.topics
         self._topics = topics
-        self._producer = make_producer(settings.kafka_bootstrap_servers)
-        self._raw_consumer = make_consumer(settings.kafka_bootstrap_servers, group_id)
+        self._producer = make_producer(settings.kafka_connection())
+        self._raw_consumer = make_consumer(settings.kafka_connection(), group_id)
         self._consumer: ValidatingConsumer[Event] = ValidatingConsumer(
             self._raw_consumer,
             {topics.predictions: PredictionLogged, topics.labels: LabelObserved},

@@ -157,8 +157,8 @@ class ExperimentsService:
         self._analysis_interval = analysis_interval
         self._checkpoint_interval = checkpoint_interval
         self._rng = np.random.default_rng(seed)
-        self._producer = make_producer(settings.kafka_bootstrap_servers)
-        self._raw: Consumer = make_consumer(settings.kafka_bootstrap_servers, group_id)
+        self._producer = make_producer(settings.kafka_connection())
+        self._raw: Consumer = make_consumer(settings.kafka_connection(), group_id)
         self._consumer: ValidatingConsumer[Event] = ValidatingConsumer(
             self._raw,
             {topics.exposures: ExposureLogged, topics.outcomes: OutcomeObserved},

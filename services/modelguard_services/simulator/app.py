@@ -136,7 +136,7 @@ class SimulatorService:
         stop = stop or threading.Event()
         t = self.settings.topics
         ensure_topics(
-            self.settings.kafka_bootstrap_servers,
+            self.settings.kafka_connection(),
             [t.predictions, t.labels, t.exposures, t.outcomes],
         )
         wall0 = time.monotonic()

@@ -63,9 +63,9 @@ class ValidatorService:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         topics = settings.topics
-        self._producer = make_producer(settings.kafka_bootstrap_servers)
+        self._producer = make_producer(settings.kafka_connection())
         self._consumer = ValidatingConsumer(
-            make_consumer(settings.kafka_bootstrap_servers, group_id),
+            make_consumer(settings.kafka_connection(), group_id),
             {topics.predictions: PredictionLogged},
             DeadLetterPublisher(self._producer, topics.dead_letter, stage=SERVICE),
             IngestMetrics(registry, SERVICE),
