@@ -9,7 +9,15 @@ from __future__ import annotations
 import threading
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from modelguard.contracts.telemetry import Family
 
 
 class MetricsServer:
@@ -35,3 +43,45 @@ class MetricsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def counter(family: Family, registry: CollectorRegistry) -> Counter:
+    """The catalogue's counter ``family`` registered on ``registry``."""
+    _expect(family, "counter")
+    return Counter(family.name, family.help, family.labels, registry=registry)
+
+
+def gauge(family: Family, registry: CollectorRegistry) -> Gauge:
+    """The catalogue's gauge ``family`` registered on ``registry``."""
+    _expect(family, "gauge")
+    return Gauge(family.name, family.help, family.labels, registry=registry)
+
+
+def histogram(family: Family, registry: CollectorRegistry) -> Histogram:
+    """The catalogue's histogram ``family`` registered on ``registry``."""
+    _expect(family, "histogram")
+    return Histogram(
+        family.name, family.help, family.labels, buckets=family.buckets or (), registry=registry
+    )
+
+
+def snapshot(family: Family) -> Metric:
+    """An empty family for a custom collector's ``collect()`` (fill with ``add_metric``).
+
+    >>> from modelguard.contracts.telemetry import MODEL_ACCURACY
+    >>> m = snapshot(MODEL_ACCURACY)
+    >>> m.add_metric(["fraud", "v1"], 0.9)
+    >>> (m.name, m.type, m.samples[0].value)
+    ('model_accuracy', 'gauge', 0.9)
+    """
+    labels = list(family.labels)
+    if family.kind == "counter":
+        return CounterMetricFamily(family.name, family.help, labels=labels)
+    if family.kind == "histogram":
+        return HistogramMetricFamily(family.name, family.help, labels=labels)
+    return GaugeMetricFamily(family.name, family.help, labels=labels)
+
+
+def _expect(family: Family, kind: str) -> None:
+    if family.kind != kind:
+        raise TypeError(f"{family.name} is a {family.kind}, not a {kind}")
