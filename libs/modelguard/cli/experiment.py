@@ -12,18 +12,14 @@ import argparse
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-import yaml
+if TYPE_CHECKING:  # heavy modules are imported by the handlers (fast `--help`)
+    import redis
 
-from modelguard.adapters.clock import utc_now
-from modelguard.adapters.redis_client import make_redis
-from modelguard.adapters.settings import CommonSettings
-from modelguard.contracts.experiments import ExperimentAnalysis, ExperimentKeys
-from modelguard.core.experiments.analysis import analyze
-from modelguard.experiments.registry import ExperimentRegistry, RegistryError
-from modelguard.routing.store import RoutingTableStore
+    from modelguard.adapters.settings import CommonSettings
+    from modelguard.contracts.experiments import ExperimentAnalysis
+    from modelguard.experiments.registry import ExperimentRegistry
 
 DEFAULT_GROUP = "modelguard-experiments"
 
@@ -50,6 +46,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _registry(settings: CommonSettings, client: redis.Redis) -> ExperimentRegistry:
+    from modelguard.contracts.experiments import ExperimentKeys
+    from modelguard.experiments.registry import ExperimentRegistry
+    from modelguard.routing.store import RoutingTableStore
+
     return ExperimentRegistry(
         client,
         ExperimentKeys(settings.redis_prefix),
@@ -58,6 +58,10 @@ def _registry(settings: CommonSettings, client: redis.Redis) -> ExperimentRegist
 
 
 def _load_spec(path: Path) -> dict[str, Any]:
+    import yaml
+
+    from modelguard.experiments.registry import RegistryError
+
     try:
         text = path.read_text()
     except OSError as exc:
@@ -72,8 +76,14 @@ def _load_spec(path: Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import redis
+
+    from modelguard.adapters.redis_client import make_redis
+    from modelguard.adapters.settings import CommonSettings
+    from modelguard.experiments.registry import RegistryError
+
     settings = CommonSettings()
-    client = make_redis(settings.redis_url)
+    client = make_redis(settings.redis_connection())
     try:
         reg = _registry(settings, client)
         return _dispatch(args, reg)
@@ -88,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace, reg: ExperimentRegistry) -> int:
+    from modelguard.adapters.clock import utc_now
+    from modelguard.core.experiments.analysis import analyze
+    from modelguard.experiments.registry import RegistryError
+
     out = sys.stdout.write
     if args.action == "create":
         try:

@@ -16,11 +16,6 @@ import argparse
 import json
 import sys
 
-from modelguard.adapters.redis_client import make_redis
-from modelguard.adapters.settings import CommonSettings
-from modelguard.core.routing import WeightsError
-from modelguard.routing import RevisionConflictError, RoutingTableStore
-
 
 def _weight(text: str) -> tuple[str, float]:
     version, sep, value = text.partition("=")
@@ -51,8 +46,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from modelguard.adapters.redis_client import make_redis
+    from modelguard.adapters.settings import CommonSettings
+    from modelguard.core.routing import WeightsError
+    from modelguard.routing import RevisionConflictError, RoutingTableStore
+
     settings = CommonSettings()
-    store = RoutingTableStore(make_redis(settings.redis_url), settings.redis_keys)
+    store = RoutingTableStore(make_redis(settings.redis_connection()), settings.redis_keys)
     if args.routing_action == "show":
         table = store.read(args.model)
         if table is None:

@@ -221,7 +221,7 @@ class ControllerService:
         self._clock = clock
         self._tick = tick_seconds
         self._crash_at = crash_at
-        self._redis = make_redis(settings.redis_url)
+        self._redis = make_redis(settings.redis_connection())
         self._store = ControllerStore(
             self._redis, settings.redis_keys, self.replica, int(lease_ttl * 1000)
         )

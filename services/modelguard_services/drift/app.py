@@ -83,7 +83,7 @@ class DriftService:
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
         )
-        redis_client = make_redis(settings.redis_url)
+        redis_client = make_redis(settings.redis_connection())
         self._store = ReferenceStore(redis_client, settings.redis_prefix)
         self._checkpoints = DriftCheckpoints(redis_client, settings.redis_prefix)
         self._group = group_id

@@ -171,7 +171,7 @@ class ExperimentsService:
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
         )
-        self._redis: redis.Redis = make_redis(settings.redis_url)
+        self._redis: redis.Redis = make_redis(settings.redis_connection())
         self._keys = ExperimentKeys(settings.redis_prefix)
         self.registry = ExperimentRegistry(
             self._redis,
