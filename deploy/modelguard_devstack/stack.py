@@ -33,6 +33,10 @@ class Endpoints:
     prometheus_url: str
     alertmanager_url: str
     prometheus_targets: Path
+    #: SASL_PLAINTEXT (SCRAM-SHA-256) listener of the broker (user ``KAFKA_SCRAM_USER``).
+    kafka_sasl_bootstrap: str = ""
+    #: Generated passwords: ``redis-<role>`` per Redis ACL user, ``kafka-<user>``.
+    secrets_dir: Path | None = None
 
 
 class Stack:
@@ -62,6 +66,8 @@ class Stack:
             prometheus_url=self.prometheus.url,
             alertmanager_url=self.alertmanager.url,
             prometheus_targets=self.cfg.prometheus_targets,
+            kafka_sasl_bootstrap=self.kafka.sasl_bootstrap,
+            secrets_dir=self.cfg.secrets_dir,
         )
 
     def _select(self, only: list[str] | None) -> list[Server]:

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from modelguard.adapters.kafka import delete_topics
 from modelguard.contracts.codec import decode_event
@@ -48,7 +47,7 @@ def loop_run(servers: Servers) -> Iterator[tuple[ClosedLoop, LoopResult]]:
     yield loop, result
     delete_topics(servers.kafka_bootstrap, loop.settings.topics.all())
     delete_topics(servers.kafka_bootstrap, [f"{loop.prefix}.metrics-changelog.v1"])
-    client = redis.Redis.from_url(servers.redis_url)
+    client = servers.redis_client("admin")
     for key in client.scan_iter(f"{loop.prefix}:*"):
         client.delete(key)
     client.close()
@@ -74,7 +73,7 @@ def test_bad_challenger_rolled_back_in_redis_and_on_the_decisions_topic(
     record_property: pytest.RecordProperty,
 ) -> None:
     loop, result = loop_run
-    store = RoutingTableStore(redis.Redis.from_url(servers.redis_url), RedisKeys(loop.prefix))
+    store = RoutingTableStore(servers.redis_client("admin"), RedisKeys(loop.prefix))
     table = store.read("fraud")
     assert table is not None
     assert table.weights == {"v1": 1.0, "v2": 0.0}

@@ -102,8 +102,14 @@ def produce(bootstrap: str, topics: Topics, events: list[MetricWindowClosed | Dr
     assert producer.flush(10) == 0
 
 
+@pytest.fixture
+def settings(settings: CommonSettings, servers: Servers) -> CommonSettings:
+    """The controller runs as its own Redis user (ADR 0012); assertions use ``admin``."""
+    return settings.model_copy(update=servers.redis_settings("controller"))
+
+
 def store_for(servers: Servers, keys: RedisKeys) -> RoutingTableStore:
-    return RoutingTableStore(redis.Redis.from_url(servers.redis_url), keys)
+    return RoutingTableStore(servers.redis_client("controller"), keys)
 
 
 def decisions_on(
@@ -284,6 +290,9 @@ def controller_process(
         "MODELGUARD_REDIS_PREFIX": settings.redis_prefix,
         "MODELGUARD_CONTROLLER_CRASH_AT": crash_at or "",
     }
+    if settings.redis_username is not None:  # the controller's own Redis user
+        env["MODELGUARD_REDIS_USERNAME"] = settings.redis_username
+        env["MODELGUARD_REDIS_PASSWORD_FILE"] = str(settings.redis_password_file)
     return subprocess.Popen(
         [
             sys.executable,
