@@ -20,7 +20,7 @@ import redis
 from redis.client import Pipeline
 
 from modelguard.adapters.dependency import DependencyGuard
-from modelguard.adapters.redis_client import make_redis
+from modelguard.adapters.redis_client import RedisConnection, make_redis
 
 
 class GuardedPipeline(Pipeline):
@@ -56,7 +56,9 @@ class GuardedRedis(redis.Redis):
         return pipe
 
 
-def make_guarded_redis(url: str, guard: DependencyGuard, *, timeout: float = 2.0) -> GuardedRedis:
+def make_guarded_redis(
+    url: str | RedisConnection, guard: DependencyGuard, *, timeout: float = 2.0
+) -> GuardedRedis:
     """A client for ``url`` (same settings as ``make_redis``) guarded by ``guard``."""
     plain = make_redis(url, timeout=timeout)
     client = GuardedRedis(connection_pool=plain.connection_pool)

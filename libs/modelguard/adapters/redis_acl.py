@@ -65,6 +65,10 @@ _WRITER_COMMANDS = "+@read +@write +@scripting +@transaction +@pubsub +@connecti
 _READER_COMMANDS = "+@read +@connection +subscribe +unsubscribe +psubscribe +punsubscribe"
 
 
+#: Disabled, but with the permissions the AOF replay needs (see :func:`acl_file`).
+DEFAULT_USER = "user default off ~* &* +@all"
+
+
 def rules(role: str, prefix: str = "*") -> str:
     """ACL rules of ``role`` (no ``user``/``on``/password), for keys under ``prefix``."""
     if role not in ROLES:
@@ -84,9 +88,13 @@ def rules(role: str, prefix: str = "*") -> str:
 def acl_file(passwords: Mapping[str, str], prefix: str = "*") -> str:
     """An ACL file: the default (anonymous) user off, one user per role in ``passwords``.
 
-    Passwords are stored as SHA-256 digests (``#<hex>``), never in clear.
+    Passwords are stored as SHA-256 digests (``#<hex>``), never in clear. The default
+    user is ``off`` (no client can be it: anonymous clients get ``NOAUTH``) but keeps its
+    permissions, because Redis 7.0 replays the append-only file's ``MULTI``/``EXEC``
+    blocks (our Lua scripts' effects) under them: with ``-@all`` a restart silently
+    dropped every scripted write (found by the controller's Redis outage test).
     """
-    lines = ["user default off resetkeys resetchannels -@all"]
+    lines = [DEFAULT_USER]
     for role in ROLES:
         if role in passwords:
             digest = hashlib.sha256(passwords[role].encode()).hexdigest()
