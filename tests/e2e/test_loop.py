@@ -9,7 +9,6 @@ Prometheus' stored series."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 
@@ -38,7 +37,15 @@ CONFIG = LoopConfig(deadline_seconds=120.0)
 def loop_run(servers: Servers) -> Iterator[tuple[ClosedLoop, LoopResult]]:
     """One run of the loop (about a minute), shared by the assertions below."""
     loop = ClosedLoop(
-        Endpoints(**dataclasses.asdict(servers)),
+        Endpoints(
+            kafka_bootstrap=servers.kafka_bootstrap,
+            redis_url=servers.redis_url,
+            prometheus_url=servers.prometheus_url,
+            alertmanager_url=servers.alertmanager_url,
+            prometheus_targets=servers.prometheus_targets,
+            kafka_sasl_bootstrap=servers.kafka_sasl_bootstrap,
+            secrets_dir=servers.redis_secrets,
+        ),
         CONFIG,
         prefix=f"tloop{uuid.uuid4().hex[:8]}",
         keep_data=True,  # this module reads the topics and keys, then deletes them

@@ -2,7 +2,7 @@
 
 The one home of the roles and their rules (ADR 0012). The local launcher
 (``modelguard_devstack``) renders an ACL file from :func:`acl_file`; docker-compose and
-Helm use the rules file ``deploy/redis/acl-rules.conf`` written by :func:`rules_file`
+Helm use the rules file ``deploy/redis-acl/acl-rules.conf`` written by :func:`rules_file`
 (a unit test keeps it in sync), to which their entrypoint adds the passwords read from
 mounted secret files.
 

@@ -154,6 +154,15 @@ class CommonSettings(BaseSettings):
         )
         return RedisConnection(url or self.redis_url, self.redis_username, password)
 
+    def consumer_group(self, service: str) -> str:
+        """The Kafka consumer group of ``service``: ``<topic_prefix>-<service>``, so two
+        deployments sharing a broker (different topic prefixes) never share a group.
+
+        >>> CommonSettings(topic_prefix="prod").consumer_group("drift")
+        'prod-drift'
+        """
+        return f"{self.topic_prefix}-{service}"
+
     @property
     def topics(self) -> Topics:
         return Topics(prefix=self.topic_prefix)

@@ -21,8 +21,6 @@ if TYPE_CHECKING:  # heavy modules are imported by the handlers (fast `--help`)
     from modelguard.contracts.experiments import ExperimentAnalysis
     from modelguard.experiments.registry import ExperimentRegistry
 
-DEFAULT_GROUP = "modelguard-experiments"
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("experiment", help="create, run and analyse A/B experiments")
@@ -39,7 +37,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = act.add_parser("analyze", help="print the current analysis of an experiment")
     a.add_argument("experiment_id")
     a.add_argument("--json", action="store_true", help="print the analysis event as JSON")
-    a.add_argument("--group", default=DEFAULT_GROUP, help="processor consumer group")
+    a.add_argument(
+        "--group",
+        default=None,
+        help="processor consumer group (default <topic prefix>-experiments)",
+    )
     for q in act.choices.values():
         q.add_argument("--actor", default="cli", help=argparse.SUPPRESS)
     p.set_defaults(handler=run)
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _dispatch(args: argparse.Namespace, reg: ExperimentRegistry) -> int:
     from modelguard.adapters.clock import utc_now
+    from modelguard.adapters.settings import CommonSettings
     from modelguard.core.experiments.analysis import analyze
     from modelguard.experiments.registry import RegistryError
 
@@ -127,7 +130,9 @@ def _dispatch(args: argparse.Namespace, reg: ExperimentRegistry) -> int:
         spec = reg.require(args.experiment_id)
         analysis, _ = analyze(
             spec,
-            reg.merged_partial(spec.experiment_id, args.group),
+            reg.merged_partial(
+                spec.experiment_id, args.group or CommonSettings().consumer_group("experiments")
+            ),
             history=reg.history(spec.experiment_id),
             running_p=reg.running_p(spec.experiment_id),
             analysis_id=f"cli-{uuid.uuid4().hex[:12]}",

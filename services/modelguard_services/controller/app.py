@@ -259,7 +259,7 @@ class ControllerService:
         self._snap = self._store.load()
         raw = make_consumer(
             self._settings.kafka_connection(),
-            f"modelguard-controller-{self._settings.topic_prefix}",
+            self._settings.consumer_group(SERVICE),
             enable_auto_commit=False,
         )
         self._assigned = _AssignedConsumer(raw, dict(self._snap.offsets))

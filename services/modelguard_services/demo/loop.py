@@ -49,6 +49,9 @@ from modelguard_services.simulator import SimulatorService, load_scenario
 log = structlog.get_logger("modelguard.demo")
 
 REPO = Path(__file__).resolve().parents[3]
+#: The Redis user each service runs as (ADR 0012); the metrics service needs no Redis
+#: and gets the read-only one.
+REDIS_ROLE: dict[str, str] = {"controller": "controller", "drift": "drift", "metrics": "router"}
 DRIFT_ALERT = "ModelDataDriftDetected"
 Tailed = RoutingDecision | DriftSignal | MetricWindowClosed
 
@@ -253,11 +256,12 @@ class ClosedLoop:
         self._say = say or (lambda _t, _m: None)
         self.prefix = prefix or f"demo-{utc_now():%H%M%S}-{uuid.uuid4().hex[:4]}"
         self.keep_data = keep_data
+        #: The demo itself plays the operator (seeds the table, runs the simulator).
         self.settings = CommonSettings(
             kafka_bootstrap_servers=endpoints.kafka_bootstrap,
-            redis_url=endpoints.redis_url,
             topic_prefix=self.prefix,
             redis_prefix=self.prefix,
+            **endpoints.redis_settings("operator"),
         )
         self.scenario: Scenario = load_scenario(self.cfg.scenario)
         drops = [i for i in self.scenario.incidents if isinstance(i, AccuracyDrop)]
@@ -279,7 +283,7 @@ class ClosedLoop:
     def _env(self, name: str) -> dict[str, str]:
         return {
             "MODELGUARD_KAFKA_BOOTSTRAP_SERVERS": self.ep.kafka_bootstrap,
-            "MODELGUARD_REDIS_URL": self.ep.redis_url,
+            **self.ep.redis_env(REDIS_ROLE.get(name, "router")),
             "MODELGUARD_TOPIC_PREFIX": self.prefix,
             "MODELGUARD_REDIS_PREFIX": self.prefix,
             "MODELGUARD_METRICS_PORT": "0",
@@ -372,7 +376,9 @@ class ClosedLoop:
                     topics.metric_windows: MetricWindowClosed,
                 },
             )
-            table = RoutingTableStore(make_redis(self.ep.redis_url), self.settings.redis_keys)
+            table = RoutingTableStore(
+                make_redis(self.settings.redis_connection()), self.settings.redis_keys
+            )
             spec = self.scenario.model(result.model)
             initial = table.write(
                 result.model,
@@ -574,7 +580,8 @@ class ClosedLoop:
             delete_topics(self.ep.kafka_bootstrap, self.settings.topics.all())
             delete_topics(self.ep.kafka_bootstrap, [f"{self.prefix}.metrics-changelog.v1"])
         with contextlib.suppress(Exception):
-            client = make_redis(self.ep.redis_url)
+            admin = CommonSettings(**self.ep.redis_settings("admin"))
+            client = make_redis(admin.redis_connection())
             for key in client.scan_iter(f"{self.prefix}:*"):
                 client.delete(key)
 

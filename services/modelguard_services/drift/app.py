@@ -60,7 +60,7 @@ class DriftService:
         registry: CollectorRegistry,
         *,
         config: DriftConfig | None = None,
-        group_id: str = "modelguard-drift",
+        group_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         report_dir: Path | None = None,
         reference_refresh_seconds: float = 5.0,
@@ -69,6 +69,7 @@ class DriftService:
     ) -> None:
         topics = settings.topics
         self._topics = topics
+        group_id = group_id or settings.consumer_group(SERVICE)
         self._producer = make_producer(settings.kafka_connection())
         self._raw_consumer = make_consumer(settings.kafka_connection(), group_id)
         self._consumer: ValidatingConsumer[Event] = ValidatingConsumer(
