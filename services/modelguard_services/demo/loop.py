@@ -30,7 +30,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
-from modelguard.adapters.kafka import delete_topics, ensure_topics
+from modelguard.adapters.kafka import KafkaConnection, client_config, delete_topics, ensure_topics
 from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
@@ -203,14 +203,16 @@ class TopicTail:
     """Reads the loop's output topics (decisions, drift signals, metric windows) from
     their beginning; yields each event with its Kafka timestamp."""
 
-    def __init__(self, bootstrap: str, topics: dict[str, type[Tailed]]) -> None:
+    def __init__(self, connection: KafkaConnection, topics: dict[str, type[Tailed]]) -> None:
         self._models = topics
         self._c = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"demo-tail-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
+            client_config(
+                connection,
+                **{
+                    "group.id": f"{min(topics)}-demo-tail-{uuid.uuid4().hex[:8]}",
+                    "enable.auto.commit": False,
+                },
+            )
         )
         meta = self._c.list_topics(timeout=10)
         self._c.assign(
@@ -369,7 +371,7 @@ class ClosedLoop:
             self._say(None, f"Prometheus   {self.ep.prometheus_url}/graph?g0.expr={selector}")
             self._say(None, f"Alertmanager {self.ep.alertmanager_url}/#/alerts")
             tail = TopicTail(
-                self.ep.kafka_bootstrap,
+                self.settings.kafka_connection(),
                 {
                     topics.routing_decisions: RoutingDecision,
                     topics.drift_signals: DriftSignal,
