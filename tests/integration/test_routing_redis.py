@@ -324,5 +324,7 @@ def test_cli_show_set_history(
     assert shown["weights"] == {"v1": 0.9, "v2": 0.1} and shown["reason"] == "ramp"
     assert main(["routing", "history", "fraud"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["routing", "register", "fraud", "v3"]) == 0
+    assert json.loads(capsys.readouterr().out)["registered"] == ["v1", "v2", "v3"]
     with pytest.raises(SystemExit):
         main(["routing", "set", "fraud", "v1:1"])

@@ -5,7 +5,7 @@ Model servers and the simulator use it on the request path::
     from modelguard.adapters.redis_client import make_redis
     from modelguard.routing import RoutingClient
 
-    router = RoutingClient(make_redis(settings.redis_url), settings.redis_keys,
+    router = RoutingClient(make_redis(settings.redis_connection()), settings.redis_keys,
                            models=["fraud"], registry=registry).start()
     version = router.version_for("fraud", unit_id=user_id)     # ~1 µs, no Redis call
     ...

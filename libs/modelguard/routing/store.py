@@ -5,7 +5,7 @@ Used by the rollback controller, the bandit and the CLI::
     from modelguard.adapters.redis_client import make_redis
     from modelguard.routing import RevisionConflictError, RoutingTableStore
 
-    store = RoutingTableStore(make_redis(settings.redis_url), settings.redis_keys)
+    store = RoutingTableStore(make_redis(settings.redis_connection()), settings.redis_keys)
     current = store.read("fraud")                      # RoutingTable | None
     base = current.revision if current else 0          # 0: "the table must not exist"
     try:
