@@ -19,6 +19,7 @@ import redis
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from modelguard.adapters.kafka import client_config
 from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
@@ -98,7 +99,7 @@ def drift_signal(i: int, t0: datetime, version: str = "v1") -> DriftSignal:
 
 
 def produce(bootstrap: str, topics: Topics, events: list[MetricWindowClosed | DriftSignal]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = Producer(client_config(bootstrap, **{"enable.idempotence": True}))
     for e in events:
         topic = topics.metric_windows if isinstance(e, MetricWindowClosed) else topics.drift_signals
         producer.produce(topic, key=e.model.encode(), value=encode_event(e))
