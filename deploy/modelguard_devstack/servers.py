@@ -372,6 +372,23 @@ class RedisServer(Server):
         """The password of ACL user ``role`` (generated on first use)."""
         return ensure_secret(redis_secret_path(self.cfg, role))
 
+    def start(self, timeout: float) -> float:
+        if not self.ready() and self._answers_anonymously():
+            raise StackError(
+                f"a Redis without modelguard's ACL users answers on port {self.cfg.redis_port}"
+                " (started by an older launcher?): stop it with `modelguard-stack down --only"
+                " redis` (or `./dev down`), then start again"
+            )
+        return super().start(timeout)
+
+    def _answers_anonymously(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
     def prepare(self) -> None:
         """Render the ACL file: anonymous user off, one user per role (ADR 0012)."""
         passwords = {role: self.password(role) for role in ROLES}

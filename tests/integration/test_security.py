@@ -288,3 +288,33 @@ def test_kafka_scram_listener_refuses_clients_without_sasl(servers: Servers) -> 
 def test_unregistered_table_json_is_well_formed() -> None:
     # The raw table used above is a valid RoutingTable: it is refused for its version only.
     RoutingTable.model_validate_json(table_json("fraud", {"v1": 0.0, "v9": 1.0}))
+
+
+def test_launcher_names_an_old_redis_without_users(tmp_path: Path) -> None:
+    """A Redis started by an older launcher (no ACL) on the port: a clear error."""
+    import subprocess
+
+    from modelguard_devstack import StackError
+
+    server = launcher_redis(tmp_path)
+    old = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(server.cfg.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        assert poll(server._answers_anonymously)
+        with pytest.raises(StackError, match="without modelguard's ACL users"):
+            server.start(timeout=10)
+    finally:
+        old.terminate()
+        old.wait(10)
