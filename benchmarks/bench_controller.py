@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.kafka import delete_topics, ensure_topics
 from modelguard.adapters.logging import configure_logging
+from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import encode_event
 from modelguard.contracts.common import WindowSpec
@@ -108,7 +109,7 @@ def wait_notice(pubsub: redis.client.PubSub, model: str, timeout: float = 10.0) 
 
 
 def controller_run(settings: CommonSettings, n: int, parts: int) -> list[float]:
-    r = redis.Redis.from_url(settings.redis_url)
+    r = make_redis(settings.redis_connection())
     store = RoutingTableStore(r, settings.redis_keys)
     models = [f"m{i}" for i in range(n)]
     policies = {}
@@ -154,7 +155,7 @@ def controller_run(settings: CommonSettings, n: int, parts: int) -> list[float]:
 
 
 def baseline_run(settings: CommonSettings, n: int) -> list[float]:
-    r = redis.Redis.from_url(settings.redis_url)
+    r = make_redis(settings.redis_connection())
     topic = settings.topics.experiment_analyses  # an unused topic of the same set
     consumer = Consumer(
         {
@@ -216,7 +217,7 @@ def main() -> None:
         prefix = f"bench{uuid.uuid4().hex[:8]}"
         settings = CommonSettings(topic_prefix=prefix, redis_prefix=prefix)
         ensure_topics(settings.kafka_bootstrap_servers, settings.topics.all(), partitions=3)
-        r = redis.Redis.from_url(settings.redis_url)
+        r = make_redis(settings.redis_connection())
         try:
             if mode == "baseline":
                 runs[mode] = baseline_run(settings, args.incidents)

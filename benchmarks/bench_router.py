@@ -63,11 +63,13 @@ def main() -> int:
     configure_logging("WARNING")  # logs to stderr; stdout is the JSON result
     settings = CommonSettings()
     keys = RedisKeys(prefix=f"bench-router-{uuid.uuid4().hex[:8]}")
-    redis = make_redis(settings.redis_url)
+    redis = make_redis(settings.redis_connection())
     store = RoutingTableStore(redis, keys)
     store.write("two", {"v1": 0.9, "v2": 0.1}, expected_revision=0, actor="bench")
     store.write("three", {"v1": 0.6, "v2": 0.3, "v3": 0.1}, expected_revision=0, actor="bench")
-    client = RoutingClient(make_redis(settings.redis_url), keys, models=["two", "three"]).start()
+    client = RoutingClient(
+        make_redis(settings.redis_connection()), keys, models=["two", "three"]
+    ).start()
     try:
         deadline = time.monotonic() + 10
         while not client.connected and time.monotonic() < deadline:
@@ -98,7 +100,7 @@ def main() -> int:
             time.sleep(0.002)
 
         # baseline: raw publish -> receive on the same server
-        pubsub = make_redis(settings.redis_url).pubsub(ignore_subscribe_messages=True)
+        pubsub = make_redis(settings.redis_connection()).pubsub(ignore_subscribe_messages=True)
         channel = f"{keys.prefix}:bench"
         pubsub.subscribe(channel)
         raw: list[float] = []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
 import pytest
@@ -16,12 +17,30 @@ from modelguard.contracts.topics import Topics
 from tests.support.prom import PrometheusHelper
 from tests.support.servers import Servers, resolve_servers
 
+ADMIN_ENV = ("MODELGUARD_REDIS_USERNAME", "MODELGUARD_REDIS_PASSWORD_FILE")
+
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
-    """Real Kafka, Redis, Prometheus and Alertmanager (see tests/support/servers.py)."""
+    """Real Kafka, Redis, Prometheus and Alertmanager (see tests/support/servers.py).
+
+    With a Redis that has ACL users, the session's environment names the ``admin`` user
+    (``MODELGUARD_REDIS_USERNAME`` / ``MODELGUARD_REDIS_PASSWORD_FILE``), so CLIs and
+    service subprocesses started with this environment authenticate; a test that runs a
+    service as its own role overrides both (``Servers.redis_env(role)``).
+    """
     with ExitStack() as cleanup:
-        yield resolve_servers(cleanup)
+        found = resolve_servers(cleanup)
+        saved = {k: os.environ.get(k) for k in ADMIN_ENV}
+        os.environ.update({k: v for k, v in found.redis_env("admin").items() if k in ADMIN_ENV})
+        try:
+            yield found
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 @pytest.fixture
@@ -40,7 +59,7 @@ def redis_keys() -> RedisKeys:
 
 @pytest.fixture
 def redis_client(servers: Servers, redis_keys: RedisKeys) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(servers.redis_url)
+    client = servers.redis_client("admin")
     yield client
     for key in client.scan_iter(f"{redis_keys.prefix}:*"):
         client.delete(key)
@@ -49,13 +68,25 @@ def redis_client(servers: Servers, redis_keys: RedisKeys) -> Iterator[redis.Redi
 
 @pytest.fixture
 def settings(servers: Servers, topics: Topics, redis_keys: RedisKeys) -> CommonSettings:
-    """Service settings pointing at the test servers and this test's topics/keys."""
+    """Settings pointing at the test servers and this test's topics/keys, as the Redis
+    ``admin`` user (fixtures and tests that play several roles); a service under test
+    can run as its own role with ``role_settings``."""
     return CommonSettings(
         kafka_bootstrap_servers=servers.kafka_bootstrap,
-        redis_url=servers.redis_url,
         topic_prefix=topics.prefix,
         redis_prefix=redis_keys.prefix,
+        **servers.redis_settings("admin"),
     )
+
+
+@pytest.fixture
+def role_settings(servers: Servers, settings: CommonSettings) -> Callable[[str], CommonSettings]:
+    """``role_settings("controller")``: ``settings`` as the Redis user of that role."""
+
+    def make(role: str) -> CommonSettings:
+        return settings.model_copy(update=servers.redis_settings(role))
+
+    return make
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ class StackConfig:
     prometheus_port: int = 19090
     alertmanager_port: int = 19094
     webhook_port: int = 19095
+    kafka_sasl_port: int = 19096
     run_dir_override: Path | None = None
 
     @classmethod
@@ -51,6 +52,7 @@ class StackConfig:
             "prometheus_port",
             "alertmanager_port",
             "webhook_port",
+            "kafka_sasl_port",
         ):
             raw = os.environ.get(f"MODELGUARD_STACK_{name.upper()}")
             if raw is not None:
@@ -64,6 +66,11 @@ class StackConfig:
     @property
     def run_dir(self) -> Path:
         return self.run_dir_override or self.root / ".run"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Generated passwords, one file each (``redis-<role>``, ``kafka-<user>``), 0600."""
+        return self.run_dir / "secrets"
 
     @property
     def cache_dir(self) -> Path:
@@ -83,17 +90,30 @@ class StackConfig:
         return self.root / "deploy" / "prometheus" / "rules"
 
 
+#: SCRAM user of the local broker's SASL listener (password: ``secrets/kafka-<user>``).
+KAFKA_SCRAM_USER = "modelguard"
+KAFKA_SCRAM_MECHANISM = "SCRAM-SHA-256"
+
+
 def kafka_properties(cfg: StackConfig, data_dir: Path) -> str:
-    """Single-node KRaft broker tuned for a 2-core machine and fast test start-up."""
+    """Single-node KRaft broker tuned for a 2-core machine and fast test start-up.
+
+    Two client listeners on loopback: PLAINTEXT (``kafka_port``) and SASL_PLAINTEXT with
+    SCRAM-SHA-256 (``kafka_sasl_port``; the user is created after start, ADR 0012).
+    """
+    sasl = f"SASL://127.0.0.1:{cfg.kafka_sasl_port}"
+    scram_login = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     return f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cfg.kafka_controller_port}
-listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.kafka_controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port}
+listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.kafka_controller_port},{sasl}
+advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},{sasl}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL:SASL_PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
+sasl.enabled.mechanisms={KAFKA_SCRAM_MECHANISM}
+listener.name.sasl.scram-sha-256.sasl.jaas.config={scram_login}
 log.dirs={data_dir}
 num.partitions=3
 default.replication.factor=1

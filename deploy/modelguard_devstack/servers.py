@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -14,8 +15,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelguard.adapters.redis_acl import ROLES, acl_file
 from modelguard_devstack.config import (
     KAFKA_LOG4J,
+    KAFKA_SCRAM_MECHANISM,
+    KAFKA_SCRAM_USER,
     KAFKA_VERSION,
     StackConfig,
     alertmanager_yaml,
@@ -34,6 +38,27 @@ def _http_ok(url: str, timeout: float = 1.0) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def ensure_secret(path: Path) -> str:
+    """The password in ``path``, generated (random, mode 0600) when the file is missing."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(24)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def redis_secret_path(cfg: StackConfig, role: str) -> Path:
+    return cfg.secrets_dir / f"redis-{role}"
+
+
+def kafka_secret_path(cfg: StackConfig, user: str = KAFKA_SCRAM_USER) -> Path:
+    return cfg.secrets_dir / f"kafka-{user}"
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -75,6 +100,9 @@ class Server(ABC):
     def prepare(self) -> None:  # noqa: B027 (optional hook, empty by default)
         """Write configuration files before start."""
 
+    def after_ready(self) -> None:  # noqa: B027 (optional hook, empty by default)
+        """Idempotent set-up once the server answers (e.g. create users)."""
+
     def install(self) -> None:
         """Idempotent: installs the Debian packages only when a binary is missing."""
         missing = [b for b in self.binaries if shutil.which(b) is None]
@@ -99,6 +127,7 @@ class Server(ABC):
         """Start (unless already ready) and wait for readiness; returns seconds taken."""
         t0 = time.monotonic()
         if self.ready():
+            self.after_ready()
             return 0.0
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prepare()
@@ -121,6 +150,7 @@ class Server(ABC):
                     f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
                 )
             if self.ready():
+                self.after_ready()
                 return time.monotonic() - t0
             time.sleep(0.2)
         self.stop()
@@ -274,6 +304,38 @@ class KafkaServer(Server):
     def command(self) -> list[str]:
         return self._java("kafka.Kafka", str(self.dir / "server.properties"))
 
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT (SCRAM-SHA-256) listener."""
+        return f"127.0.0.1:{self.cfg.kafka_sasl_port}"
+
+    def after_ready(self) -> None:
+        """Create (or reset) the SCRAM user of the SASL listener from its secret file."""
+        from confluent_kafka.admin import (  # type: ignore[attr-defined]
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        password = ensure_secret(kafka_secret_path(self.cfg))
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        upsert = UserScramCredentialUpsertion(
+            KAFKA_SCRAM_USER,
+            ScramCredentialInfo(ScramMechanism[KAFKA_SCRAM_MECHANISM.replace("-", "_")], 8192),
+            password.encode(),
+        )
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                for fut in admin.alter_user_scram_credentials([upsert]).values():
+                    fut.result(timeout=10.0)
+                return
+            except Exception as exc:  # the controller may still be electing itself
+                if time.monotonic() > deadline:
+                    raise StackError(f"could not create the Kafka SCRAM user: {exc}") from exc
+                time.sleep(0.5)
+
     def ready(self) -> bool:
         from confluent_kafka.admin import AdminClient  # local: keeps `status` import light
 
@@ -302,9 +364,42 @@ class RedisServer(Server):
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.cfg.redis_port}/0"
 
+    @property
+    def acl_path(self) -> Path:
+        return self.dir / "users.acl"
+
+    def password(self, role: str) -> str:
+        """The password of ACL user ``role`` (generated on first use)."""
+        return ensure_secret(redis_secret_path(self.cfg, role))
+
+    def start(self, timeout: float) -> float:
+        if not self.ready() and self._answers_anonymously():
+            raise StackError(
+                f"a Redis without modelguard's ACL users answers on port {self.cfg.redis_port}"
+                " (started by an older launcher?): stop it with `modelguard-stack down --only"
+                " redis` (or `./dev down`), then start again"
+            )
+        return super().start(timeout)
+
+    def _answers_anonymously(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def prepare(self) -> None:
+        """Render the ACL file: anonymous user off, one user per role (ADR 0012)."""
+        passwords = {role: self.password(role) for role in ROLES}
+        self.acl_path.write_text(acl_file(passwords))
+        self.acl_path.chmod(0o600)
+
     def command(self) -> list[str]:
         return [
             "redis-server",
+            "--aclfile",
+            str(self.acl_path),
             "--bind",
             "127.0.0.1",
             "--port",
@@ -322,8 +417,17 @@ class RedisServer(Server):
     def ready(self) -> bool:
         import redis
 
+        path = redis_secret_path(self.cfg, "admin")
+        if not path.is_file():
+            return False
         try:
-            return bool(redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping())
+            client = redis.Redis.from_url(
+                self.url,
+                username="admin",
+                password=path.read_text().strip(),
+                socket_connect_timeout=0.5,
+            )
+            return bool(client.ping())
         except redis.RedisError:
             return False
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelguard_devstack.config import StackConfig
 from modelguard_devstack.servers import (
@@ -33,6 +34,30 @@ class Endpoints:
     prometheus_url: str
     alertmanager_url: str
     prometheus_targets: Path
+    #: SASL_PLAINTEXT (SCRAM-SHA-256) listener of the broker (user ``KAFKA_SCRAM_USER``).
+    kafka_sasl_bootstrap: str = ""
+    #: Generated passwords: ``redis-<role>`` per Redis ACL user, ``kafka-<user>``; None
+    #: for a Redis without ACL users (clients are then anonymous).
+    secrets_dir: Path | None = None
+
+    def redis_password_file(self, role: str) -> Path | None:
+        return None if self.secrets_dir is None else self.secrets_dir / f"redis-{role}"
+
+    def redis_env(self, role: str) -> dict[str, str]:
+        """``MODELGUARD_REDIS_*`` variables of a service running as Redis user ``role``."""
+        env = {"MODELGUARD_REDIS_URL": self.redis_url}
+        path = self.redis_password_file(role)
+        if path is not None:
+            env["MODELGUARD_REDIS_USERNAME"] = role
+            env["MODELGUARD_REDIS_PASSWORD_FILE"] = str(path)
+        return env
+
+    def redis_settings(self, role: str) -> dict[str, Any]:
+        """``CommonSettings`` fields for Redis user ``role``."""
+        path = self.redis_password_file(role)
+        if path is None:
+            return {"redis_url": self.redis_url}
+        return {"redis_url": self.redis_url, "redis_username": role, "redis_password_file": path}
 
 
 class Stack:
@@ -62,6 +87,8 @@ class Stack:
             prometheus_url=self.prometheus.url,
             alertmanager_url=self.alertmanager.url,
             prometheus_targets=self.cfg.prometheus_targets,
+            kafka_sasl_bootstrap=self.kafka.sasl_bootstrap,
+            secrets_dir=self.cfg.secrets_dir,
         )
 
     def _select(self, only: list[str] | None) -> list[Server]:

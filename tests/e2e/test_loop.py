@@ -9,12 +9,10 @@ Prometheus' stored series."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from modelguard.adapters.kafka import delete_topics
 from modelguard.contracts.codec import decode_event
@@ -39,7 +37,15 @@ CONFIG = LoopConfig(deadline_seconds=120.0)
 def loop_run(servers: Servers) -> Iterator[tuple[ClosedLoop, LoopResult]]:
     """One run of the loop (about a minute), shared by the assertions below."""
     loop = ClosedLoop(
-        Endpoints(**dataclasses.asdict(servers)),
+        Endpoints(
+            kafka_bootstrap=servers.kafka_bootstrap,
+            redis_url=servers.redis_url,
+            prometheus_url=servers.prometheus_url,
+            alertmanager_url=servers.alertmanager_url,
+            prometheus_targets=servers.prometheus_targets,
+            kafka_sasl_bootstrap=servers.kafka_sasl_bootstrap,
+            secrets_dir=servers.redis_secrets,
+        ),
         CONFIG,
         prefix=f"tloop{uuid.uuid4().hex[:8]}",
         keep_data=True,  # this module reads the topics and keys, then deletes them
@@ -48,7 +54,7 @@ def loop_run(servers: Servers) -> Iterator[tuple[ClosedLoop, LoopResult]]:
     yield loop, result
     delete_topics(servers.kafka_bootstrap, loop.settings.topics.all())
     delete_topics(servers.kafka_bootstrap, [f"{loop.prefix}.metrics-changelog.v1"])
-    client = redis.Redis.from_url(servers.redis_url)
+    client = servers.redis_client("admin")
     for key in client.scan_iter(f"{loop.prefix}:*"):
         client.delete(key)
     client.close()
@@ -74,7 +80,7 @@ def test_bad_challenger_rolled_back_in_redis_and_on_the_decisions_topic(
     record_property: pytest.RecordProperty,
 ) -> None:
     loop, result = loop_run
-    store = RoutingTableStore(redis.Redis.from_url(servers.redis_url), RedisKeys(loop.prefix))
+    store = RoutingTableStore(servers.redis_client("admin"), RedisKeys(loop.prefix))
     table = store.read("fraud")
     assert table is not None
     assert table.weights == {"v1": 1.0, "v2": 0.0}

@@ -19,7 +19,9 @@ import redis
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from modelguard.adapters.kafka import client_config
 from modelguard.adapters.prometheus import MetricsServer
+from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import encode_event
 from modelguard.contracts.codec import decode_event
@@ -32,9 +34,11 @@ from modelguard.contracts.topics import Topics
 from modelguard.core.control import Policy, parse_policies
 from modelguard.core.metrics import Aggregate, ClosedWindow, Pair, to_event
 from modelguard.routing import RoutingTableStore
+from modelguard_devstack.servers import RedisServer, redis_secret_path
 from modelguard_services.controller.app import ControllerService
 from tests.support.kafka import read_all
 from tests.support.prom import PrometheusHelper
+from tests.support.redis_acl import connection, launcher_redis
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -95,15 +99,21 @@ def drift_signal(i: int, t0: datetime, version: str = "v1") -> DriftSignal:
 
 
 def produce(bootstrap: str, topics: Topics, events: list[MetricWindowClosed | DriftSignal]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = Producer(client_config(bootstrap, **{"enable.idempotence": True}))
     for e in events:
         topic = topics.metric_windows if isinstance(e, MetricWindowClosed) else topics.drift_signals
         producer.produce(topic, key=e.model.encode(), value=encode_event(e))
     assert producer.flush(10) == 0
 
 
+@pytest.fixture
+def settings(settings: CommonSettings, servers: Servers) -> CommonSettings:
+    """The controller runs as its own Redis user (ADR 0012); assertions use ``admin``."""
+    return settings.model_copy(update=servers.redis_settings("controller"))
+
+
 def store_for(servers: Servers, keys: RedisKeys) -> RoutingTableStore:
-    return RoutingTableStore(redis.Redis.from_url(servers.redis_url), keys)
+    return RoutingTableStore(servers.redis_client("controller"), keys)
 
 
 def decisions_on(
@@ -284,6 +294,9 @@ def controller_process(
         "MODELGUARD_REDIS_PREFIX": settings.redis_prefix,
         "MODELGUARD_CONTROLLER_CRASH_AT": crash_at or "",
     }
+    if settings.redis_username is not None:  # the controller's own Redis user
+        env["MODELGUARD_REDIS_USERNAME"] = settings.redis_username
+        env["MODELGUARD_REDIS_PASSWORD_FILE"] = str(settings.redis_password_file)
     return subprocess.Popen(
         [
             sys.executable,
@@ -493,3 +506,73 @@ def test_rollback_alert_fires_in_prometheus(
     # the same counter's other actions exist at 0 and raise nothing
     breach = prometheus.query(f'ALERTS{{alertname="ModelServingVersionBreach",{sel}}}')
     assert breach == []
+
+
+# -- Redis outage (a private redis-server with an append-only file, so the shared one keeps
+# running and the restarted server has the data it had) -----------------------------------
+
+
+class PersistentRedis(RedisServer):
+    """The launcher's Redis (ACL users included) with an fsync'ed append-only file."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--appendonly", "yes", "--appendfsync", "always"]
+
+
+def test_redis_outage_both_replicas_wait_and_resume_one_decision(
+    servers: Servers, topics: Topics, settings: CommonSettings, tmp_path: Path
+) -> None:
+    private = PersistentRedis(launcher_redis(tmp_path).cfg)
+    private.start(timeout=20)
+    try:
+        role = settings.model_copy(
+            update={
+                "redis_url": private.url,
+                "redis_username": "controller",
+                "redis_password_file": redis_secret_path(private.cfg, "controller"),
+            }
+        )
+        keys = role.redis_keys
+        store = RoutingTableStore(make_redis(role.redis_connection(), timeout=0.5), keys)
+        store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
+        regs = {name: CollectorRegistry() for name in ("a", "b")}
+        replicas = {
+            name: ControllerService(role, reg, policies(), store, replica=name)
+            for name, reg in regs.items()
+        }
+
+        def redis_up(name: str) -> float | None:
+            return regs[name].get_sample_value("modelguard_dependency_up", {"dependency": "redis"})
+
+        admin = make_redis(connection(private, "admin"), timeout=0.5)
+        t0 = datetime.now(UTC) - timedelta(seconds=30)
+        events = bad_challenger(t0)
+        with running(replicas["a"]), running(replicas["b"]):
+            wait_until(lambda: replicas["a"].is_leader or replicas["b"].is_leader)
+            wait_until(lambda: admin.get(keys.lease("controller")) is not None)
+
+            # 1. The whole incident arrives while Redis is down: both replicas wait.
+            private.stop()
+            produce(servers.kafka_bootstrap, topics, events)
+            wait_until(lambda: redis_up("a") == 0 and redis_up("b") == 0)
+            wait_until(lambda: not replicas["a"].is_leader and not replicas["b"].is_leader)
+            private.start(timeout=20)
+            wait_until(lambda: redis_up("a") == 1 and redis_up("b") == 1, 30)
+            wait_until(lambda: store.revision("fraud") == 2, 30)
+
+            # 2. A second outage after the decision, then the same input replayed
+            # (at-least-once upstream): no second decision.
+            private.stop()
+            wait_until(lambda: redis_up("a") == 0 and redis_up("b") == 0)
+            produce(servers.kafka_bootstrap, topics, events)
+            private.start(timeout=20)
+            wait_until(lambda: replicas["a"].is_leader or replicas["b"].is_leader, 30)
+            time.sleep(1.5)  # time for a (wrong) second decision to show
+            assert replicas["a"].is_leader != replicas["b"].is_leader
+        decisions = decisions_on(servers.kafka_bootstrap, topics, 2, timeout=5)
+        assert [d.action for d in decisions] == ["rollback"]
+        table = store.read("fraud")
+        assert table is not None and table.weights == {"v1": 1.0, "v2": 0.0}
+        assert table.revision == 2 and table.decision_id == decisions[0].decision_id
+    finally:
+        private.stop()

@@ -24,7 +24,8 @@ def env(
     servers: Servers, topics: Topics, redis_keys: RedisKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MODELGUARD_KAFKA_BOOTSTRAP_SERVERS", servers.kafka_bootstrap)
-    monkeypatch.setenv("MODELGUARD_REDIS_URL", servers.redis_url)
+    for name, value in servers.redis_env("operator").items():  # the CLI's Redis user
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MODELGUARD_TOPIC_PREFIX", topics.prefix)
     monkeypatch.setenv("MODELGUARD_REDIS_PREFIX", redis_keys.prefix)
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def test_hash_and_stream_roundtrip(
     servers: Servers, redis_client: redis.Redis, redis_keys: RedisKeys
 ) -> None:
-    client = make_redis(servers.redis_url)
+    client = servers.redis_client("admin")
     key = redis_keys.routing("fraud")
     client.hset(key, mapping={"revision": 1, "weights": json.dumps({"v1": 1.0})})
     assert client.hgetall(key) == {b"revision": b"1", b"weights": b'{"v1": 1.0}'}

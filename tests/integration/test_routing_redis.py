@@ -9,7 +9,6 @@ table; propagation of a change to a client; weight proportions through the clien
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import threading
 import time
@@ -23,7 +22,6 @@ import redis
 from prometheus_client import CollectorRegistry
 from scipy import stats
 
-from modelguard.adapters.redis_client import make_redis
 from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.core.routing import WeightsError
@@ -34,9 +32,9 @@ from modelguard.routing import (
     RoutingTableStore,
     RoutingUnavailableError,
 )
-from modelguard_devstack import StackConfig
-from modelguard_devstack.config import find_repo_root
 from modelguard_devstack.servers import RedisServer
+from tests.support.redis_acl import client as acl_client
+from tests.support.redis_acl import launcher_redis
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -44,7 +42,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def store(servers: Servers, redis_client: redis.Redis, redis_keys: RedisKeys) -> RoutingTableStore:
-    return RoutingTableStore(make_redis(servers.redis_url), redis_keys)
+    return RoutingTableStore(servers.redis_client("admin"), redis_keys)
 
 
 def poll(predicate: object, timeout: float = 5.0) -> bool:
@@ -115,7 +113,7 @@ def test_concurrent_writers_with_the_same_base_exactly_one_wins(
     servers: Servers, store: RoutingTableStore, redis_keys: RedisKeys
 ) -> None:
     store.write("m", {"a": 1.0}, expected_revision=0, actor="init")
-    writers = [RoutingTableStore(make_redis(servers.redis_url), redis_keys) for _ in range(4)]
+    writers = [RoutingTableStore(servers.redis_client("admin"), redis_keys) for _ in range(4)]
     for rnd in range(25):
         base = store.revision("m")
         barrier = threading.Barrier(len(writers))
@@ -164,7 +162,7 @@ def test_readers_never_see_half_a_table(
 ) -> None:
     store.write("m", {"a": 1.0, "b": 0.0}, expected_revision=0, actor="0")
     stop = threading.Event()
-    raw = make_redis(servers.redis_url)
+    raw = servers.redis_client("admin")
     seen: list[tuple[int, int]] = []
     bad: list[str] = []
 
@@ -198,7 +196,7 @@ def test_client_follows_changes_fast_and_assigns_by_weight(
     servers: Servers, store: RoutingTableStore, redis_keys: RedisKeys
 ) -> None:
     store.write("fraud", {"v1": 0.9, "v2": 0.1}, expected_revision=0, actor="t")
-    client = RoutingClient(make_redis(servers.redis_url), redis_keys, models=["fraud"]).start()
+    client = RoutingClient(servers.redis_client("admin"), redis_keys, models=["fraud"]).start()
     try:
         assert poll(lambda: client.connected and client.revision("fraud") == 1)
         units = [f"u{i}" for i in range(20_000)]
@@ -224,7 +222,7 @@ def test_client_follows_changes_fast_and_assigns_by_weight(
 def test_client_lazy_load_default_and_missing_table(
     servers: Servers, store: RoutingTableStore, redis_keys: RedisKeys
 ) -> None:
-    client = RoutingClient(make_redis(servers.redis_url), redis_keys)
+    client = RoutingClient(servers.redis_client("admin"), redis_keys)
     with pytest.raises(NoRoutingTableError, match="'nope' has no routing table"):
         client.version_for("nope", "u1")
     assert client.version_for("nope", "u1", default="v0") == "v0"
@@ -243,7 +241,7 @@ def test_exposures_are_emitted_for_experiment_tables(
     got: list[ExposureLogged] = []
     now = datetime(2026, 5, 1, tzinfo=UTC)
     client = RoutingClient(
-        make_redis(servers.redis_url), redis_keys, exposures=got.append, clock=lambda: now
+        servers.redis_client("admin"), redis_keys, exposures=got.append, clock=lambda: now
     )
     versions = [client.version_for("fraud", f"u{i}") for i in range(50)]
     assert [(e.unit_id, e.arm, e.experiment_id) for e in got] == [
@@ -255,16 +253,9 @@ def test_exposures_are_emitted_for_experiment_tables(
 
 
 # -- Redis outage (a private redis-server, so the shared one keeps running) ------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    cfg = StackConfig(root=find_repo_root(), redis_port=_free_port(), run_dir_override=tmp_path)
-    server = RedisServer(cfg)
+    server = launcher_redis(tmp_path)
     server.start(timeout=20)
     yield server
     server.stop()
@@ -272,11 +263,11 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def test_redis_down_keeps_last_known_good_then_recovers(private_redis: RedisServer) -> None:
     keys = RedisKeys(prefix="outage")
-    store = RoutingTableStore(make_redis(private_redis.url, timeout=0.5), keys)
+    store = RoutingTableStore(acl_client(private_redis, "controller", timeout=0.5), keys)
     store.write("fraud", {"v1": 0.7, "v2": 0.3}, expected_revision=0, actor="t")
     registry = CollectorRegistry()
     client = RoutingClient(
-        make_redis(private_redis.url, timeout=0.5), keys, models=["fraud"], registry=registry
+        acl_client(private_redis, "router", timeout=0.5), keys, models=["fraud"], registry=registry
     ).start()
     try:
         assert poll(lambda: client.connected and client.revision("fraud") == 1)
@@ -318,7 +309,8 @@ def test_cli_show_set_history(
 ) -> None:
     from modelguard.cli import main
 
-    monkeypatch.setenv("MODELGUARD_REDIS_URL", servers.redis_url)
+    for name, value in servers.redis_env("operator").items():  # the CLI's Redis user
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MODELGUARD_REDIS_PREFIX", redis_keys.prefix)
     assert main(["routing", "show", "fraud"]) == 1
     assert main(["routing", "set", "fraud", "v1=0.9", "v2=0.1", "--reason", "ramp"]) == 0
@@ -332,5 +324,7 @@ def test_cli_show_set_history(
     assert shown["weights"] == {"v1": 0.9, "v2": 0.1} and shown["reason"] == "ramp"
     assert main(["routing", "history", "fraud"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["routing", "register", "fraud", "v3"]) == 0
+    assert json.loads(capsys.readouterr().out)["registered"] == ["v1", "v2", "v3"]
     with pytest.raises(SystemExit):
         main(["routing", "set", "fraud", "v1:1"])

@@ -55,7 +55,7 @@ def test_events_reach_kafka_and_routing_changes_are_followed(settings: CommonSet
     ) as sim:
         first = sim.run(seconds=5)
         assert first.stats.predictions == 200 and first.undelivered == 0
-        store = RoutingTableStore(make_redis(settings.redis_url), settings.redis_keys)
+        store = RoutingTableStore(make_redis(settings.redis_connection()), settings.redis_keys)
         table = store.read("fraud")
         assert table is not None and table.weights == {"v1": 0.5, "v2": 0.5}
         assert table.experiment_id == "exp-9" and table.actor == "simulator"

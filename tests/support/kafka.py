@@ -7,16 +7,22 @@ import uuid
 
 from confluent_kafka import Consumer, Message
 
+from modelguard.adapters.kafka import KafkaConnection, client_config
 
-def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Message]:
+
+def read_all(
+    bootstrap: KafkaConnection, topic: str, expected: int, timeout: float = 30.0
+) -> list[Message]:
     """Read ``topic`` from the beginning until ``expected`` messages (or timeout)."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+        client_config(
+            bootstrap,
+            **{
+                "group.id": f"{topic}-reader-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            },
+        )
     )
     consumer.subscribe([topic])
     out: list[Message] = []

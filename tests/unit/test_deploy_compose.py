@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modelguard.adapters.redis_acl import ROLES
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.control import load_policies
 from modelguard_devstack.servers import apt_install
@@ -65,6 +66,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     yield monkeypatch
 
 
+def ports(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """Published ports as ``{host_ip, published, target}`` (docker-compose prints
+    ``ip:published:target/proto`` strings when a host address is given)."""
+    out = []
+    for spec in service.get("ports", []):
+        if isinstance(spec, dict):
+            out.append({"host_ip": spec.get("host_ip", ""), **spec})
+            continue
+        host_ip, published, target = str(spec).split("/")[0].rsplit(":", 2)
+        out.append({"host_ip": host_ip, "published": int(published), "target": int(target)})
+    return out
+
+
 def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
     """Container path -> host path of the service's bind mounts."""
     out = {}
@@ -109,7 +123,7 @@ def test_service_env_is_accepted_by_the_services_own_settings(
         assert settings.kafka_bootstrap_servers == "kafka:9092"
         assert settings.redis_url == "redis://redis:6379/0"
         port = settings.metrics_port
-        published = {p["target"] for p in services[name]["ports"]}
+        published = {p["target"] for p in ports(services[name])}
         assert published == {port}, f"{name} publishes {published}, listens on {port}"
         # Healthy means /metrics answers on that port.
         assert str(port) in " ".join(services[name]["healthcheck"]["test"])
@@ -154,7 +168,7 @@ def test_prometheus_scrapes_every_service_and_promtool_accepts_config_and_rules(
         port = services[name]["environment"]["MODELGUARD_METRICS_PORT"]
         assert f"{name}:{port}" in targets
     (am,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
-    assert am.split(":") == ["alertmanager", str(services["alertmanager"]["ports"][0]["target"])]
+    assert am.split(":") == ["alertmanager", str(ports(services["alertmanager"])[0]["target"])]
     # promtool on the same config with the rule glob pointed at the mounted host folder.
     rules_host = mounts["/etc/prometheus/rules"]
     assert sorted(rules_host.glob("*.yml")), "no rule files mounted"
@@ -183,7 +197,7 @@ def test_grafana_provisions_the_prometheus_datasource_and_the_dashboards(
     (ds,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
         "datasources"
     ]
-    port = services["prometheus"]["ports"][0]["target"]
+    port = ports(services["prometheus"])[0]["target"]
     assert ds["url"] == f"http://prometheus:{port}" and ds["type"] == "prometheus"
     (provider,) = yaml.safe_load((provisioning / "dashboards" / "modelguard.yml").read_text())[
         "providers"
@@ -206,5 +220,37 @@ def test_bind_mounts_exist_and_host_ports_are_unique(compose: dict[str, Any]) ->
             if target == "/etc/alertmanager/secrets":
                 continue  # operator-provided secrets, never committed
             assert host.exists(), f"{name}: {host} -> {target} does not exist"
-        published += [p["published"] for p in svc.get("ports", [])]
+        published += [p["published"] for p in ports(svc)]
     assert len(published) == len(set(published)), published
+
+
+def test_every_published_port_is_bound_to_loopback_by_default(
+    compose: dict[str, Any],
+) -> None:
+    for name, svc in compose["services"].items():
+        for p in ports(svc):
+            assert p["host_ip"] == "127.0.0.1", f"{name} publishes {p} beyond loopback"
+
+
+def test_secrets_come_from_files_never_from_environment_values(compose: dict[str, Any]) -> None:
+    """Every service using Redis names its own ACL user and a mounted password file; no
+    variable holds a password (ADR 0012)."""
+    roles = {"controller": "controller", "drift": "drift", "experiments": "experiments"}
+    roles |= {"simulator": "operator", "metrics": "router", "validator": "router"}
+    for name in SERVICES:
+        svc = compose["services"][name]
+        env = svc["environment"]
+        role = roles[name]
+        assert env["MODELGUARD_REDIS_USERNAME"] == role, name
+        assert env["MODELGUARD_REDIS_PASSWORD_FILE"] == f"/run/secrets/redis-{role}", name
+        assert [s["source"] for s in svc["secrets"]] == [f"redis-{role}"], name
+    for name, svc in compose["services"].items():
+        for key, value in (svc.get("environment") or {}).items():
+            secretish = any(w in key.upper() for w in ("PASSWORD", "SECRET", "TOKEN"))
+            if secretish:
+                assert key.endswith(("_FILE", "_DIR")), f"{name}: {key}={value!r}"
+    for secret in compose["secrets"].values():
+        assert Path(secret["file"]).is_relative_to(ROOT / "secrets")
+    redis = compose["services"]["redis"]
+    assert redis["entrypoint"][-1] == "/etc/modelguard/redis/render-acl.sh"
+    assert len(redis["secrets"]) == len(ROLES)

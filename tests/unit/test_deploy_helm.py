@@ -26,11 +26,21 @@ KUBE_VERSION = "1.33.0"
 SERVICES = sorted(
     p.parent.name for p in (ROOT / "services" / "modelguard_services").glob("*/Dockerfile")
 )
+REDIS_USERS = {
+    "validator": "router",
+    "metrics": "router",
+    "drift": "drift",
+    "controller": "controller",
+    "experiments": "experiments",
+    "simulator": "operator",
+}
 ALL_ON = [
     "--set",
     "serviceMonitor.enabled=true,services.simulator.enabled=true",
     "--set",
-    "redis.existingSecret=modelguard-redis,extraEnv.MODELGUARD_EXTRA=x",
+    "redis.passwordSecret=modelguard-redis,extraEnv.MODELGUARD_EXTRA=x,"
+    "kafka.securityProtocol=SASL_SSL,kafka.saslUsername=mg,kafka.saslPasswordSecret=mg-kafka,"
+    "kafka.tlsCaSecret=mg-kafka-ca",
 ]
 
 
@@ -111,10 +121,28 @@ def test_every_service_runs_its_module_with_env_probes_and_resources(helm: str) 
         assert env["MODELGUARD_METRICS_PORT"]["value"] == "9100"
         assert env["MODELGUARD_METRICS_HOST"]["value"] == "0.0.0.0"
         assert env["MODELGUARD_KAFKA_BOOTSTRAP_SERVERS"]["value"] == "kafka:9092"
-        assert env["MODELGUARD_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
-            "name": "modelguard-redis",
-            "key": "redis-url",
-        }
+        # Secrets only as mounted files (ADR 0012): each service its own Redis user.
+        user = REDIS_USERS[name]
+        assert env["MODELGUARD_REDIS_URL"]["value"] == "redis://redis:6379/0"
+        assert env["MODELGUARD_REDIS_USERNAME"]["value"] == user
+        password_file = Path(env["MODELGUARD_REDIS_PASSWORD_FILE"]["value"])
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert mounts["redis-password"]["mountPath"] == str(password_file.parent)
+        assert volumes["redis-password"]["secret"]["secretName"] == "modelguard-redis"
+        assert volumes["redis-password"]["secret"]["items"] == [
+            {"key": f"redis-{user}", "path": password_file.name}
+        ]
+        assert env["MODELGUARD_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+        assert env["MODELGUARD_KAFKA_SASL_USERNAME"]["value"] == "mg"
+        kafka_file = Path(env["MODELGUARD_KAFKA_SASL_PASSWORD_FILE"]["value"])
+        assert mounts["kafka-password"]["mountPath"] == str(kafka_file.parent)
+        assert volumes["kafka-password"]["secret"]["secretName"] == "mg-kafka"
+        assert env["MODELGUARD_KAFKA_SSL_CA_FILE"]["value"].startswith(
+            mounts["kafka-ca"]["mountPath"]
+        )
+        for e in container["env"]:  # no secret value in the environment
+            assert "valueFrom" not in e and "PASSWORD=" not in str(e.get("value")), e
         assert env["MODELGUARD_EXTRA"]["value"] == "x"
         (port,) = container["ports"]
         assert port == {"name": "metrics", "containerPort": 9100, "protocol": "TCP"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -30,3 +32,36 @@ def test_empty_selection_stops_nothing_and_none_means_all() -> None:
     assert stack._select([]) == []
     assert [s.name for s in stack._select(None)] == ["kafka", "redis", "prometheus", "alertmanager"]
     assert stack.down([]) == []
+
+
+def test_broker_has_a_scram_listener_and_redis_an_acl_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from modelguard_devstack.config import StackConfig, kafka_properties
+    from modelguard_devstack.servers import RedisServer
+
+    monkeypatch.setenv("MODELGUARD_STACK_KAFKA_SASL_PORT", "29196")
+    cfg = StackConfig.from_env()
+    assert cfg.kafka_sasl_port == 29196
+    props = dict(
+        line.split("=", 1) for line in kafka_properties(cfg, tmp_path).splitlines() if "=" in line
+    )
+    assert "SASL://127.0.0.1:29196" in props["listeners"].split(",")
+    assert "SASL:SASL_PLAINTEXT" in props["listener.security.protocol.map"]
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-256"
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+
+    redis = RedisServer(StackConfig(root=cfg.root, run_dir_override=tmp_path))
+    redis.dir.mkdir(parents=True)
+    redis.prepare()
+    acl = redis.acl_path.read_text()
+    assert acl.startswith("user default off ")
+    secrets = sorted(p.name for p in (tmp_path / "secrets").iterdir())
+    assert secrets == sorted(
+        f"redis-{r}" for r in ("admin", "operator", "controller", "experiments", "drift", "router")
+    )
+    assert all(((tmp_path / "secrets" / s).stat().st_mode & 0o077) == 0 for s in secrets)
+    assert "--aclfile" in redis.command()
+    first = (tmp_path / "secrets" / "redis-admin").read_text()
+    redis.prepare()  # idempotent: passwords are kept across restarts
+    assert (tmp_path / "secrets" / "redis-admin").read_text() == first

@@ -16,17 +16,15 @@ import json
 import sys
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import redis
+if TYPE_CHECKING:  # heavy modules are imported by the handlers (fast `--help`)
+    import redis
 
-from modelguard.adapters.clock import utc_now
-from modelguard.adapters.kafka import make_producer
-from modelguard.adapters.redis_client import make_redis
-from modelguard.adapters.settings import CommonSettings
-from modelguard.contracts.codec import encode_event
-from modelguard.contracts.decisions import ControlKeys, RoutingDecision
-from modelguard.contracts.routing import RoutingTable
-from modelguard.routing import RevisionConflictError, RoutingTableStore, WeightsError
+    from modelguard.adapters.settings import CommonSettings
+    from modelguard.contracts.decisions import ControlKeys, RoutingDecision
+    from modelguard.contracts.routing import RoutingTable
+    from modelguard.routing import RoutingTableStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,8 +72,14 @@ def parse_weights(items: list[str]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from modelguard.adapters.clock import utc_now
+    from modelguard.adapters.redis_client import make_redis
+    from modelguard.adapters.settings import CommonSettings
+    from modelguard.contracts.decisions import ControlKeys
+    from modelguard.routing import RevisionConflictError, RoutingTableStore, WeightsError
+
     settings = CommonSettings()
-    client = make_redis(settings.redis_url)
+    client = make_redis(settings.redis_connection())
     store = RoutingTableStore(client, settings.redis_keys)
     keys = ControlKeys(settings.redis_keys.prefix)
     cmd = args.control_command
@@ -176,6 +180,8 @@ def _decision(
     after: int | None,
     decision_id: str | None = None,
 ) -> RoutingDecision:
+    from modelguard.contracts.decisions import RoutingDecision
+
     return RoutingDecision.model_validate(
         {
             "decision_id": decision_id or f"dec-cli-{uuid.uuid4().hex[:20]}",
@@ -199,6 +205,10 @@ def _finish(
     decision: RoutingDecision,
     message: str,
 ) -> int:
+    from modelguard.adapters.kafka import make_producer
+    from modelguard.contracts.codec import encode_event
+    from modelguard.contracts.decisions import RoutingDecision
+
     client.xadd(
         keys.audit,
         {

@@ -16,24 +16,12 @@ import argparse
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from modelguard.adapters.drift_files import (
-    DataFileError,
-    Table,
-    parse_time,
-    read_profile,
-    read_table,
-)
-from modelguard.core.drift.processor import (
-    DriftConfig,
-    DriftProcessor,
-    DriftState,
-    Observation,
-    WindowReport,
-    learn_reference,
-)
-from modelguard.core.drift.reference import ReferenceDataError, ReferenceProfile
-from modelguard.core.drift.report import render_html, render_json, render_text
+if TYPE_CHECKING:  # heavy modules (river, scipy) are imported by the handler (fast `--help`)
+    from modelguard.adapters.drift_files import Table
+    from modelguard.core.drift.processor import DriftConfig, Observation, WindowReport
+    from modelguard.core.drift.reference import ReferenceProfile
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -84,6 +72,9 @@ def _fail(message: str) -> int:
 
 
 def observations(table: Table, model: str, version: str) -> list[Observation]:
+    from modelguard.adapters.drift_files import DataFileError, parse_time
+    from modelguard.core.drift.processor import Observation
+
     feats = table.features()
     names = list(feats)
     pred = table.column("prediction")
@@ -115,6 +106,9 @@ def observations(table: Table, model: str, version: str) -> list[Observation]:
 def load_reference(
     path: Path, model: str, version: str | None, categorical: list[str]
 ) -> ReferenceProfile:
+    from modelguard.adapters.drift_files import DataFileError, read_profile, read_table
+    from modelguard.core.drift.processor import learn_reference
+
     saved = read_profile(path)
     if saved is not None:
         return saved
@@ -128,6 +122,9 @@ def load_reference(
 def offline_report(
     reference: ReferenceProfile, current: list[Observation], config: DriftConfig
 ) -> WindowReport:
+    from modelguard.adapters.drift_files import DataFileError
+    from modelguard.core.drift.processor import DriftProcessor, DriftState, WindowReport
+
     processor = DriftProcessor(config, worker="offline")
     state = DriftState()
     processor.set_reference(state, reference)
@@ -139,6 +136,11 @@ def offline_report(
 
 
 def run(args: argparse.Namespace) -> int:
+    from modelguard.adapters.drift_files import DataFileError, read_table
+    from modelguard.core.drift.processor import DriftConfig
+    from modelguard.core.drift.reference import ReferenceDataError
+    from modelguard.core.drift.report import render_html, render_json, render_text
+
     if not 0 < args.alpha < 1:
         return _fail(f"--alpha must be in (0, 1), got {args.alpha}")
     if not 0 <= args.dataset_share < 1:
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         from modelguard.adapters.settings import CommonSettings
 
         settings = CommonSettings()
-        client = make_redis(args.redis_url or settings.redis_url)
+        client = make_redis(settings.redis_connection(url=args.redis_url))
         published = ReferenceStore(client, args.redis_prefix or settings.redis_prefix).publish(
             reference
         )

@@ -12,20 +12,14 @@ import argparse
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-import yaml
+if TYPE_CHECKING:  # heavy modules are imported by the handlers (fast `--help`)
+    import redis
 
-from modelguard.adapters.clock import utc_now
-from modelguard.adapters.redis_client import make_redis
-from modelguard.adapters.settings import CommonSettings
-from modelguard.contracts.experiments import ExperimentAnalysis, ExperimentKeys
-from modelguard.core.experiments.analysis import analyze
-from modelguard.experiments.registry import ExperimentRegistry, RegistryError
-from modelguard.routing.store import RoutingTableStore
-
-DEFAULT_GROUP = "modelguard-experiments"
+    from modelguard.adapters.settings import CommonSettings
+    from modelguard.contracts.experiments import ExperimentAnalysis
+    from modelguard.experiments.registry import ExperimentRegistry
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,13 +37,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = act.add_parser("analyze", help="print the current analysis of an experiment")
     a.add_argument("experiment_id")
     a.add_argument("--json", action="store_true", help="print the analysis event as JSON")
-    a.add_argument("--group", default=DEFAULT_GROUP, help="processor consumer group")
+    a.add_argument(
+        "--group",
+        default=None,
+        help="processor consumer group (default <topic prefix>-experiments)",
+    )
     for q in act.choices.values():
         q.add_argument("--actor", default="cli", help=argparse.SUPPRESS)
     p.set_defaults(handler=run)
 
 
 def _registry(settings: CommonSettings, client: redis.Redis) -> ExperimentRegistry:
+    from modelguard.contracts.experiments import ExperimentKeys
+    from modelguard.experiments.registry import ExperimentRegistry
+    from modelguard.routing.store import RoutingTableStore
+
     return ExperimentRegistry(
         client,
         ExperimentKeys(settings.redis_prefix),
@@ -58,6 +60,10 @@ def _registry(settings: CommonSettings, client: redis.Redis) -> ExperimentRegist
 
 
 def _load_spec(path: Path) -> dict[str, Any]:
+    import yaml
+
+    from modelguard.experiments.registry import RegistryError
+
     try:
         text = path.read_text()
     except OSError as exc:
@@ -72,8 +78,14 @@ def _load_spec(path: Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import redis
+
+    from modelguard.adapters.redis_client import make_redis
+    from modelguard.adapters.settings import CommonSettings
+    from modelguard.experiments.registry import RegistryError
+
     settings = CommonSettings()
-    client = make_redis(settings.redis_url)
+    client = make_redis(settings.redis_connection())
     try:
         reg = _registry(settings, client)
         return _dispatch(args, reg)
@@ -88,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace, reg: ExperimentRegistry) -> int:
+    from modelguard.adapters.clock import utc_now
+    from modelguard.adapters.settings import CommonSettings
+    from modelguard.core.experiments.analysis import analyze
+    from modelguard.experiments.registry import RegistryError
+
     out = sys.stdout.write
     if args.action == "create":
         try:
@@ -113,7 +130,9 @@ def _dispatch(args: argparse.Namespace, reg: ExperimentRegistry) -> int:
         spec = reg.require(args.experiment_id)
         analysis, _ = analyze(
             spec,
-            reg.merged_partial(spec.experiment_id, args.group),
+            reg.merged_partial(
+                spec.experiment_id, args.group or CommonSettings().consumer_group("experiments")
+            ),
             history=reg.history(spec.experiment_id),
             running_p=reg.running_p(spec.experiment_id),
             analysis_id=f"cli-{uuid.uuid4().hex[:12]}",

@@ -4,6 +4,7 @@
     modelguard routing set fraud v1=0.9 v2=0.1 --reason "manual ramp"   # CAS on current
     modelguard routing set fraud v1=1 v2=0 --expected-revision 7        # explicit base
     modelguard routing history fraud --count 20
+    modelguard routing register fraud v3                                # before a table names v3
 
 Connection and key prefix come from ``MODELGUARD_REDIS_URL`` / ``MODELGUARD_REDIS_PREFIX``.
 Output is JSON (one object, or one per line for ``history``). Exit 1 on a revision
@@ -15,11 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
-from modelguard.adapters.redis_client import make_redis
-from modelguard.adapters.settings import CommonSettings
-from modelguard.core.routing import WeightsError
-from modelguard.routing import RevisionConflictError, RoutingTableStore
 
 
 def _weight(text: str) -> tuple[str, float]:
@@ -44,6 +40,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     put.add_argument("--reason", default="manual change")
     put.add_argument("--actor", default="cli")
     put.add_argument("--experiment-id", default=None)
+    reg = actions.add_parser(
+        "register", help="register versions a routing table may name (routers refuse others)"
+    )
+    reg.add_argument("model")
+    reg.add_argument("versions", nargs="+", metavar="VERSION")
     hist = actions.add_parser("history", help="print a model's audit entries")
     hist.add_argument("model")
     hist.add_argument("--count", type=int, default=20)
@@ -51,14 +52,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from modelguard.adapters.redis_client import make_redis
+    from modelguard.adapters.settings import CommonSettings
+    from modelguard.core.routing import WeightsError
+    from modelguard.routing import RevisionConflictError, RoutingTableStore
+
     settings = CommonSettings()
-    store = RoutingTableStore(make_redis(settings.redis_url), settings.redis_keys)
+    store = RoutingTableStore(make_redis(settings.redis_connection()), settings.redis_keys)
     if args.routing_action == "show":
         table = store.read(args.model)
         if table is None:
             sys.stderr.write(f"model {args.model!r} has no routing table\n")
             return 1
         sys.stdout.write(table.model_dump_json() + "\n")
+        return 0
+    if args.routing_action == "register":
+        store.register_versions(args.model, args.versions)
+        registered = sorted(store.registered_versions(args.model))
+        sys.stdout.write(json.dumps({"model": args.model, "registered": registered}) + "\n")
         return 0
     if args.routing_action == "history":
         for table in store.history(args.model, count=args.count):

@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from modelguard.contracts.registry import stale_schema_files, write_schema_files
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("schemas", help="write or check the JSON Schema files")
@@ -17,6 +15,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from modelguard.contracts.registry import stale_schema_files, write_schema_files
+
     directory = Path(args.dir)
     if args.action == "write":
         names = write_schema_files(directory)

@@ -45,6 +45,11 @@ class RedisKeys:
         """Set of the model names that have a routing table."""
         return f"{self.prefix}:routing-models"
 
+    def routing_versions(self, model: str) -> str:
+        """Set of the versions of ``model`` registered by routing table writers; routers
+        refuse a table naming a version outside it (ADR 0012)."""
+        return f"{self.prefix}:routing-versions:{model}"
+
     def lease(self, name: str) -> str:
         """Leader-lease key for a replicated service (e.g. the controller)."""
         return f"{self.prefix}:lease:{name}"

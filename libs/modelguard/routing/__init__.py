@@ -2,12 +2,12 @@
 
 Writers (controller, bandit, CLI)::
 
-    store = RoutingTableStore(make_redis(url), keys)
+    store = RoutingTableStore(make_redis(settings.redis_connection()), keys)
     table = store.write("fraud", {"v1": 0.9, "v2": 0.1}, expected_revision=0, actor="me")
 
 Readers (model servers, simulator)::
 
-    router = RoutingClient(make_redis(url), keys, models=["fraud"]).start()
+    router = RoutingClient(make_redis(settings.redis_connection()), keys, models=["fraud"]).start()
     router.version_for("fraud", "user-42")
 
 See :mod:`modelguard.routing.store` and :mod:`modelguard.routing.client`; the pure

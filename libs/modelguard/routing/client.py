@@ -5,7 +5,7 @@ Model servers and the simulator use it on the request path::
     from modelguard.adapters.redis_client import make_redis
     from modelguard.routing import RoutingClient
 
-    router = RoutingClient(make_redis(settings.redis_url), settings.redis_keys,
+    router = RoutingClient(make_redis(settings.redis_connection()), settings.redis_keys,
                            models=["fraud"], registry=registry).start()
     version = router.version_for("fraud", unit_id=user_id)     # ~1 µs, no Redis call
     ...
@@ -17,6 +17,11 @@ and reloads a table within milliseconds of a write, with a periodic full reload 
 safety net. When Redis is unreachable the last known good tables keep serving; the
 outage is logged once, counted (``modelguard_routing_redis_errors_total``,
 ``modelguard_routing_stale_assignments_total``) and retried with backoff.
+
+A table naming a version that is not registered for its model (the Redis set
+``routing-versions:<model>``, filled by ``RoutingTableStore.write`` and
+``register_versions``) is refused: the last known good table keeps serving, and the
+refusal is logged and counted (``modelguard_routing_tables_refused_total``; ADR 0012).
 
 Pass ``exposures=sdk.emit_exposure`` to emit an :class:`ExposureLogged` for every
 assignment of a model whose table has an ``experiment_id``.
@@ -105,6 +110,12 @@ class _Metrics:
             "modelguard_routing_redis_errors_total",
             "Failed Redis operations of the routing client (listen, load, decode).",
             ["operation"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "modelguard_routing_tables_refused_total",
+            "Routing tables not applied because they name an unregistered version.",
+            ["model_name"],
             registry=registry,
         )
         self.connected = Gauge(
@@ -259,9 +270,17 @@ class RoutingClient:
         return True
 
     # -- loading ----------------------------------------------------------------------
+    def _fetch(self, model: str) -> tuple[bytes | None, set[bytes]]:
+        """The table JSON of ``model`` and its registered versions (one round trip)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(self._keys.routing(model), "table")
+        pipe.smembers(self._keys.routing_versions(model))
+        raw, versions = pipe.execute()
+        return raw, set(versions or ())
+
     def _load_now(self, model: str) -> _Entry:
         try:
-            raw = self._redis.hget(self._keys.routing(model), "table")
+            raw, registered = self._fetch(model)
         except redis.RedisError as exc:
             self._metrics.errors.labels("load").inc()
             raise RoutingUnavailableError(
@@ -269,15 +288,20 @@ class RoutingClient:
             ) from exc
         if raw is None:
             raise NoRoutingTableError(f"model {model!r} has no routing table")
-        entry = self._apply(model, raw)
+        entry = self._apply(model, raw, registered)
         if entry is None:
-            raise NoRoutingTableError(f"model {model!r} has an unreadable routing table")
+            raise NoRoutingTableError(
+                f"model {model!r} has an unreadable or refused routing table (see the logs)"
+            )
         if model not in self._wanted:
             self._wanted.append(model)
         return entry
 
-    def _apply(self, model: str, raw: bytes | str, *, force: bool = False) -> _Entry | None:
-        """Decode and install ``raw`` unless it is older than the cached table."""
+    def _apply(
+        self, model: str, raw: bytes | str, registered: set[bytes], *, force: bool = False
+    ) -> _Entry | None:
+        """Decode and install ``raw`` unless it is older than the cached table or names a
+        version outside ``registered`` (then the cached table stays)."""
         try:
             table = RoutingTable.model_validate_json(raw)
             entry = _Entry(table)
@@ -285,6 +309,19 @@ class RoutingClient:
             self._metrics.errors.labels("decode").inc()
             log.error("routing_table_invalid", model=model, error=str(exc)[:500])
             return None
+        unknown = sorted(v for v in table.weights if v.encode() not in registered)
+        if unknown or table.model != model:
+            self._metrics.refused.labels(model).inc()
+            current = self._entries.get(model)
+            log.error(
+                "routing_table_refused",
+                model=model,
+                revision=table.revision,
+                unregistered_versions=unknown,
+                table_model=table.model,
+                serving_revision=None if current is None else current.table.revision,
+            )
+            return current
         with self._changed:
             current = self._entries.get(model)
             if current is not None and not force and table.revision <= current.table.revision:
@@ -299,9 +336,9 @@ class RoutingClient:
         return entry
 
     def _reload(self, model: str, *, force: bool = False) -> None:
-        raw = self._redis.hget(self._keys.routing(model), "table")
+        raw, registered = self._fetch(model)
         if raw is not None:
-            self._apply(model, raw, force=force)
+            self._apply(model, raw, registered, force=force)
 
     def _reload_all(self) -> None:
         for model in list(dict.fromkeys([*self._wanted, *self._entries])):

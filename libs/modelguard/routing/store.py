@@ -5,7 +5,7 @@ Used by the rollback controller, the bandit and the CLI::
     from modelguard.adapters.redis_client import make_redis
     from modelguard.routing import RevisionConflictError, RoutingTableStore
 
-    store = RoutingTableStore(make_redis(settings.redis_url), settings.redis_keys)
+    store = RoutingTableStore(make_redis(settings.redis_connection()), settings.redis_keys)
     current = store.read("fraud")                      # RoutingTable | None
     base = current.revision if current else 0          # 0: "the table must not exist"
     try:
@@ -18,8 +18,9 @@ Used by the rollback controller, the bandit and the CLI::
     store.update("fraud", lambda t: {"v1": 0.8, "v2": 0.2}, actor="ramp")
 
 One Lua script checks the revision, stores the table with revision + 1, appends the
-table to the audit stream and publishes ``{"model", "revision"}`` on the change
-channel; Redis runs it atomically, so readers never observe half a change.
+table to the audit stream, registers its versions (``routing-versions:<model>``, the set
+routers check every table against, ADR 0012) and publishes ``{"model", "revision"}`` on
+the change channel; Redis runs it atomically, so readers never observe half a change.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from modelguard.sdk.safelog import safe_logger
 
 log = safe_logger("modelguard.routing")
 
-#: KEYS: table hash, audit stream, models set. ARGV: expected revision, table JSON, channel,
-#: notice JSON, audit max length, model. Returns {1, new revision} or {0, current}.
+#: KEYS: table hash, audit stream, models set, versions set. ARGV: expected revision, table
+#: JSON, channel, notice JSON, audit max length, model, then the table's versions.
+#: Returns {1, new revision} or {0, current}.
 _CAS_SCRIPT = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'revision') or '0')
 if current ~= tonumber(ARGV[1]) then
@@ -52,6 +54,9 @@ redis.call('HSET', KEYS[1], 'revision', revision, 'table', ARGV[2])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
            'model', ARGV[6], 'revision', revision, 'table', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[6])
+for i = 7, #ARGV do
+  redis.call('SADD', KEYS[4], ARGV[i])
+end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return {1, revision}
 """
@@ -164,7 +169,12 @@ class RoutingTableStore:
         )
         notice = json.dumps({"model": model, "revision": table.revision})
         ok, current = self._cas(
-            keys=[self._keys.routing(model), self._keys.routing_audit, self._keys.routing_models],
+            keys=[
+                self._keys.routing(model),
+                self._keys.routing_audit,
+                self._keys.routing_models,
+                self._keys.routing_versions(model),
+            ],
             args=[
                 expected_revision,
                 encode_event(table),
@@ -172,6 +182,7 @@ class RoutingTableStore:
                 notice,
                 self._audit_maxlen,
                 model,
+                *sorted(clean),
             ],
         )
         if not ok:
@@ -224,6 +235,20 @@ class RoutingTableStore:
                 continue
             out.append(RoutingTable.model_validate_json(fields[b"table"]))
         return out
+
+    def register_versions(self, model: str, versions: Collection[str]) -> None:
+        """Register versions of ``model`` before any table names them (``write`` also
+        registers the versions it writes)."""
+        names = [v for v in versions if isinstance(v, str) and v]
+        if len(names) != len(list(versions)):
+            raise ValueError(f"versions must be non-empty strings, got {list(versions)!r}")
+        if names:
+            self._redis.sadd(self._keys.routing_versions(model), *names)
+
+    def registered_versions(self, model: str) -> set[str]:
+        """The versions of ``model`` a router accepts in a table."""
+        members: Any = self._redis.smembers(self._keys.routing_versions(model))
+        return {_text(m) for m in members}
 
     def models(self) -> list[str]:
         """Names of the models that have a routing table."""

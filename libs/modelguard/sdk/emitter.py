@@ -40,7 +40,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelguard.adapters.clock import utc_now
-from modelguard.adapters.kafka import PRODUCER_DEFAULTS
+from modelguard.adapters.kafka import PRODUCER_DEFAULTS, KafkaConnection, client_config
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.base import Event
 from modelguard.contracts.codec import encode_event
@@ -113,7 +113,7 @@ class EventSDK:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: KafkaConnection,
         *,
         topics: Topics | None = None,
         registry: CollectorRegistry | None = None,
@@ -122,7 +122,10 @@ class EventSDK:
         clock: Callable[[], datetime] = utc_now,
         producer_config: Mapping[str, Any] | None = None,
     ) -> None:
-        if not isinstance(bootstrap, str) or not bootstrap:
+        if isinstance(bootstrap, Mapping):
+            if not bootstrap.get("bootstrap.servers"):
+                raise ValueError("the Kafka connection settings have no 'bootstrap.servers'")
+        elif not isinstance(bootstrap, str) or not bootstrap:
             raise ValueError(f"bootstrap must be a non-empty 'host:port' string, got {bootstrap!r}")
         if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 1:
             raise ValueError(f"max_buffer must be an int >= 1, got {max_buffer!r}")
@@ -133,16 +136,18 @@ class EventSDK:
         self._encoder = PredictionEncoder()
         # Built directly (not make_producer): callback keys contain underscores.
         self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
+            client_config(
+                bootstrap,
                 **PRODUCER_DEFAULTS,
-                "queue.buffering.max.messages": max_buffer,
-                "message.timeout.ms": int(message_timeout_s * 1000),
-                "delivery.report.only.error": True,
-                "on_delivery": self._on_delivery,
-                "error_cb": self._on_error,
+                **{
+                    "queue.buffering.max.messages": max_buffer,
+                    "message.timeout.ms": int(message_timeout_s * 1000),
+                    "delivery.report.only.error": True,
+                    "on_delivery": self._on_delivery,
+                    "error_cb": self._on_error,
+                },
                 **dict(producer_config or {}),
-            }
+            )
         )
         self._id_prefix = uuid.uuid4().hex[:16] + "-"
         self._ids = itertools.count()
@@ -176,9 +181,10 @@ class EventSDK:
     def from_settings(
         cls, settings: CommonSettings, registry: CollectorRegistry | None = None, **kwargs: Any
     ) -> EventSDK:
-        """An SDK for the broker and topic prefix of ``settings``."""
+        """An SDK for the broker (with its security settings) and topic prefix of
+        ``settings``."""
         return cls(
-            settings.kafka_bootstrap_servers,
+            settings.kafka_connection(),
             topics=settings.topics,
             registry=registry,
             **kwargs,

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"modelguard-controller: {exc}\n")
         return 2
     ensure_topics(settings.kafka_connection(), settings.topics.all())
-    writer = RoutingTableStore(make_redis(settings.redis_url), settings.redis_keys)
+    writer = RoutingTableStore(make_redis(settings.redis_connection()), settings.redis_keys)
 
     def run(registry: CollectorRegistry, stop: threading.Event) -> None:
         ControllerService(

@@ -13,6 +13,12 @@ A successor (restart or other replica) first finishes the outbox: it re-applies 
 if the table is still at the decision's base revision, and re-publishes only if the
 decision id is not on the decisions topic yet. See ADR 0005.
 
+A Redis outage does not end the process: the replica steps down (drops its in-memory
+state, closes its consumer), reports ``modelguard_dependency_up{dependency="redis"}``
+0, waits with capped exponential backoff and, once Redis answers, competes for the
+lease again. The new take-over is the successor path above (snapshot, input offsets
+and outbox from Redis), so the one-decision-per-incident guarantee is the crash one.
+
 Metric windows arrive as one partial per source partition (ADR 0002); the pure core
 merges them into whole windows (``modelguard.core.control.partials``), told the partition
 count of the predictions topic, which the leader reads from Kafka metadata on take-over.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import threading
 import time
@@ -30,6 +37,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol, get_args
 
+import redis
 import structlog
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -42,8 +50,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dead_letter import DeadLetterPublisher
+from modelguard.adapters.dependency import REDIS_TRANSIENT, Backoff, DependencyGuard
 from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
-from modelguard.adapters.kafka import make_consumer, make_producer
+from modelguard.adapters.kafka import KafkaConnection, client_config, make_consumer, make_producer
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.codec import decode_event, encode_event
@@ -221,11 +230,15 @@ class ControllerService:
         self._clock = clock
         self._tick = tick_seconds
         self._crash_at = crash_at
-        self._redis = make_redis(settings.redis_url)
+        self._redis = make_redis(settings.redis_connection())
         self._store = ControllerStore(
             self._redis, settings.redis_keys, self.replica, int(lease_ttl * 1000)
         )
         self._registry = registry
+        #: Reports Redis outages (``modelguard_dependency_up``); waits are in ``run``.
+        self.redis_guard = DependencyGuard("redis", registry)
+        self._backoff = Backoff(base=0.1, cap=5.0)
+        self._rng = random.Random()
         self._ingest_metrics = IngestMetrics(registry, SERVICE)
         self.metrics = ControllerMetrics(registry)
         self._producer = make_producer(settings.kafka_connection(), linger_ms=0)
@@ -246,7 +259,7 @@ class ControllerService:
         self._snap = self._store.load()
         raw = make_consumer(
             self._settings.kafka_connection(),
-            f"modelguard-controller-{self._settings.topic_prefix}",
+            self._settings.consumer_group(SERVICE),
             enable_auto_commit=False,
         )
         self._assigned = _AssignedConsumer(raw, dict(self._snap.offsets))
@@ -303,22 +316,37 @@ class ControllerService:
         next_tick = 0.0
         renew_every = self._store.ttl_ms / 3000.0
         next_renew = 0.0
+        failures = 0
         try:
             while not stop.is_set():
-                if time.monotonic() >= next_renew or not self.is_leader:
-                    holds = self._store.hold_lease()
-                    next_renew = time.monotonic() + renew_every
-                    if not holds:
-                        if self.is_leader:
-                            self._step_down("lease taken by another replica")
-                        stop.wait(0.2)
-                        continue
-                    if not self.is_leader:
-                        self._take_over()
                 try:
+                    if time.monotonic() >= next_renew or not self.is_leader:
+                        holds = self._store.hold_lease()
+                        self.redis_guard.mark_up()
+                        failures = 0
+                        next_renew = time.monotonic() + renew_every
+                        if not holds:
+                            if self.is_leader:
+                                self._step_down("lease taken by another replica")
+                            stop.wait(0.2)
+                            continue
+                        if not self.is_leader:
+                            self._take_over()
                     last_seen, next_tick = self._iteration(last_seen, next_tick)
                 except LostLeaseError as exc:
                     self._step_down(str(exc))
+                    continue
+                except REDIS_TRANSIENT as exc:
+                    if isinstance(exc, redis.AuthenticationError):
+                        raise  # wrong user or password: waiting will not fix it
+                    # Like a crash, without exiting: the next take-over restores the
+                    # snapshot, offsets and outbox from Redis (ADR 0005).
+                    self.redis_guard.mark_down(exc)
+                    if self.is_leader:
+                        self._step_down(f"redis unreachable: {exc}")
+                    stop.wait(self._backoff.delay(failures, self._rng))
+                    failures += 1
+                    last_seen = time.monotonic()  # an outage is not idleness
                     continue
                 if (
                     idle_exit_seconds is not None
@@ -330,7 +358,8 @@ class ControllerService:
                 self._consumer.close()
             self._producer.flush(10)
             if self.is_leader:
-                self._store.release_lease()
+                with contextlib.suppress(*REDIS_TRANSIENT):  # the lease expires anyway
+                    self._store.release_lease()
                 self.metrics.leader.labels(self.replica).set(0)
         self._log.info("controller_stopped", decisions=len(self.decisions))
         return len(self.decisions)
@@ -509,7 +538,7 @@ class ControllerService:
         if not pending:
             return
         published = published_decision_ids(
-            self._settings.kafka_bootstrap_servers, self._topics.routing_decisions
+            self._settings.kafka_connection(), self._topics.routing_decisions
         )
         todo: list[RoutingDecision] = []
         for d in pending:
@@ -560,15 +589,21 @@ def _subject(d: RoutingDecision) -> str | None:
     return best if best is not None and delta[best] > 0 else None
 
 
-def published_decision_ids(bootstrap: str, topic: str, tail: int = 1000) -> set[str]:
-    """Decision ids among the last ``tail`` records of every partition of ``topic``."""
+def published_decision_ids(connection: KafkaConnection, topic: str, tail: int = 1000) -> set[str]:
+    """Decision ids among the last ``tail`` records of every partition of ``topic``.
+
+    Reads by assignment (no group membership, nothing committed); the group id only
+    satisfies librdkafka and is derived from the topic name (so from the deployment).
+    """
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"outbox-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
+        client_config(
+            connection,
+            **{
+                "group.id": f"{topic}-outbox-check-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            },
+        )
     )
     try:
         meta = consumer.list_topics(topic, timeout=10)

@@ -30,7 +30,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
-from modelguard.adapters.kafka import delete_topics, ensure_topics
+from modelguard.adapters.kafka import KafkaConnection, client_config, delete_topics, ensure_topics
 from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
@@ -49,6 +49,9 @@ from modelguard_services.simulator import SimulatorService, load_scenario
 log = structlog.get_logger("modelguard.demo")
 
 REPO = Path(__file__).resolve().parents[3]
+#: The Redis user each service runs as (ADR 0012); the metrics service needs no Redis
+#: and gets the read-only one.
+REDIS_ROLE: dict[str, str] = {"controller": "controller", "drift": "drift", "metrics": "router"}
 DRIFT_ALERT = "ModelDataDriftDetected"
 Tailed = RoutingDecision | DriftSignal | MetricWindowClosed
 
@@ -200,14 +203,16 @@ class TopicTail:
     """Reads the loop's output topics (decisions, drift signals, metric windows) from
     their beginning; yields each event with its Kafka timestamp."""
 
-    def __init__(self, bootstrap: str, topics: dict[str, type[Tailed]]) -> None:
+    def __init__(self, connection: KafkaConnection, topics: dict[str, type[Tailed]]) -> None:
         self._models = topics
         self._c = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"demo-tail-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
+            client_config(
+                connection,
+                **{
+                    "group.id": f"{min(topics)}-demo-tail-{uuid.uuid4().hex[:8]}",
+                    "enable.auto.commit": False,
+                },
+            )
         )
         meta = self._c.list_topics(timeout=10)
         self._c.assign(
@@ -253,11 +258,12 @@ class ClosedLoop:
         self._say = say or (lambda _t, _m: None)
         self.prefix = prefix or f"demo-{utc_now():%H%M%S}-{uuid.uuid4().hex[:4]}"
         self.keep_data = keep_data
+        #: The demo itself plays the operator (seeds the table, runs the simulator).
         self.settings = CommonSettings(
             kafka_bootstrap_servers=endpoints.kafka_bootstrap,
-            redis_url=endpoints.redis_url,
             topic_prefix=self.prefix,
             redis_prefix=self.prefix,
+            **endpoints.redis_settings("operator"),
         )
         self.scenario: Scenario = load_scenario(self.cfg.scenario)
         drops = [i for i in self.scenario.incidents if isinstance(i, AccuracyDrop)]
@@ -279,7 +285,7 @@ class ClosedLoop:
     def _env(self, name: str) -> dict[str, str]:
         return {
             "MODELGUARD_KAFKA_BOOTSTRAP_SERVERS": self.ep.kafka_bootstrap,
-            "MODELGUARD_REDIS_URL": self.ep.redis_url,
+            **self.ep.redis_env(REDIS_ROLE.get(name, "router")),
             "MODELGUARD_TOPIC_PREFIX": self.prefix,
             "MODELGUARD_REDIS_PREFIX": self.prefix,
             "MODELGUARD_METRICS_PORT": "0",
@@ -365,14 +371,16 @@ class ClosedLoop:
             self._say(None, f"Prometheus   {self.ep.prometheus_url}/graph?g0.expr={selector}")
             self._say(None, f"Alertmanager {self.ep.alertmanager_url}/#/alerts")
             tail = TopicTail(
-                self.ep.kafka_bootstrap,
+                self.settings.kafka_connection(),
                 {
                     topics.routing_decisions: RoutingDecision,
                     topics.drift_signals: DriftSignal,
                     topics.metric_windows: MetricWindowClosed,
                 },
             )
-            table = RoutingTableStore(make_redis(self.ep.redis_url), self.settings.redis_keys)
+            table = RoutingTableStore(
+                make_redis(self.settings.redis_connection()), self.settings.redis_keys
+            )
             spec = self.scenario.model(result.model)
             initial = table.write(
                 result.model,
@@ -574,7 +582,8 @@ class ClosedLoop:
             delete_topics(self.ep.kafka_bootstrap, self.settings.topics.all())
             delete_topics(self.ep.kafka_bootstrap, [f"{self.prefix}.metrics-changelog.v1"])
         with contextlib.suppress(Exception):
-            client = make_redis(self.ep.redis_url)
+            admin = CommonSettings(**self.ep.redis_settings("admin"))
+            client = make_redis(admin.redis_connection())
             for key in client.scan_iter(f"{self.prefix}:*"):
                 client.delete(key)
 

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="write the latest text/HTML report per model version here",
     )
-    parser.add_argument("--group-id", default="modelguard-drift", help="consumer group")
+    parser.add_argument(
+        "--group-id", default=None, help="consumer group (default <topic prefix>-drift)"
+    )
     parser.add_argument(
         "--checkpoint-interval",
         type=float,

@@ -60,7 +60,7 @@ class DriftService:
         registry: CollectorRegistry,
         *,
         config: DriftConfig | None = None,
-        group_id: str = "modelguard-drift",
+        group_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         report_dir: Path | None = None,
         reference_refresh_seconds: float = 5.0,
@@ -69,6 +69,7 @@ class DriftService:
     ) -> None:
         topics = settings.topics
         self._topics = topics
+        group_id = group_id or settings.consumer_group(SERVICE)
         self._producer = make_producer(settings.kafka_connection())
         self._raw_consumer = make_consumer(settings.kafka_connection(), group_id)
         self._consumer: ValidatingConsumer[Event] = ValidatingConsumer(
@@ -83,7 +84,7 @@ class DriftService:
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
         )
-        redis_client = make_redis(settings.redis_url)
+        redis_client = make_redis(settings.redis_connection())
         self._store = ReferenceStore(redis_client, settings.redis_prefix)
         self._checkpoints = DriftCheckpoints(redis_client, settings.redis_prefix)
         self._group = group_id

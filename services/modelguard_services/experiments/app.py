@@ -144,7 +144,7 @@ class ExperimentsService:
         settings: CommonSettings,
         registry: CollectorRegistry,
         *,
-        group_id: str = "modelguard-experiments",
+        group_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         analysis_interval: float = 5.0,
         checkpoint_interval: float = 2.0,
@@ -152,6 +152,7 @@ class ExperimentsService:
     ) -> None:
         topics = settings.topics
         self._topics = topics
+        group_id = group_id or settings.consumer_group(SERVICE)
         self._group = group_id
         self._clock = clock
         self._analysis_interval = analysis_interval
@@ -171,7 +172,7 @@ class ExperimentsService:
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
         )
-        self._redis: redis.Redis = make_redis(settings.redis_url)
+        self._redis: redis.Redis = make_redis(settings.redis_connection())
         self._keys = ExperimentKeys(settings.redis_prefix)
         self.registry = ExperimentRegistry(
             self._redis,

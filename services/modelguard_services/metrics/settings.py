@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.metrics import MetricsConfig
@@ -30,7 +30,14 @@ class MetricsSettings(CommonSettings):
     #: stretches under load, up to metrics_refresh_max_interval_s).
     metrics_refresh_max_share: float = Field(default=0.03, gt=0, le=1)
     metrics_refresh_max_interval_s: float = Field(default=0.25, gt=0)
-    metrics_group_id: str = Field(default="modelguard-metrics", pattern=r"^[A-Za-z0-9._-]+$")
+    #: Consumer group; empty: ``<topic_prefix>-metrics`` (``CommonSettings.consumer_group``).
+    metrics_group_id: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+
+    @model_validator(mode="after")
+    def _default_group(self) -> MetricsSettings:
+        if not self.metrics_group_id:
+            self.metrics_group_id = self.consumer_group("metrics")
+        return self
 
     def processor_config(self) -> MetricsConfig:
         return MetricsConfig(

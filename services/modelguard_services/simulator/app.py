@@ -104,7 +104,7 @@ class SimulatorService:
         self.router: RoutingClient | None = None
 
     def _start_routing(self) -> RoutingClient:
-        client = make_redis(self.settings.redis_url)
+        client = make_redis(self.settings.redis_connection())
         store = RoutingTableStore(client, self.settings.redis_keys, clock=self._clock)
         for model in self.scenario.models:
             current = store.read(model.name)
