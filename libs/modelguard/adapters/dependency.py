@@ -99,7 +99,7 @@ class DependencyGuard:
         self.dependency = dependency
         self._transient = transient
         self._backoff = backoff
-        self._stop = stop
+        self.stop = stop
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._gauge = dependency_gauge(registry).labels(dependency) if registry else None
@@ -113,11 +113,11 @@ class DependencyGuard:
         """Sleep ``seconds``; False when the service is stopping."""
         if self._sleep is not None:
             self._sleep(seconds)
-            return not (self._stop is not None and self._stop.is_set())
-        if self._stop is None:
+            return not (self.stop is not None and self.stop.is_set())
+        if self.stop is None:
             time.sleep(seconds)
             return True
-        return not self._stop.wait(seconds)
+        return not self.stop.wait(seconds)
 
     def mark_down(self, error: BaseException) -> None:
         if self.up:
