@@ -39,7 +39,14 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 import structlog
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.cadence import CheckpointCadence
@@ -353,8 +360,9 @@ class PartitionedRuntime(Generic[E]):
         for tp in partitions:
             key = offset_key(tp.topic, tp.partition)
             offset = tp.offset if tp.offset != OFFSET_INVALID else start.get(key, OFFSET_INVALID)
-            if offset != OFFSET_INVALID:
-                self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            if offset == OFFSET_INVALID:  # nothing saved or committed: read from the start
+                offset = OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     def _isolation_done(self) -> None:
         ends = self._isolating
