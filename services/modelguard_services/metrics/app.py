@@ -158,7 +158,7 @@ class MetricsService:
         )
         self._producer = self.runtime.producer
         self.states: dict[int, PartitionState] = {}
-        self._dirty: set[int] = set()
+        self._unsaved: set[int] = set()
         self.collector = MetricsCollector()
         registry.register(self.collector)
         self.windows_published = 0
@@ -177,7 +177,6 @@ class MetricsService:
         snapshots = read_changelog(self._connection, self.changelog, self.group_id)
         offsets: dict[str, int] = {}
         self.states = {}
-        self._dirty.clear()
         for p in partitions:
             raw = snapshots.get(p)
             state = decode_state(raw) if raw is not None else PartitionState(partition=p)
@@ -192,33 +191,31 @@ class MetricsService:
     def release(self, partitions: Sequence[int]) -> None:
         for p in partitions:
             self.states.pop(p, None)
-            self._dirty.discard(p)
         self._refresh()
 
     def handle(self, received: Received[PredictionLogged | LabelObserved]) -> None:
+        # (received.timestamp_ms, the broker's time, is for the core's ingest-time bound)
         p = received.partition
         state = self.states.get(p)
         if state is None:
             state = self.states[p] = PartitionState(partition=p)
-        self._dirty.add(p)
         _, closed = self.processor.handle(received.event, state)  # changes the state in place
         if closed:
             self._publish(closed)
 
     def save(self, offsets: Mapping[str, int]) -> bool:
         """Write each changed partition's state with its offsets to the changelog."""
-        changed = {p for p in self.states if offsets_of(offsets, p) != self.states[p].offsets}
-        dirty = (self._dirty | changed) & set(self.states)
+        # a partition changed iff its offsets moved (every event handled moves them)
+        dirty = {p for p in self.states if offsets_of(offsets, p) != self.states[p].offsets}
+        dirty |= self._unsaved & set(self.states)  # a write that was not acknowledged
         for p in sorted(dirty):
             state = self.states[p]
             state.offsets = offsets_of(offsets, p)
             self._producer.produce(
                 self.changelog, key=f"{self.group_id}:{p}".encode(), value=encode_state(state)
             )
-        if self._producer.flush(30) != 0:
-            return False
-        self._dirty -= dirty
-        return True
+        self._unsaved = dirty if self._producer.flush(30) != 0 else set()
+        return not self._unsaved
 
     def tick(self) -> None:
         """Refresh the gauges' view, at most ``metrics_refresh_max_share`` of the loop."""
