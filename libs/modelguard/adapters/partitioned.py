@@ -54,12 +54,15 @@ from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.dependency import DependencyGuard
 from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
 from modelguard.adapters.kafka import KafkaConnection, make_consumer, make_producer
+from modelguard.adapters.topic_reader import TopicReadError
 from modelguard.contracts.base import Event
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.dead_letter import PROCESS_ERROR, PROCESS_STAGE, DeadLetter
 
 E = TypeVar("E", bound=Event)
 log = structlog.get_logger("modelguard.runtime")
+#: Failures of a read that are worth retrying while the brokers come back.
+KAFKA_TRANSIENT: tuple[type[BaseException], ...] = (KafkaException, TopicReadError)
 
 
 def offset_key(topic: str, partition: int) -> str:
@@ -151,7 +154,8 @@ class PartitionedRuntime(Generic[E]):
     ) -> None:
         self.options = options
         self.clock = clock
-        self.kafka = DependencyGuard("kafka", registry)
+        #: reports the brokers (via the consumer) and retries restores that need them
+        self.kafka = DependencyGuard("kafka", registry, transient=KAFKA_TRANSIENT)
         self.producer: Producer = make_producer(connection, **options.producer_settings)
         self.consumer: Consumer = make_consumer(
             connection,
@@ -407,6 +411,7 @@ class PartitionedRuntime(Generic[E]):
         partitions); returns the number of valid events handled."""
         processor = self.processor
         opts = self.options
+        self.kafka.stop = stop
         last_seen = last_checkpoint = time.monotonic()
         seen_assignments = self.assignments
         try:

@@ -174,7 +174,10 @@ class MetricsService:
     def restore(self, partitions: Sequence[int]) -> dict[str, int]:
         """Every assignment: the changelog read to its end, the partitions' states
         replaced by their snapshots (or new), their offsets returned."""
-        snapshots = read_changelog(self._connection, self.changelog, self.group_id)
+        # during a broker outage: wait (kafka dependency gauge 0) rather than crash
+        snapshots = self.runtime.kafka.call(
+            read_changelog, self._connection, self.changelog, self.group_id
+        )
         offsets: dict[str, int] = {}
         self.states = {}
         for p in partitions:
