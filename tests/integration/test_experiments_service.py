@@ -80,8 +80,8 @@ def test_dead_letter_at_partition_end_is_not_read_again_after_restart(
     keys = ExperimentKeys(redis_keys.prefix)
     saved0 = json.loads(redis_client.get(keys.checkpoint(group, 0)) or b"{}")
     saved1 = json.loads(redis_client.get(keys.checkpoint(group, 1)) or b"{}")
-    assert saved0["offsets"][topics.exposures] == 4  # past the dead letter
-    assert saved1["offsets"][topics.outcomes] == 1
+    assert saved0["offsets"][f"{topics.exposures}:0"] == 4  # past the dead letter
+    assert saved1["offsets"][f"{topics.outcomes}:1"] == 1
 
     _send(servers, [(topics.exposures, 0, _exposure(3))])
     second_registry = CollectorRegistry()

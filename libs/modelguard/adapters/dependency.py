@@ -37,6 +37,9 @@ T = TypeVar("T")
 DEPENDENCY_UP = "modelguard_dependency_up"
 #: Exceptions that mean "Redis is unreachable for now" (retried), not "the call is wrong".
 REDIS_TRANSIENT: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
+#: Subclasses of a transient error that are not transient (redis' AuthenticationError is a
+#: ConnectionError).
+NEVER_TRANSIENT: tuple[type[BaseException], ...] = (redis.AuthenticationError,)
 
 _gauges: weakref.WeakKeyDictionary[CollectorRegistry, Gauge] = weakref.WeakKeyDictionary()
 _gauges_lock = threading.Lock()
@@ -99,7 +102,7 @@ class DependencyGuard:
         self.dependency = dependency
         self._transient = transient
         self._backoff = backoff
-        self._stop = stop
+        self.stop = stop
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._gauge = dependency_gauge(registry).labels(dependency) if registry else None
@@ -113,11 +116,11 @@ class DependencyGuard:
         """Sleep ``seconds``; False when the service is stopping."""
         if self._sleep is not None:
             self._sleep(seconds)
-            return not (self._stop is not None and self._stop.is_set())
-        if self._stop is None:
+            return not (self.stop is not None and self.stop.is_set())
+        if self.stop is None:
             time.sleep(seconds)
             return True
-        return not self._stop.wait(seconds)
+        return not self.stop.wait(seconds)
 
     def mark_down(self, error: BaseException) -> None:
         if self.up:
@@ -146,6 +149,8 @@ class DependencyGuard:
             try:
                 result = fn(*args, **kwargs)
             except self._transient as exc:
+                if isinstance(exc, NEVER_TRANSIENT):
+                    raise  # a wrong password stays wrong: fail loudly, do not wait
                 self.mark_down(exc)
                 if not self._wait(self._backoff.delay(attempt, self._rng)):
                     raise DependencyUnavailableError(self.dependency, exc) from exc

@@ -12,16 +12,19 @@ from datetime import datetime
 from typing import Generic, NamedTuple, TypeVar
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 
 from modelguard.adapters.dead_letter import DeadLetterPublisher
+from modelguard.adapters.dependency import DependencyGuard
 from modelguard.contracts.base import Event
 from modelguard.contracts.codec import DecodeError, decode_event
 from modelguard.contracts.limits import LIMITS, Limits
 
 E = TypeVar("E", bound=Event)
 log = structlog.get_logger("modelguard.ingest")
+#: Consumer errors that mean "no broker reachable" (reported on the dependency gauge).
+_BROKERS_DOWN = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT})
 
 
 class IngestMetrics:
@@ -50,13 +53,20 @@ class IngestMetrics:
 
 
 class Received(NamedTuple, Generic[E]):
-    """A valid event with where it came from (a tuple: built once per event, so cheap)."""
+    """A valid event with where it came from (a tuple: built once per event, so cheap).
+
+    ``timestamp_ms`` is the record's broker/producer timestamp (ms since the epoch; -1
+    when the record has none), to bound event time against ingest time. ``message`` is
+    the raw record, for dead-lettering the original bytes when handling fails.
+    """
 
     event: E
     topic: str
     partition: int
     offset: int
     key: bytes | None
+    timestamp_ms: int = -1
+    message: Message | None = None
 
 
 class ValidatingConsumer(Generic[E]):
@@ -73,6 +83,9 @@ class ValidatingConsumer(Generic[E]):
         metrics: IngestMetrics,
         clock: Callable[[], datetime],
         limits: Limits = LIMITS,
+        *,
+        kafka: DependencyGuard | None = None,
+        subscribe: bool = True,
     ) -> None:
         self._consumer = consumer
         self._models = dict(models)
@@ -80,7 +93,17 @@ class ValidatingConsumer(Generic[E]):
         self._metrics = metrics
         self._clock = clock
         self._limits = limits
-        self._consumer.subscribe(list(self._models))
+        self._kafka = kafka
+        if subscribe:
+            self._consumer.subscribe(list(self._models))
+
+    @property
+    def dead_letters(self) -> DeadLetterPublisher:
+        return self._dlq
+
+    @property
+    def metrics(self) -> IngestMetrics:
+        return self._metrics
 
     def poll(self, max_messages: int = 500, timeout: float = 0.5) -> list[Received[E]]:
         """Up to ``max_messages`` valid events; invalid ones are dead-lettered, and their
@@ -88,13 +111,18 @@ class ValidatingConsumer(Generic[E]):
         out: list[Received[E]] = []
         valid_per_topic: dict[str, int] = {}
         models = self._models
+        records = 0
         for msg in self._consumer.consume(num_messages=max_messages, timeout=timeout):
             err = msg.error()
             if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
+                code = err.code()
+                if code != KafkaError._PARTITION_EOF:
                     self._metrics.consumer_errors.labels(self._metrics.service, err.name()).inc()
                     log.warning("consumer_error", error=str(err))
+                    if self._kafka is not None and code in _BROKERS_DOWN:
+                        self._kafka.mark_down(KafkaException(err))
                 continue
+            records += 1
             topic = msg.topic() or ""
             try:
                 event = decode_event(models[topic], msg.value(), self._limits)
@@ -102,7 +130,19 @@ class ValidatingConsumer(Generic[E]):
                 self._dead_letter(msg, exc)
                 continue
             valid_per_topic[topic] = valid_per_topic.get(topic, 0) + 1
-            out.append(Received(event, topic, msg.partition() or 0, msg.offset() or 0, msg.key()))
+            out.append(
+                Received(
+                    event,
+                    topic,
+                    msg.partition() or 0,
+                    msg.offset() or 0,
+                    msg.key(),
+                    msg.timestamp()[1],
+                    msg,
+                )
+            )
+        if records and self._kafka is not None and not self._kafka.up:
+            self._kafka.mark_up()
         # One counter update per topic and batch: a labelled-child lookup per message
         # costs as much as a third of the decode itself.
         for topic, n in valid_per_topic.items():

@@ -9,26 +9,33 @@ and resumes at those offsets, so state and position never disagree and the open
 windows, sequential detectors and warm-ups continue as if nothing had happened. A set
 with no checkpoint (the group's membership changed) starts from empty state at the
 group's committed offsets: at most one window per model version is lost, as before.
+
+The consumer, the offsets (one key format, ``topic:partition``), the checkpoint cadence
+and the per-message error boundary belong to the shared runtime
+(``modelguard.adapters.partitioned``, ADR 0010); this module supplies restore / save /
+handle_batch. Redis calls go through a guarded client: during a Redis outage the
+service waits with backoff (``modelguard_dependency_up{dependency="redis"}`` is 0) and
+resumes by itself.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import structlog
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
-from modelguard.adapters.dead_letter import DeadLetterPublisher
+from modelguard.adapters.dependency import DependencyGuard
 from modelguard.adapters.drift_store import DriftCheckpoints, ReferenceStore
-from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
-from modelguard.adapters.kafka import make_consumer, make_producer
-from modelguard.adapters.redis_client import make_redis
+from modelguard.adapters.guarded_redis import make_guarded_redis
+from modelguard.adapters.ingest import Received
+from modelguard.adapters.partitioned import PartitionedRuntime, RuntimeOptions
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.base import Event
 from modelguard.contracts.codec import encode_event
@@ -68,43 +75,45 @@ class DriftService:
         checkpoint_interval: float = 2.0,
     ) -> None:
         topics = settings.topics
-        self._topics = topics
         group_id = group_id or settings.consumer_group(SERVICE)
-        self._producer = make_producer(settings.kafka_connection())
-        self._raw_consumer = make_consumer(settings.kafka_connection(), group_id)
-        self._consumer: ValidatingConsumer[Event] = ValidatingConsumer(
-            self._raw_consumer,
-            {topics.predictions: PredictionLogged, topics.labels: LabelObserved},
-            DeadLetterPublisher(self._producer, topics.dead_letter, stage=SERVICE),
-            IngestMetrics(registry, SERVICE),
-            clock,
+        self._topics = topics
+        self.runtime: PartitionedRuntime[Event] = PartitionedRuntime(
+            settings.kafka_connection(),
+            registry,
+            RuntimeOptions(
+                service=SERVICE,
+                group_id=group_id,
+                models={topics.predictions: PredictionLogged, topics.labels: LabelObserved},
+                dead_letter_topic=topics.dead_letter,
+                checkpoint_interval=checkpoint_interval,
+                batch=1000,
+            ),
+            clock=clock,
         )
-        self._raw_consumer.subscribe(
-            [topics.predictions, topics.labels],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-        )
-        redis_client = make_redis(settings.redis_connection())
+        self._producer = self.runtime.producer
+        self._raw_consumer = self.runtime.consumer
+        self.redis_guard = DependencyGuard("redis", registry)
+        redis_client = make_guarded_redis(settings.redis_connection(), self.redis_guard)
         self._store = ReferenceStore(redis_client, settings.redis_prefix)
         self._checkpoints = DriftCheckpoints(redis_client, settings.redis_prefix)
         self._group = group_id
         self._checkpoint_interval = checkpoint_interval
         self._processor = DriftProcessor(config, worker=worker)
         self._state = DriftState()
-        #: next offset per "topic:partition" folded into ``_state``
-        self._offsets: dict[str, int] = {}
         self._assignment = ""
-        self._assigned_at = 0.0
-        self._dirty = False
         self.restored = False
         self._metrics = DriftMetrics(registry)
         self._report_dir = report_dir
         self._refresh = reference_refresh_seconds
         self._known: dict[tuple[str, str], str | None] = {}
         self._last_refresh = time.monotonic()
-        self.processed = 0
         self.signals_sent = 0
         self.last_reports: dict[tuple[str, str], WindowReport] = {}
+        self.runtime.attach(self)
+
+    @property
+    def processed(self) -> int:
+        return self.runtime.processed
 
     # ------------------------------------------------------------ references
     def _install(self, model: str, version: str) -> None:
@@ -155,69 +164,61 @@ class DriftService:
             parts.setdefault(short.get(tp.topic, tp.topic), []).append(tp.partition)
         return "|".join(f"{t}{','.join(map(str, sorted(ps)))}" for t, ps in sorted(parts.items()))
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assignment = self._assignment_key(partitions)
-        self._assigned_at = time.monotonic()
-        self._state, self._offsets, self._known = DriftState(), {}, {}
+    def restore(self, partitions: Sequence[int]) -> dict[str, int]:
+        """Every assignment: the checkpoint of exactly this set of partitions, or empty
+        state (then the runtime resumes at the group's committed offsets)."""
+        tps = [
+            TopicPartition(t, p)
+            for t in (self._topics.predictions, self._topics.labels)
+            for p in partitions
+        ]
+        self._assignment = self._assignment_key(tps)
+        self._state, self._known = DriftState(), {}
+        offsets: dict[str, int] = {}
         self.restored = False
         try:
             data = self._checkpoints.load(self._group, self._assignment)
             if data is not None:
                 self._state = load_state(self._processor, data["state"])
-                self._offsets = {str(k): int(v) for k, v in data["offsets"].items()}
+                offsets = {str(k): int(v) for k, v in data["offsets"].items()}
                 self.restored = True
         except (CheckpointError, ValueError, KeyError, TypeError) as exc:
             log.error("checkpoint_unusable", assignment=self._assignment, error=str(exc))
-            self._state, self._offsets = DriftState(), {}
+            self._state, offsets = DriftState(), {}
         # before the first event of these partitions: the warm-up must wait for all
-        self._processor.assign(
-            self._state, [tp.partition for tp in partitions if tp.topic == self._topics.predictions]
-        )
-        for tp in partitions:
-            saved = self._offsets.get(f"{tp.topic}:{tp.partition}")
-            if saved is not None:
-                tp.offset = saved
-        consumer.assign(partitions)
+        self._processor.assign(self._state, list(partitions))
         log.info("partitions_assigned", assignment=self._assignment, restored=self.restored)
+        return offsets
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.checkpoint()
-        self._state, self._offsets, self._assignment = DriftState(), {}, ""
+    def release(self, partitions: Sequence[int]) -> None:
+        self._state, self._assignment = DriftState(), ""
         self._processor.assign(self._state, [])
-        consumer.unassign()
 
-    def _advance_to_positions(self) -> None:
-        """Saved offsets follow the consumer's position: every message before it was
-        handled or dead-lettered."""
-        assigned = self._raw_consumer.assignment()
-        if not assigned:
-            return
-        for tp in self._raw_consumer.position(assigned):
-            key = f"{tp.topic}:{tp.partition}"
-            if tp.offset >= 0 and tp.offset != self._offsets.get(key):
-                self._offsets[key] = max(self._offsets.get(key, 0), tp.offset)
-                self._dirty = True
-
-    def checkpoint(self) -> None:
-        """Deliver the outputs, then save state + offsets (nothing when unchanged)."""
-        if not self._dirty or not self._assignment:
-            return
-        if self._producer.flush(30) != 0:
-            log.warning("checkpoint_skipped", reason="outputs not delivered")
-            return
+    def save(self, offsets: Mapping[str, int]) -> bool:
+        """Save state + offsets under this assignment (outputs are delivered already)."""
+        if not self._assignment:
+            return True
         size = self._checkpoints.save(
             self._group,
             self._assignment,
-            {"offsets": self._offsets, "state": dump_state(self._processor, self._state)},
+            {"offsets": dict(offsets), "state": dump_state(self._processor, self._state)},
         )
-        self._dirty = False
         log.debug("checkpoint_saved", assignment=self._assignment, bytes=size)
+        return True
+
+    def checkpoint(self) -> bool:
+        """Deliver the outputs, then save state + offsets (nothing when unchanged)."""
+        return self.runtime.checkpoint()
+
+    def tick(self) -> None:
+        self._track_partitions()
+        self._refresh_references()
 
     def _track_partitions(self) -> None:
         """Tell the processor which predictions partitions this worker reads and which
         of them are read to their end (the event-time warm-up waits for the others)."""
         topic = self._topics.predictions
-        assigned = [tp for tp in self._raw_consumer.assignment() if tp.topic == topic]
+        assigned = [tp for tp in self.runtime.assigned if tp.topic == topic]
         parts = frozenset(tp.partition for tp in assigned)
         if parts != self._state.sources:
             self._processor.assign(self._state, parts)
@@ -230,7 +231,10 @@ class DriftService:
                 drained.append(tp.partition)
         self._emit(self._processor.caught_up(self._state, drained))
 
-    def handle(self, batch: list[Received[Event]]) -> None:
+    def handle(self, received: Received[Event]) -> None:
+        self.handle_batch([received])
+
+    def handle_batch(self, batch: list[Received[Event]]) -> None:
         events: list[PredictionLogged | LabelObserved] = []
         partitions: list[int] = []
         for r in batch:
@@ -291,31 +295,7 @@ class DriftService:
     def run(self, stop: threading.Event, *, idle_exit_seconds: float | None = None) -> int:
         """Process until ``stop`` (or ``idle_exit_seconds`` without messages once it
         owns partitions)."""
-        last_seen = last_checkpoint = time.monotonic()
-        try:
-            while not stop.is_set():
-                self._track_partitions()
-                batch = self._consumer.poll(max_messages=1000, timeout=0.2)
-                if batch:
-                    self.handle(batch)
-                    last_seen = time.monotonic()
-                elif (
-                    idle_exit_seconds is not None
-                    and self._assignment  # idle only once it owns partitions
-                    and time.monotonic() - max(last_seen, self._assigned_at) > idle_exit_seconds
-                ):
-                    break
-                self._consumer.done(batch)
-                self._advance_to_positions()
-                self._producer.poll(0)
-                self.processed += len(batch)
-                self._refresh_references()
-                if time.monotonic() - last_checkpoint >= self._checkpoint_interval:
-                    self.checkpoint()
-                    last_checkpoint = time.monotonic()
-            self.checkpoint()
-        finally:
-            self._producer.flush(10)
-            self._consumer.close()
-        log.info("drift_stopped", processed=self.processed, signals=self.signals_sent)
-        return self.processed
+        self.redis_guard.stop = stop
+        processed = self.runtime.run(stop, idle_exit_seconds=idle_exit_seconds)
+        log.info("drift_stopped", processed=processed, signals=self.signals_sent)
+        return processed

@@ -1,13 +1,17 @@
 """The experiments processor loop (runnable in a thread for tests; stops on an Event).
 
 Tasks: partition p of the exposures and outcomes topics (both keyed by unit id, same
-partition count; the default range assignor gives both to one consumer). A task's state
-is restored from its Redis checkpoint on assignment and the consumer is positioned at
-the checkpoint's offsets, so state and offsets move together (no double counting after a
-restart). A task's saved offset is the consumer's position after each poll, so it also
-moves past messages that were dead-lettered (none is dead-lettered twice after a
-restart). Checkpoints write the changed unit records, the task's partial aggregates and
-its offsets in one MULTI/EXEC.
+partition count; the range assignor gives both to one consumer). The shared runtime
+(``modelguard.adapters.partitioned``, ADR 0010) owns the consumer, offsets, checkpoint
+cadence and the per-event error boundary. On every assignment a task's state is
+restored from its Redis checkpoint and the consumer is positioned at the checkpoint's
+offsets (``topic:partition`` keys), so state and offsets move together (no double
+counting after a restart or rebalance). A task's saved offset is the consumer's position
+after each poll, so it also moves past messages that were dead-lettered (none is
+dead-lettered twice after a restart). Checkpoints write the changed unit records, the
+task's partial aggregates and its offsets in one MULTI/EXEC. Redis calls go through a
+guarded client: during an outage the service waits with backoff
+(``modelguard_dependency_up{dependency="redis"}`` is 0) and resumes by itself.
 
 Analyses are spread over the workers: experiment ``e`` is analysed by the worker that
 owns task ``analysis_task(e, partitions)`` (a stable hash), so no single partition's
@@ -27,21 +31,26 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import redis
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from modelguard.adapters.clock import utc_now
-from modelguard.adapters.dead_letter import DeadLetterPublisher
-from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
-from modelguard.adapters.kafka import make_consumer, make_producer
-from modelguard.adapters.redis_client import make_redis
+from modelguard.adapters.dependency import DependencyGuard
+from modelguard.adapters.guarded_redis import make_guarded_redis
+from modelguard.adapters.ingest import Received
+from modelguard.adapters.partitioned import (
+    PartitionedRuntime,
+    RuntimeOptions,
+    offset_key,
+    offsets_of,
+)
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.experiments import (
@@ -151,28 +160,30 @@ class ExperimentsService:
         seed: int = 0,
     ) -> None:
         topics = settings.topics
-        self._topics = topics
         group_id = group_id or settings.consumer_group(SERVICE)
+        self._topics = topics
         self._group = group_id
         self._clock = clock
         self._analysis_interval = analysis_interval
         self._checkpoint_interval = checkpoint_interval
         self._rng = np.random.default_rng(seed)
-        self._producer = make_producer(settings.kafka_connection())
-        self._raw: Consumer = make_consumer(settings.kafka_connection(), group_id)
-        self._consumer: ValidatingConsumer[Event] = ValidatingConsumer(
-            self._raw,
-            {topics.exposures: ExposureLogged, topics.outcomes: OutcomeObserved},
-            DeadLetterPublisher(self._producer, topics.dead_letter, stage=SERVICE),
-            IngestMetrics(registry, SERVICE),
-            clock,
+        self.runtime: PartitionedRuntime[Event] = PartitionedRuntime(
+            settings.kafka_connection(),
+            registry,
+            RuntimeOptions(
+                service=SERVICE,
+                group_id=group_id,
+                models={topics.exposures: ExposureLogged, topics.outcomes: OutcomeObserved},
+                dead_letter_topic=topics.dead_letter,
+                checkpoint_interval=checkpoint_interval,
+                batch=1000,
+            ),
+            clock=clock,
         )
-        self._raw.subscribe(
-            [topics.exposures, topics.outcomes],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-        )
-        self._redis: redis.Redis = make_redis(settings.redis_connection())
+        self._producer = self.runtime.producer
+        self._raw = self.runtime.consumer
+        self.redis_guard = DependencyGuard("redis", registry)
+        self._redis: redis.Redis = make_guarded_redis(settings.redis_connection(), self.redis_guard)
         self._keys = ExperimentKeys(settings.redis_prefix)
         self.registry = ExperimentRegistry(
             self._redis,
@@ -184,8 +195,13 @@ class ExperimentsService:
         self.tasks: dict[int, bk.TaskState] = {}
         self._offsets: dict[int, dict[str, int]] = {}
         self._partitions: int | None = None
-        self.processed = 0
         self.analyses: list[ExperimentAnalysis] = []
+        self._last_analysis = 0.0
+        self.runtime.attach(self)
+
+    @property
+    def processed(self) -> int:
+        return self.runtime.processed
 
     # -- state ---------------------------------------------------------------------------
     def _load(self, task: int) -> tuple[bk.TaskState, dict[str, int]]:
@@ -207,10 +223,21 @@ class ExperimentsService:
                 state.units[unit.decode()] = bk.UnitRecord.from_json(json.loads(rec))
             if cursor == 0:
                 break
-        return state, {k: int(v) for k, v in data["offsets"].items()}
+        offsets = {
+            # checkpoints before ADR 0010 keyed a task's offsets by topic name only
+            (k if ":" in k else offset_key(k, task)): int(v)
+            for k, v in data["offsets"].items()
+        }
+        return state, offsets
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> bool:
+        """Deliver outputs, then save every task's state with its offsets."""
+        return self.runtime.checkpoint()
+
+    def save(self, offsets: Mapping[str, int]) -> bool:
+        """Write each task's changed units, partials and offsets in one MULTI/EXEC."""
         for task, state in self.tasks.items():
+            self._offsets[task] = offsets_of(offsets, task)
             pipe = self._redis.pipeline(transaction=True)
             if state.dirty_units:
                 pipe.hset(
@@ -235,72 +262,47 @@ class ExperimentsService:
             pipe.execute()
             state.dirty_units.clear()
             state.dirty_experiments.clear()
+        return True
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            if tp.partition not in self.tasks:
-                self.tasks[tp.partition], self._offsets[tp.partition] = self._load(tp.partition)
-            tp.offset = self._offsets[tp.partition].get(tp.topic, OFFSET_BEGINNING)
-        consumer.assign(partitions)
+    def restore(self, partitions: Sequence[int]) -> dict[str, int]:
+        """Every assignment: each task's state and offsets from its checkpoint."""
+        self.tasks, self._offsets = {}, {}
+        offsets: dict[str, int] = {}
+        for p in partitions:
+            self.tasks[p], self._offsets[p] = self._load(p)
+            for topic in (self._topics.exposures, self._topics.outcomes):
+                key = offset_key(topic, p)
+                offsets[key] = self._offsets[p].get(key, OFFSET_BEGINNING)
         log.info("tasks_assigned", tasks=sorted(self.tasks))
+        return offsets
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.checkpoint()
-        for tp in partitions:
-            self.tasks.pop(tp.partition, None)
-            self._offsets.pop(tp.partition, None)
-        consumer.unassign()
+    def release(self, partitions: Sequence[int]) -> None:
+        for p in partitions:
+            self.tasks.pop(p, None)
+            self._offsets.pop(p, None)
 
     # -- loop ------------------------------------------------------------------------------
-    def handle(self, batch: list[Received[Event]]) -> None:
-        for r in batch:
-            state = self.tasks.get(r.partition)
-            if state is None:  # revoked meanwhile
-                continue
-            _, notes = bk.handle(r.event, state)
-            for note in notes:
-                self.metrics.events.labels(note).inc()
-            offs = self._offsets.setdefault(r.partition, {})
-            offs[r.topic] = max(offs.get(r.topic, 0), r.offset + 1)
-        self.processed += len(batch)
+    def handle(self, received: Received[Event]) -> None:
+        state = self.tasks.get(received.partition)
+        if state is None:  # revoked meanwhile
+            return
+        _, notes = bk.handle(received.event, state)
+        for note in notes:
+            self.metrics.events.labels(note).inc()
 
-    def _advance_to_positions(self) -> None:
-        """Saved offsets follow the consumer's position: every message before it was
-        either handled or dead-lettered (so a trailing bad message is not re-read)."""
-        for tp in self._raw.position(self._raw.assignment()):
-            if tp.offset < 0 or tp.partition not in self.tasks:
-                continue
-            offs = self._offsets.setdefault(tp.partition, {})
-            offs[tp.topic] = max(offs.get(tp.topic, 0), tp.offset)
+    def tick(self) -> None:
+        """Every ``analysis_interval``: checkpoint, then analyse the owned experiments."""
+        now = time.monotonic()
+        if self.tasks and now - self._last_analysis >= self._analysis_interval:
+            self.checkpoint()
+            self.analyze_all()
+            self._last_analysis = now
 
     def run(self, stop: threading.Event, *, idle_exit_seconds: float | None = None) -> int:
-        last_seen = last_ckpt = time.monotonic()
-        last_analysis = 0.0
-        try:
-            while not stop.is_set():
-                batch = self._consumer.poll(max_messages=1000, timeout=0.2)
-                self.handle(batch)
-                self._advance_to_positions()
-                self._consumer.done(batch)
-                self._producer.poll(0)
-                now = time.monotonic()
-                if batch:
-                    last_seen = now
-                if now - last_ckpt >= self._checkpoint_interval:
-                    self.checkpoint()
-                    last_ckpt = now
-                if self.tasks and now - last_analysis >= self._analysis_interval:
-                    self.checkpoint()
-                    self.analyze_all()
-                    last_analysis = now
-                if idle_exit_seconds is not None and now - last_seen > idle_exit_seconds:
-                    break
-            self.checkpoint()
-        finally:
-            self._producer.flush(10)
-            self._consumer.close()
-        log.info("experiments_stopped", processed=self.processed)
-        return self.processed
+        self.redis_guard.stop = stop
+        processed = self.runtime.run(stop, idle_exit_seconds=idle_exit_seconds)
+        log.info("experiments_stopped", processed=processed)
+        return processed
 
     # -- analysis ---------------------------------------------------------------------------
     def merged(self, experiment_id: str) -> bk.ExperimentPartial:

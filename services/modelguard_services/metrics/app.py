@@ -1,18 +1,19 @@
-"""The metrics loop: consume, fold into per-partition state, publish, checkpoint.
+"""The metrics processor on the shared partitioned runtime (ADR 0007, ADR 0010).
 
-Runtime (ADR 0007): a confluent-kafka consumer in group ``metrics_group_id`` with the
-range assignor, so partition ``p`` of ``predictions`` and of ``labels`` (co-partitioned
-by prediction id, ADR 0002) go to the same worker and share one
-:class:`~modelguard.core.metrics.PartitionState`. Every
-``metrics_checkpoint_interval_s`` (stretched so that checkpoints take at most
-``metrics_checkpoint_max_share`` of the time, as a snapshot's cost grows with the
-state) the loop flushes its outputs, then writes each changed partition's state
-*together with its source offsets* to a compacted changelog topic.
-On (re)assignment a partition's state is restored from the changelog and consumption
-resumes at the offsets stored with it, so a crash (kill -9) replays only events that
-are not in the state: nothing is lost and nothing is counted twice. Windows closed
-between the last checkpoint and a crash are published again with the same
-``event_id`` and content.
+The runtime (``modelguard.adapters.partitioned``) owns the consumer in group
+``metrics_group_id`` (range assignor: partition ``p`` of ``predictions`` and of
+``labels``, co-partitioned by prediction id, share one
+:class:`~modelguard.core.metrics.PartitionState`), the offsets, the checkpoint cadence
+(``metrics_checkpoint_interval_s``, stretched by the snapshot's CPU cost up to
+``metrics_checkpoint_max_share`` of the time, capped at
+``metrics_checkpoint_max_factor`` times the interval) and the per-event error boundary.
+This module supplies restore / save / handle: each changed partition's state is written
+*together with its source offsets* to a compacted changelog topic; on **every**
+assignment the changelog is read to its end and the assigned partitions' states
+restored, and consumption resumes at the offsets stored with them. So a crash (kill -9)
+or a rebalance replays only events that are not in the state: nothing is lost and
+nothing is counted twice. Windows closed between the last checkpoint and a crash are
+published again with the same ``event_id`` and content.
 """
 
 from __future__ import annotations
@@ -21,20 +22,24 @@ import gc
 import json
 import threading
 import time
-import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
-from modelguard.adapters.dead_letter import DeadLetterPublisher
-from modelguard.adapters.ingest import IngestMetrics, ValidatingConsumer
-from modelguard.adapters.kafka import ensure_topics, make_consumer, make_producer
+from modelguard.adapters.ingest import Received
+from modelguard.adapters.kafka import KafkaConnection, ensure_topics
+from modelguard.adapters.partitioned import (
+    PartitionedRuntime,
+    RuntimeOptions,
+    offset_key,
+    offsets_of,
+)
+from modelguard.adapters.topic_reader import read_to_end
 from modelguard.contracts import LabelObserved, PredictionLogged, encode_event
 from modelguard.core.metrics import MetricsProcessor, PartitionState, to_event
 from modelguard.core.metrics.processor import ClosedWindow
@@ -82,52 +87,29 @@ def decode_state(raw: bytes) -> PartitionState:
 
 
 def read_changelog(
-    bootstrap: str, topic: str, group_id: str, timeout: float = 30.0
+    connection: KafkaConnection, topic: str, group_id: str, timeout: float = 30.0
 ) -> dict[int, bytes]:
     """The latest state record per partition of ``group_id`` (compacted topic, read to
     its end)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"{group_id}-restore-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "fetch.max.bytes": MAX_STATE_BYTES,
-            "receive.message.max.bytes": MAX_STATE_BYTES + 1024 * 1024,
-        }
-    )
     prefix = f"{group_id}:".encode()
     out: dict[int, bytes] = {}
-    try:
-        deadline = time.monotonic() + timeout
-        while True:  # a topic created a moment ago may not be in the metadata yet
-            try:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
-                break
-            except KafkaException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        if high <= 0:
-            return out
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        position = -1
-        while position < high - 1 and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=100, timeout=0.5):
-                if msg.error() is not None:
-                    continue
-                position = msg.offset() or 0
-                key = msg.key() or b""
-                if key.startswith(prefix):
-                    partition = int(key[len(prefix) :])
-                    value = msg.value()
-                    if value:
-                        out[partition] = value
-                    else:
-                        out.pop(partition, None)
-        if position < high - 1:
-            raise RuntimeError(f"could not read changelog {topic} to its end ({position}/{high})")
-    finally:
-        consumer.close()
+    for msg in read_to_end(
+        connection,
+        topic,
+        timeout=timeout,
+        settings={
+            "fetch.max.bytes": MAX_STATE_BYTES,
+            "receive.message.max.bytes": MAX_STATE_BYTES + 1024 * 1024,
+        },
+    ):
+        key = msg.key() or b""
+        if key.startswith(prefix):
+            partition = int(key[len(prefix) :])
+            value = msg.value()
+            if value:
+                out[partition] = value
+            else:
+                out.pop(partition, None)
     return out
 
 
@@ -146,144 +128,122 @@ class MetricsService:
         self.group_id = settings.metrics_group_id
         self.processor = MetricsProcessor(settings.processor_config())
         self._clock = clock
-        bootstrap = settings.kafka_bootstrap_servers
+        self._connection = settings.kafka_connection()
         self.changelog = changelog_topic(settings)
         ensure_topics(
-            bootstrap,
+            self._connection,
             [self.changelog],
             partitions=1,
             config={"cleanup.policy": "compact", "max.message.bytes": str(MAX_STATE_BYTES)},
         )
-        self._producer = make_producer(bootstrap, message_max_bytes=MAX_STATE_BYTES + 1024 * 1024)
-        self._snapshots = read_changelog(bootstrap, self.changelog, self.group_id)
-        consumer = make_consumer(
-            bootstrap,
-            self.group_id,
-            enable_auto_commit=False,
-            partition_assignment_strategy="range",
+        self.runtime: PartitionedRuntime[PredictionLogged | LabelObserved] = PartitionedRuntime(
+            self._connection,
+            registry,
+            RuntimeOptions(
+                service=SERVICE,
+                group_id=self.group_id,
+                models={
+                    self.topics.predictions: PredictionLogged,
+                    self.topics.labels: LabelObserved,
+                },
+                dead_letter_topic=self.topics.dead_letter,
+                checkpoint_interval=settings.metrics_checkpoint_interval_s,
+                checkpoint_max_share=settings.metrics_checkpoint_max_share,
+                checkpoint_max_factor=settings.metrics_checkpoint_max_factor,
+                batch=BATCH,
+                poll_timeout=0.05,
+                producer_settings={"message_max_bytes": MAX_STATE_BYTES + 1024 * 1024},
+            ),
+            clock=clock,
         )
-        self._consumer = consumer
-        self._ingest: ValidatingConsumer[PredictionLogged | LabelObserved] = ValidatingConsumer(
-            consumer,
-            {self.topics.predictions: PredictionLogged, self.topics.labels: LabelObserved},
-            DeadLetterPublisher(self._producer, self.topics.dead_letter, stage=SERVICE),
-            IngestMetrics(registry, SERVICE),
-            clock,
-        )
-        consumer.subscribe(
-            [self.topics.predictions, self.topics.labels],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-        )
+        self._producer = self.runtime.producer
         self.states: dict[int, PartitionState] = {}
-        self._dirty: set[int] = set()
+        self._unsaved: set[int] = set()
         self.collector = MetricsCollector()
         registry.register(self.collector)
-        self.processed = 0
         self.windows_published = 0
-        self._assignments = 0
+        self._last_refresh = time.monotonic()
+        self._refresh_every = settings.metrics_refresh_interval_s
+        self.runtime.attach(self)
 
-    # -- partitions ------------------------------------------------------------------
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            p = tp.partition
-            state = self.states.get(p)
-            if state is None:
-                raw = self._snapshots.pop(p, None)
-                state = decode_state(raw) if raw is not None else PartitionState(partition=p)
-                self.states[p] = state
-                log.info("partition_restored" if raw else "partition_new", partition=p)
-            tp.offset = state.offsets.get(f"{tp.topic}:{p}", OFFSET_BEGINNING)
-        consumer.assign(partitions)
-        self._assignments += 1
+    @property
+    def processed(self) -> int:
+        return self.runtime.processed
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        revoked = {tp.partition for tp in partitions}
-        self.checkpoint(only=revoked & set(self.states))
-        for p in revoked:
+    # -- runtime hooks ---------------------------------------------------------------
+    def restore(self, partitions: Sequence[int]) -> dict[str, int]:
+        """Every assignment: the changelog read to its end, the partitions' states
+        replaced by their snapshots (or new), their offsets returned."""
+        # during a broker outage: wait (kafka dependency gauge 0) rather than crash
+        snapshots = self.runtime.kafka.call(
+            read_changelog, self._connection, self.changelog, self.group_id
+        )
+        offsets: dict[str, int] = {}
+        self.states = {}
+        for p in partitions:
+            raw = snapshots.get(p)
+            state = decode_state(raw) if raw is not None else PartitionState(partition=p)
+            self.states[p] = state
+            for topic in (self.topics.predictions, self.topics.labels):
+                key = offset_key(topic, p)
+                offsets[key] = state.offsets.get(key, OFFSET_BEGINNING)
+            log.info("partition_restored" if raw else "partition_new", partition=p)
+        self._refresh()
+        return offsets
+
+    def release(self, partitions: Sequence[int]) -> None:
+        for p in partitions:
             self.states.pop(p, None)
         self._refresh()
+
+    def handle(self, received: Received[PredictionLogged | LabelObserved]) -> None:
+        # (received.timestamp_ms, the broker's time, is for the core's ingest-time bound)
+        p = received.partition
+        state = self.states.get(p)
+        if state is None:
+            state = self.states[p] = PartitionState(partition=p)
+        _, closed = self.processor.handle(received.event, state)  # changes the state in place
+        if closed:
+            self._publish(closed)
+
+    def save(self, offsets: Mapping[str, int]) -> bool:
+        """Write each changed partition's state with its offsets to the changelog."""
+        # a partition changed iff its offsets moved (every event handled moves them)
+        dirty = {p for p in self.states if offsets_of(offsets, p) != self.states[p].offsets}
+        dirty |= self._unsaved & set(self.states)  # a write that was not acknowledged
+        for p in sorted(dirty):
+            state = self.states[p]
+            state.offsets = offsets_of(offsets, p)
+            self._producer.produce(
+                self.changelog, key=f"{self.group_id}:{p}".encode(), value=encode_state(state)
+            )
+        self._unsaved = dirty if self._producer.flush(30) != 0 else set()
+        return not self._unsaved
+
+    def tick(self) -> None:
+        """Refresh the gauges' view, at most ``metrics_refresh_max_share`` of the loop."""
+        now = time.monotonic()
+        if now - self._last_refresh < self._refresh_every:
+            return
+        self._refresh()
+        self._last_refresh = done = time.monotonic()
+        cfg = self.settings
+        self._refresh_every = min(
+            cfg.metrics_refresh_max_interval_s,
+            max(cfg.metrics_refresh_interval_s, (done - now) / cfg.metrics_refresh_max_share),
+        )
 
     # -- loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, idle_exit_seconds: float | None = None) -> int:
         """Process until ``stop`` (or ``idle_exit_seconds`` without messages once it owns
         partitions); returns the number of valid events handled."""
-        last_seen = last_checkpoint = last_refresh = time.monotonic()
-        seen_assignments = self._assignments
-        cfg = self.settings
-        checkpoint_every = cfg.metrics_checkpoint_interval_s
-        refresh_every = cfg.metrics_refresh_interval_s
-        try:
-            while not stop.is_set():
-                batch = self._ingest.poll(max_messages=BATCH, timeout=0.05)
-                self._handle(batch)
-                self._producer.poll(0)
-                now = time.monotonic()
-                if batch or self._assignments != seen_assignments:
-                    last_seen, seen_assignments = now, self._assignments
-                elif (
-                    idle_exit_seconds is not None
-                    and self._assignments
-                    and now - last_seen > idle_exit_seconds
-                ):
-                    break
-                if now - last_refresh >= refresh_every:
-                    self._refresh()
-                    last_refresh = time.monotonic()
-                    # the gauges' last-N aggregates are built when read: under load,
-                    # refresh less often (at most metrics_refresh_max_share of the loop,
-                    # never less often than metrics_refresh_max_interval_s)
-                    refresh_every = min(
-                        cfg.metrics_refresh_max_interval_s,
-                        max(
-                            cfg.metrics_refresh_interval_s,
-                            (last_refresh - now) / cfg.metrics_refresh_max_share,
-                        ),
-                    )
-                if now - last_checkpoint >= checkpoint_every:
-                    self.checkpoint()
-                    last_checkpoint = time.monotonic()
-                    # a snapshot's cost grows with the state: stretch the interval so
-                    # checkpoints take at most metrics_checkpoint_max_share of the loop
-                    checkpoint_every = max(
-                        cfg.metrics_checkpoint_interval_s,
-                        (last_checkpoint - now) / cfg.metrics_checkpoint_max_share,
-                    )
-            self.checkpoint()
-        finally:
-            self._producer.flush(10)
-            self._ingest.close()
-        log.info("metrics_stopped", processed=self.processed, windows=self.windows_published)
-        return self.processed
+        processed = self.runtime.run(stop, idle_exit_seconds=idle_exit_seconds)
+        log.info("metrics_stopped", processed=processed, windows=self.windows_published)
+        return processed
 
-    def _handle(self, batch: list[Any]) -> None:
-        """Fold a batch into the partition states; offsets are stored once per source
-        partition and batch (offsets within a partition only grow)."""
-        handle = self.processor.handle
-        states = self.states
-        floors: dict[tuple[str, int], int] = {}  # (topic, partition) -> first new offset
-        last: dict[tuple[str, int], int] = {}
-        try:
-            for r in batch:
-                p = r.partition
-                source = (r.topic, p)
-                floor = floors.get(source)
-                if floor is None:
-                    state = states.get(p)
-                    if state is None:
-                        state = states[p] = PartitionState(partition=p)
-                    floor = floors[source] = state.offsets.get(f"{r.topic}:{p}", 0)
-                if r.offset < floor:
-                    continue  # already folded into the restored state
-                _, closed = handle(r.event, states[p])  # the state is changed in place
-                last[source] = r.offset
-                if closed:
-                    self._publish(closed)
-        finally:  # even if an event raised: the state holds the events before it
-            for (topic, p), offset in last.items():
-                states[p].offsets[f"{topic}:{p}"] = offset + 1
-                self._dirty.add(p)
-        self.processed += len(batch)
+    def checkpoint(self) -> bool:
+        """Make outputs durable, then store each changed partition's state + offsets."""
+        return self.runtime.checkpoint()
 
     def _publish(self, closed: list[ClosedWindow]) -> None:
         now = self._clock()
@@ -305,31 +265,3 @@ class MetricsService:
 
     def _refresh(self) -> None:
         self.collector.view = build_view(self.processor, list(self.states.values()))
-
-    def checkpoint(self, only: set[int] | None = None) -> None:
-        """Make outputs durable, then store each changed partition's state + offsets."""
-        dirty = self._dirty if only is None else self._dirty & only
-        if not dirty:
-            return
-        if self._producer.flush(30) != 0:
-            log.warning("checkpoint_skipped", reason="outputs not delivered")
-            return
-        for p in sorted(dirty):
-            state = self.states.get(p)
-            if state is None:
-                continue
-            self._producer.produce(
-                self.changelog, key=f"{self.group_id}:{p}".encode(), value=encode_state(state)
-            )
-        if self._producer.flush(30) != 0:
-            log.warning("checkpoint_incomplete", partitions=sorted(dirty))
-            return
-        offsets = [
-            TopicPartition(key.rsplit(":", 1)[0], p, off)
-            for p in sorted(dirty)
-            if p in self.states
-            for key, off in self.states[p].offsets.items()
-        ]
-        if offsets:
-            self._consumer.commit(offsets=offsets, asynchronous=True)
-        self._dirty -= dirty

@@ -25,6 +25,8 @@ class MetricsSettings(CommonSettings):
     metrics_checkpoint_interval_s: float = Field(default=1.0, gt=0)
     #: Largest share of the loop's time spent in checkpoints (the interval stretches).
     metrics_checkpoint_max_share: float = Field(default=0.05, gt=0, le=1)
+    #: The stretched interval never exceeds this many times metrics_checkpoint_interval_s.
+    metrics_checkpoint_max_factor: float = Field(default=10.0, ge=1)
     metrics_refresh_interval_s: float = Field(default=0.1, gt=0)
     #: Largest share of the loop's time spent refreshing the gauges' view (the interval
     #: stretches under load, up to metrics_refresh_max_interval_s).
