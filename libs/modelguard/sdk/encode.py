@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,14 +37,20 @@ from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.limits import LIMITS
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 
-_ID = re.compile(rf"[^\s]{{1,{LIMITS.max_id_length}}}").fullmatch
-_NAME = re.compile(rf"[^\s]{{1,{LIMITS.max_name_length}}}").fullmatch
+_MAX_ID = LIMITS.max_id_length
+_MAX_NAME = LIMITS.max_name_length
+_MAX_FEATURES = LIMITS.max_features
+_MAX_CLASSES = LIMITS.max_classes
 _MODEL = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{LIMITS.max_id_length - 1}}}").fullmatch
 _ERROR_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}").fullmatch
 _STAGES = frozenset(("preprocessing", "inference", "postprocessing"))
 _MAX_LATENCY_MS = 3_600_000.0
 _isfinite = math.isfinite
 _CACHE_LIMIT = 4096
+_NAME_CACHE_LIMIT = 65536
+_NUMBER_TYPES = frozenset((int, float))
+#: Stricter than the contract's 1e-3 (the fast path uses ``sum``, not ``math.fsum``).
+_PROBABILITY_FAST_TOLERANCE = 0.5e-3
 
 
 class InvalidEventError(ValueError):
@@ -52,7 +58,30 @@ class InvalidEventError(ValueError):
 
 
 def _is_id(value: object) -> bool:
-    return type(value) is str and _ID(value) is not None
+    """An ``Identifier``: 1 to ``max_id_length`` characters, none of them whitespace.
+
+    ``str.isprintable()`` is false for every whitespace character except the space
+    (Unicode categories Cc, Zs, Zl, Zp), so with the space excluded it implies the
+    contract's ``[^\\s]`` (it also refuses a few non-space characters, such as format
+    characters: those events take the contract's path); a test checks this against the
+    contract over all code points.
+    """
+    return (
+        type(value) is str
+        and 0 < len(value) <= _MAX_ID
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def _is_name(value: object) -> bool:
+    """A ``Name`` (feature, class or metric name), checked like :func:`_is_id`."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= _MAX_NAME
+        and value.isprintable()
+        and " " not in value
+    )
 
 
 def _is_target(value: object) -> bool:
@@ -69,11 +98,19 @@ def _is_aware(value: object) -> bool:
 
 
 class PredictionEncoder:
-    """Validates and encodes predictions and labels; caches names already checked."""
+    """Validates and encodes predictions and labels; caches names already checked.
+
+    The hot path is :meth:`encode_prediction` (positional, no keyword dicts): a few type
+    tests on the values, set lookups for names seen before (model/version/task and the
+    key tuples of ``features`` and ``probabilities``), builtin reductions (``sum``,
+    ``min``, ``max``) over numeric values instead of a Python loop, and one
+    ``to_json`` of a dict holding only the fields that are set (absent optional fields
+    take the contract's defaults when decoded).
+    """
 
     def __init__(self) -> None:
-        self._models: set[tuple[object, object]] = set()
-        self._feature_keys: set[tuple[str, ...]] = set()
+        self._models: set[tuple[object, object, object]] = set()
+        self._names: set[str] = set()  # feature and class names already checked
 
     # -- predictions ---------------------------------------------------------------------
     def encode(
@@ -96,87 +133,155 @@ class PredictionEncoder:
     ) -> tuple[bytes, bytes]:
         """``(key, value)`` of a valid :class:`PredictionLogged`, or
         :class:`InvalidEventError`."""
-        data = {
+        return self.encode_prediction(
+            prediction_id,
+            model,
+            version,
+            unit_id,
+            event_time,
+            features,
+            prediction,
+            probabilities,
+            score,
+            latency_ms,
+            stage_latency_ms,
+            error_type,
+            experiment_id,
+            task,
+        )
+
+    def encode_prediction(
+        self,
+        prediction_id: str,
+        model: str,
+        version: str,
+        unit_id: str,
+        event_time: datetime,
+        features: Mapping[str, Any] | None,
+        prediction: Any,
+        probabilities: Mapping[str, float] | None,
+        score: float | None,
+        latency_ms: float,
+        stage_latency_ms: Mapping[str, float] | None,
+        error_type: str | None,
+        experiment_id: str | None,
+        task: str,
+    ) -> tuple[bytes, bytes]:
+        """:meth:`encode` with positional arguments (the SDK's hot path).
+
+        The checks run on the arguments themselves; any doubt (an unusual type, a name
+        not seen before that fails its pattern) hands the event to the contract, which
+        accepts it or names the invalid field.
+        """
+        if features is None:
+            features = {}
+        data: dict[str, Any] = {
             "prediction_id": prediction_id,
             "model": model,
             "version": version,
             "unit_id": unit_id,
-            "experiment_id": experiment_id,
             "event_time": event_time,
             "task": task,
-            "features": features if features is not None else {},
-            "prediction": prediction,
-            "probabilities": probabilities,
-            "score": score,
+            "features": features,
             "latency_ms": latency_ms,
-            "stage_latency_ms": stage_latency_ms,
-            "error_type": error_type,
         }
-        if self._fast_ok(data):
+        fast = True
+        try:
+            if (model, version, task) not in self._models:
+                fast = self._remember_model(model, version, task)
+        except TypeError:  # an unhashable name: the contract will say why
+            fast = False
+        if fast and not (
+            type(prediction_id) is str
+            and 0 < len(prediction_id) <= _MAX_ID
+            and prediction_id.isprintable()
+            and " " not in prediction_id
+            and (unit_id is prediction_id or _is_id(unit_id))
+            and type(event_time) is datetime
+            and (event_time.tzinfo is UTC or event_time.utcoffset() is not None)
+            and (type(latency_ms) is float or type(latency_ms) is int)
+            and 0 <= latency_ms <= _MAX_LATENCY_MS
+            and type(features) is dict
+        ):
+            fast = False
+        if fast and features and not self._features_ok(features):
+            fast = False
+        if prediction is not None:
+            data["prediction"] = prediction
+            if fast and (
+                not _is_target(prediction) or (task == "regression" and type(prediction) is str)
+            ):
+                fast = False
+        elif error_type is None:
+            fast = False
+        if error_type is not None:
+            data["error_type"] = error_type
+            if fast and not (type(error_type) is str and _ERROR_TYPE(error_type)):
+                fast = False
+        if probabilities is not None:
+            data["probabilities"] = probabilities
+            if fast and not self._probabilities_ok(probabilities):
+                fast = False
+        if score is not None:
+            data["score"] = score
+            if fast and not (type(score) is float and _isfinite(score)):
+                fast = False
+        if stage_latency_ms is not None:
+            data["stage_latency_ms"] = stage_latency_ms
+            if fast and not _stages_ok(stage_latency_ms):
+                fast = False
+        if experiment_id is not None:
+            data["experiment_id"] = experiment_id
+            if fast and not _is_id(experiment_id):
+                fast = False
+        if fast:
             return prediction_id.encode(), to_json(data)
         event = _validate(PredictionLogged, data, "prediction")
         return event.prediction_id.encode(), encode_event(event)
 
-    def _fast_ok(self, d: dict[str, Any]) -> bool:
-        if (d["model"], d["version"]) not in self._models:
-            if not (
-                type(d["model"]) is str
-                and _MODEL(d["model"])
-                and type(d["version"]) is str
-                and _MODEL(d["version"])
-            ):
-                return False
-            if len(self._models) < _CACHE_LIMIT:
-                self._models.add((d["model"], d["version"]))
-        if not (_is_id(d["prediction_id"]) and _is_id(d["unit_id"])):
-            return False
-        if d["experiment_id"] is not None and not _is_id(d["experiment_id"]):
-            return False
-        if not _is_aware(d["event_time"]):
-            return False
-        task = d["task"]
-        if task != "classification" and task != "regression":
-            return False
-        features = d["features"]
-        if type(features) is not dict:
-            return False
-        keys = tuple(features)
-        if keys not in self._feature_keys:
-            if len(keys) > LIMITS.max_features or not all(
-                type(k) is str and _NAME(k) for k in keys
-            ):
-                return False
-            if len(self._feature_keys) < _CACHE_LIMIT:
-                self._feature_keys.add(keys)
-        for v in features.values():
-            t = type(v)
-            if t is float:
-                if not _isfinite(v):
-                    return False
-            elif not (t is int or v is None or (t is str and len(v) <= LIMITS.max_string_length)):
-                return False
-        prediction = d["prediction"]
-        error_type = d["error_type"]
-        if prediction is None:
-            if error_type is None:
-                return False
-        elif not _is_target(prediction) or (task == "regression" and type(prediction) is str):
-            return False
-        if error_type is not None and not (type(error_type) is str and _ERROR_TYPE(error_type)):
-            return False
-        latency = d["latency_ms"]
+    def _remember_model(self, model: object, version: object, task: object) -> bool:
         if not (
-            (type(latency) is float or type(latency) is int) and 0 <= latency <= _MAX_LATENCY_MS
+            type(model) is str
+            and _MODEL(model)
+            and type(version) is str
+            and _MODEL(version)
+            and (task == "classification" or task == "regression")
+            and type(task) is str
         ):
             return False
-        score = d["score"]
-        if score is not None and not (type(score) is float and _isfinite(score)):
+        if len(self._models) < _CACHE_LIMIT:
+            self._models.add((model, version, task))
+        return True
+
+    def _probabilities_ok(self, p: object) -> bool:
+        if type(p) is not dict:
             return False
-        probabilities = d["probabilities"]
-        if probabilities is not None and not _probabilities_ok(probabilities):
+        if not p:
+            return True
+        if len(p) > _MAX_CLASSES or not (self._names.issuperset(p) or self._remember_names(p)):
             return False
-        stages = d["stage_latency_ms"]
-        return stages is None or _stages_ok(stages)
+        total = 0.0
+        for v in p.values():  # NaN fails the comparison
+            if type(v) is not float or not 0.0 <= v <= 1.0:
+                return False
+            total += v
+        return abs(total - 1.0) <= _PROBABILITY_FAST_TOLERANCE
+
+    def _features_ok(self, features: Mapping[str, Any]) -> bool:
+        return (
+            len(features) <= _MAX_FEATURES
+            and (self._names.issuperset(features) or self._remember_names(features))
+            and _feature_values_ok(features.values())
+        )
+
+    def _remember_names(self, names: Mapping[Any, Any]) -> bool:
+        """Whether the keys of ``names`` are valid names; valid names are remembered (up
+        to a bound), so the next call checks them with one set operation."""
+        if not all(map(_is_name, names)):
+            return False
+        if len(self._names) < _NAME_CACHE_LIMIT:
+            self._names.update(names)
+        return True
 
     # -- labels ---------------------------------------------------------------------------
     def encode_label(
@@ -205,15 +310,26 @@ class PredictionEncoder:
         return event.prediction_id.encode(), encode_event(event)
 
 
-def _probabilities_ok(p: object) -> bool:
-    if type(p) is not dict or len(p) > LIMITS.max_classes:
-        return False
-    total = 0.0
-    for k, v in p.items():
-        if not (type(k) is str and _NAME(k) and type(v) is float and 0.0 <= v <= 1.0):
+def _feature_values_ok(values: Collection[object]) -> bool:
+    """Feature values: finite floats, ints (not bools), None or bounded strings.
+
+    The common all-numeric case is decided by builtins (the set of value types, then
+    one ``sum``: a NaN or infinity makes the sum non-finite; an overflowing sum of
+    finite values only sends the event to the contract, which accepts it).
+    """
+    if _NUMBER_TYPES.issuperset(map(type, values)):
+        try:
+            return _isfinite(sum(values))  # type: ignore[arg-type]
+        except OverflowError:  # an int too large for a float: let the contract decide
             return False
-        total += v
-    return not p or abs(total - 1.0) <= 1e-3 * 0.5  # stricter than the contract
+    for v in values:
+        t = type(v)
+        if t is float:
+            if not _isfinite(v):  # type: ignore[arg-type]
+                return False
+        elif not (t is int or v is None or (t is str and len(v) <= LIMITS.max_string_length)):  # type: ignore[arg-type]
+            return False
+    return True
 
 
 def _stages_ok(s: object) -> bool:
