@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
-from modelguard.adapters.kafka import make_consumer, make_producer
+from modelguard.adapters.kafka import make_low_latency_consumer, make_producer
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.codec import decode_event, encode_event
@@ -244,7 +244,7 @@ class ControllerService:
 
     def _take_over(self) -> None:
         self._snap = self._store.load()
-        raw = make_consumer(
+        raw = make_low_latency_consumer(
             self._settings.kafka_connection(),
             f"modelguard-controller-{self._settings.topic_prefix}",
             enable_auto_commit=False,
