@@ -1,7 +1,8 @@
 """Fast validation and JSON encoding of SDK events, equivalent to the contracts.
 
-The common, valid case is checked with plain type tests and encoded with
-``pydantic_core.to_json`` (a few microseconds). Anything unusual falls back to the
+The common, valid case is checked with plain type tests and encoded with ``orjson``
+(a few microseconds; ``pydantic_core.to_json`` when orjson cannot encode a value, such
+as an integer beyond 64 bits). Anything unusual falls back to the
 pydantic model, which either accepts it (and encodes it) or raises an error naming
 the field; so the fast path may be stricter than the contract, never looser (a
 property test in ``tests/unit/test_sdk_encode.py`` checks this).
@@ -29,6 +30,7 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from pydantic_core import to_json
 
@@ -55,6 +57,15 @@ _PROBABILITY_FAST_TOLERANCE = 0.5e-3
 
 class InvalidEventError(ValueError):
     """An SDK call with invalid arguments; the message names the argument."""
+
+
+def _dumps(data: dict[str, Any]) -> bytes:
+    """JSON of validated fields: orjson (times as ``...Z``), else pydantic's encoder for
+    what orjson refuses (integers beyond 64 bits, unusual tzinfo classes)."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_UTC_Z)
+    except TypeError:  # orjson.JSONEncodeError
+        return to_json(data)
 
 
 def _is_id(value: object) -> bool:
@@ -104,7 +115,7 @@ class PredictionEncoder:
     tests on the values, set lookups for names seen before (model/version/task and the
     key tuples of ``features`` and ``probabilities``), builtin reductions (``sum``,
     ``min``, ``max``) over numeric values instead of a Python loop, and one
-    ``to_json`` of a dict holding only the fields that are set (absent optional fields
+    ``orjson.dumps`` of a dict holding only the fields that are set (absent optional fields
     take the contract's defaults when decoded).
     """
 
@@ -235,7 +246,7 @@ class PredictionEncoder:
             if fast and not _is_id(experiment_id):
                 fast = False
         if fast:
-            return prediction_id.encode(), to_json(data)
+            return prediction_id.encode(), _dumps(data)
         event = _validate(PredictionLogged, data, "prediction")
         return event.prediction_id.encode(), encode_event(event)
 
@@ -305,7 +316,7 @@ class PredictionEncoder:
             and _is_aware(event_time)
             and (model is None or (type(model) is str and _MODEL(model) is not None))
         ):
-            return prediction_id.encode(), to_json(data)
+            return prediction_id.encode(), _dumps(data)
         event = _validate(LabelObserved, data, "label")
         return event.prediction_id.encode(), encode_event(event)
 
