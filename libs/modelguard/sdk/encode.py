@@ -23,7 +23,6 @@ modelguard.sdk.encode.InvalidEventError: features.amount: Input should be a fini
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -33,6 +32,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from modelguard.contracts.codec import encode_event
+from modelguard.contracts.common import CLASS_PATTERN, event_time_in_range
 from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.limits import LIMITS
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
@@ -41,9 +41,11 @@ _ID = re.compile(rf"[^\s]{{1,{LIMITS.max_id_length}}}").fullmatch
 _NAME = re.compile(rf"[^\s]{{1,{LIMITS.max_name_length}}}").fullmatch
 _MODEL = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{LIMITS.max_id_length - 1}}}").fullmatch
 _ERROR_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}").fullmatch
+_CLASS = re.compile(CLASS_PATTERN).fullmatch
+_MAX_ABS = LIMITS.max_abs_number
+_MAX_ABS_INT = int(LIMITS.max_abs_number)
 _STAGES = frozenset(("preprocessing", "inference", "postprocessing"))
 _MAX_LATENCY_MS = 3_600_000.0
-_isfinite = math.isfinite
 _CACHE_LIMIT = 4096
 
 
@@ -55,17 +57,21 @@ def _is_id(value: object) -> bool:
     return type(value) is str and _ID(value) is not None
 
 
+def _is_class(value: str) -> bool:
+    return len(value) <= LIMITS.max_class_length and _CLASS(value) is not None
+
+
 def _is_target(value: object) -> bool:
     t = type(value)
     if t is int:
-        return True
+        return -_MAX_ABS_INT <= value <= _MAX_ABS_INT  # type: ignore[operator]
     if t is float:
-        return _isfinite(value)  # type: ignore[arg-type]
-    return t is str and len(value) <= LIMITS.max_string_length  # type: ignore[arg-type]
+        return -_MAX_ABS <= value <= _MAX_ABS  # type: ignore[operator]  # (NaN fails)
+    return t is str and _is_class(value)  # type: ignore[arg-type]
 
 
 def _is_aware(value: object) -> bool:
-    return type(value) is datetime and value.utcoffset() is not None
+    return type(value) is datetime and value.utcoffset() is not None and event_time_in_range(value)
 
 
 class PredictionEncoder:
@@ -150,10 +156,10 @@ class PredictionEncoder:
                 self._feature_keys.add(keys)
         for v in features.values():
             t = type(v)
-            if t is float:
-                if not _isfinite(v):
+            if t is float or t is int:
+                if not -_MAX_ABS <= v <= _MAX_ABS:  # NaN and inf fail too
                     return False
-            elif not (t is int or v is None or (t is str and len(v) <= LIMITS.max_string_length)):
+            elif not (v is None or (t is str and len(v) <= LIMITS.max_string_length)):
                 return False
         prediction = d["prediction"]
         error_type = d["error_type"]
@@ -170,7 +176,7 @@ class PredictionEncoder:
         ):
             return False
         score = d["score"]
-        if score is not None and not (type(score) is float and _isfinite(score)):
+        if score is not None and not (type(score) is float and -_MAX_ABS <= score <= _MAX_ABS):
             return False
         probabilities = d["probabilities"]
         if probabilities is not None and not _probabilities_ok(probabilities):
@@ -210,7 +216,7 @@ def _probabilities_ok(p: object) -> bool:
         return False
     total = 0.0
     for k, v in p.items():
-        if not (type(k) is str and _NAME(k) and type(v) is float and 0.0 <= v <= 1.0):
+        if not (type(k) is str and _is_class(k) and type(v) is float and 0.0 <= v <= 1.0):
             return False
         total += v
     return not p or abs(total - 1.0) <= 1e-3 * 0.5  # stricter than the contract
@@ -233,7 +239,19 @@ def _validate(model: type[Any], data: dict[str, Any], what: str) -> Any:
 
 
 #: Location parts pydantic adds for the branches of a union (``features.x.int``).
-_UNION_TAGS = frozenset(("int", "float", "str", "bool", "none", "constrained-str"))
+_UNION_TAGS = frozenset(
+    (
+        "int",
+        "float",
+        "str",
+        "bool",
+        "none",
+        "constrained-str",
+        "constrained-int",
+        "constrained-float",
+        "function-after[_check_event_time(), datetime]",
+    )
+)
 
 
 def describe(exc: ValidationError, limit: int = 5) -> str:
