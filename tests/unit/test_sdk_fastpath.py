@@ -70,8 +70,11 @@ def test_identifier_check_is_never_looser_than_the_contract() -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        {"features": {"big": 2**70, "x": 1.5}},  # beyond orjson's 64 bits: pydantic encodes
-        {"features": {"a": 1e308, "b": 1e308}},  # the sum overflows: the contract decides
+        {"features": {"big": 2**70, "x": 1.5}},  # beyond the bounds (and orjson's 64 bits)
+        {"features": {"a": 2.0**53, "b": -(2.0**53), "c": 2**53}},  # at the bounds
+        {"features": {"a": 1e308, "b": 1e308}},
+        {"event_time": datetime(2100, 1, 1, tzinfo=UTC)},  # past the event-time bounds
+        {"event_time": datetime(1969, 12, 31, 23, 0, tzinfo=UTC)},
         {"features": {"flag": True}},  # a bool is not a feature value
         {"features": {"x": math.inf}},
         {"features": {"x": None, "s": "text", "i": -3}},
@@ -116,11 +119,13 @@ def test_unusual_tzinfo_is_encoded_by_the_fallback() -> None:
 
 
 def test_labels_use_the_same_encoder() -> None:
-    key, value = PredictionEncoder().encode_label(
-        prediction_id="p1", label=2**70, event_time=T, model="fraud"
-    )
+    enc = PredictionEncoder()
+    top = int(LIMITS.max_abs_number)
+    key, value = enc.encode_label(prediction_id="p1", label=top, event_time=T, model="fraud")
     assert key == b"p1"
-    assert decode_event(LabelObserved, value).label == 2**70
+    assert decode_event(LabelObserved, value).label == top
+    with pytest.raises(InvalidEventError, match="label"):
+        enc.encode_label(prediction_id="p1", label=2 * top, event_time=T)
 
 
 # -- property: one encoder across many calls (its name caches in play) ---------------
@@ -130,6 +135,7 @@ values = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(2**70), 2**70),
+    st.sampled_from([2**53, 2**53 + 1, -(2**53), 2.0**53, 9.1e15]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=5),
 )

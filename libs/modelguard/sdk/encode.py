@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from modelguard.contracts.codec import encode_event
+from modelguard.contracts.common import CLASS_PATTERN, event_time_in_range
 from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.limits import LIMITS
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
@@ -45,9 +46,15 @@ _MAX_FEATURES = LIMITS.max_features
 _MAX_CLASSES = LIMITS.max_classes
 _MODEL = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{LIMITS.max_id_length - 1}}}").fullmatch
 _ERROR_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}").fullmatch
+_CLASS = re.compile(CLASS_PATTERN).fullmatch
+_MAX_ABS = LIMITS.max_abs_number
+_MAX_ABS_INT = int(LIMITS.max_abs_number)
+#: The event-time bounds of the contract (``contracts.limits``), for an inline check.
+_MIN_TIME = datetime.fromtimestamp(LIMITS.min_event_time, tz=UTC)
+_MAX_TIME = datetime.fromtimestamp(LIMITS.max_event_time, tz=UTC)
+_isfinite = math.isfinite
 _STAGES = frozenset(("preprocessing", "inference", "postprocessing"))
 _MAX_LATENCY_MS = 3_600_000.0
-_isfinite = math.isfinite
 _CACHE_LIMIT = 4096
 _NAME_CACHE_LIMIT = 65536
 _NUMBER_TYPES = frozenset((int, float))
@@ -86,7 +93,7 @@ def _is_id(value: object) -> bool:
 
 
 def _is_name(value: object) -> bool:
-    """A ``Name`` (feature, class or metric name), checked like :func:`_is_id`."""
+    """A ``Name`` (feature or metric name), checked like :func:`_is_id`."""
     return (
         type(value) is str
         and 0 < len(value) <= _MAX_NAME
@@ -95,17 +102,25 @@ def _is_name(value: object) -> bool:
     )
 
 
+def _is_class(value: str) -> bool:
+    return len(value) <= LIMITS.max_class_length and _CLASS(value) is not None
+
+
+def _is_class_key(value: object) -> bool:
+    return type(value) is str and _is_class(value)
+
+
 def _is_target(value: object) -> bool:
     t = type(value)
     if t is int:
-        return True
+        return -_MAX_ABS_INT <= value <= _MAX_ABS_INT  # type: ignore[operator]
     if t is float:
-        return _isfinite(value)  # type: ignore[arg-type]
-    return t is str and len(value) <= LIMITS.max_string_length  # type: ignore[arg-type]
+        return -_MAX_ABS <= value <= _MAX_ABS  # type: ignore[operator]  # (NaN fails)
+    return t is str and _is_class(value)  # type: ignore[arg-type]
 
 
 def _is_aware(value: object) -> bool:
-    return type(value) is datetime and value.utcoffset() is not None
+    return type(value) is datetime and value.utcoffset() is not None and event_time_in_range(value)
 
 
 class PredictionEncoder:
@@ -121,7 +136,8 @@ class PredictionEncoder:
 
     def __init__(self) -> None:
         self._models: set[tuple[object, object, object]] = set()
-        self._names: set[str] = set()  # feature and class names already checked
+        self._names: set[str] = set()  # feature names already checked
+        self._classes: set[str] = set()  # probability keys (class strings) already checked
 
     # -- predictions ---------------------------------------------------------------------
     def encode(
@@ -210,6 +226,7 @@ class PredictionEncoder:
             and (unit_id is prediction_id or _is_id(unit_id))
             and type(event_time) is datetime
             and (event_time.tzinfo is UTC or event_time.utcoffset() is not None)
+            and _MIN_TIME <= event_time < _MAX_TIME
             and (type(latency_ms) is float or type(latency_ms) is int)
             and 0 <= latency_ms <= _MAX_LATENCY_MS
             and type(features) is dict
@@ -235,7 +252,7 @@ class PredictionEncoder:
                 fast = False
         if score is not None:
             data["score"] = score
-            if fast and not (type(score) is float and _isfinite(score)):
+            if fast and not (type(score) is float and -_MAX_ABS <= score <= _MAX_ABS):
                 fast = False
         if stage_latency_ms is not None:
             data["stage_latency_ms"] = stage_latency_ms
@@ -269,7 +286,9 @@ class PredictionEncoder:
             return False
         if not p:
             return True
-        if len(p) > _MAX_CLASSES or not (self._names.issuperset(p) or self._remember_names(p)):
+        if len(p) > _MAX_CLASSES or not (
+            self._classes.issuperset(p) or _remember(self._classes, p, _is_class_key)
+        ):
             return False
         total = 0.0
         for v in p.values():  # NaN fails the comparison
@@ -281,18 +300,9 @@ class PredictionEncoder:
     def _features_ok(self, features: Mapping[str, Any]) -> bool:
         return (
             len(features) <= _MAX_FEATURES
-            and (self._names.issuperset(features) or self._remember_names(features))
+            and (self._names.issuperset(features) or _remember(self._names, features, _is_name))
             and _feature_values_ok(features.values())
         )
-
-    def _remember_names(self, names: Mapping[Any, Any]) -> bool:
-        """Whether the keys of ``names`` are valid names; valid names are remembered (up
-        to a bound), so the next call checks them with one set operation."""
-        if not all(map(_is_name, names)):
-            return False
-        if len(self._names) < _NAME_CACHE_LIMIT:
-            self._names.update(names)
-        return True
 
     # -- labels ---------------------------------------------------------------------------
     def encode_label(
@@ -321,24 +331,36 @@ class PredictionEncoder:
         return event.prediction_id.encode(), encode_event(event)
 
 
-def _feature_values_ok(values: Collection[object]) -> bool:
-    """Feature values: finite floats, ints (not bools), None or bounded strings.
+def _remember(cache: set[str], names: Mapping[Any, Any], valid: Callable[[object], bool]) -> bool:
+    """Whether every key of ``names`` is ``valid``; valid keys are remembered (up to a
+    bound), so the next call checks them with one set operation."""
+    if not all(map(valid, names)):
+        return False
+    if len(cache) < _NAME_CACHE_LIMIT:
+        cache.update(names)
+    return True
 
-    The common all-numeric case is decided by builtins (the set of value types, then
-    one ``sum``: a NaN or infinity makes the sum non-finite; an overflowing sum of
-    finite values only sends the event to the contract, which accepts it).
+
+def _feature_values_ok(values: Collection[object]) -> bool:
+    """Feature values (at least one): numbers within ``±max_abs_number`` (ints but not
+    bools; floats but not NaN), None, or bounded strings.
+
+    The common all-numeric case is decided by builtins: the set of value types, then
+    ``min`` and ``max`` against the bounds and one ``sum`` (a NaN, which compares false
+    both ways and so may slip past ``min``/``max``, makes the sum NaN).
     """
     if _NUMBER_TYPES.issuperset(map(type, values)):
-        try:
-            return _isfinite(sum(values))  # type: ignore[arg-type]
-        except OverflowError:  # an int too large for a float: let the contract decide
-            return False
+        return (
+            min(values) >= -_MAX_ABS  # type: ignore[type-var,operator]
+            and max(values) <= _MAX_ABS  # type: ignore[type-var,operator]
+            and _isfinite(sum(values))  # type: ignore[arg-type]
+        )
     for v in values:
         t = type(v)
-        if t is float:
-            if not _isfinite(v):  # type: ignore[arg-type]
+        if t is float or t is int:
+            if not -_MAX_ABS <= v <= _MAX_ABS:  # type: ignore[operator]  # NaN fails too
                 return False
-        elif not (t is int or v is None or (t is str and len(v) <= LIMITS.max_string_length)):  # type: ignore[arg-type]
+        elif not (v is None or (t is str and len(v) <= LIMITS.max_string_length)):  # type: ignore[arg-type]
             return False
     return True
 
@@ -360,7 +382,19 @@ def _validate(model: type[Any], data: dict[str, Any], what: str) -> Any:
 
 
 #: Location parts pydantic adds for the branches of a union (``features.x.int``).
-_UNION_TAGS = frozenset(("int", "float", "str", "bool", "none", "constrained-str"))
+_UNION_TAGS = frozenset(
+    (
+        "int",
+        "float",
+        "str",
+        "bool",
+        "none",
+        "constrained-str",
+        "constrained-int",
+        "constrained-float",
+        "function-after[_check_event_time(), datetime]",
+    )
+)
 
 
 def describe(exc: ValidationError, limit: int = 5) -> str:
