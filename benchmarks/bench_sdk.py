@@ -70,10 +70,12 @@ def make_args(n: int) -> list[dict[str, Any]]:
 
 def raw_block(
     producer: Producer, topic: str, payloads: list[tuple[bytes, bytes]]
-) -> tuple[float, list[int]]:
-    """Events/s of raw ``produce()`` + ``flush()``, and the per-call cost in ns."""
+) -> tuple[float, list[int], float]:
+    """Events/s of raw ``produce()`` + ``flush()``, the per-call cost in ns, and the
+    process CPU seconds (all threads, librdkafka's included) per event."""
     produce, clock = producer.produce, time.perf_counter_ns
     costs = [0] * len(payloads)
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     for i, (key, value) in enumerate(payloads):
         c0 = clock()
@@ -83,14 +85,17 @@ def raw_block(
             producer.poll(0)
     left = producer.flush(60)
     elapsed = time.perf_counter() - t0
+    cpu = (time.process_time() - cpu0) / len(payloads)
     assert left == 0, f"raw producer left {left} undelivered"
-    return len(payloads) / elapsed, costs
+    return len(payloads) / elapsed, costs, cpu
 
 
-def sdk_block(sdk: EventSDK, args: list[dict[str, Any]]) -> tuple[float, list[int]]:
-    """Events/s of ``emit_prediction`` + ``flush()``, and the per-call cost in ns."""
+def sdk_block(sdk: EventSDK, args: list[dict[str, Any]]) -> tuple[float, list[int], float]:
+    """Events/s of ``emit_prediction`` + ``flush()``, the per-call cost in ns, and the
+    process CPU seconds per event."""
     emit, clock = sdk.emit_prediction, time.perf_counter_ns
     costs = [0] * len(args)
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     for i, a in enumerate(args):
         c0 = clock()
@@ -98,8 +103,9 @@ def sdk_block(sdk: EventSDK, args: list[dict[str, Any]]) -> tuple[float, list[in
         costs[i] = clock() - c0
     left = sdk.flush(60)
     elapsed = time.perf_counter() - t0
+    cpu = (time.process_time() - cpu0) / len(args)
     assert left == 0 and not sdk.dropped and not sdk.delivery_failures
-    return len(args) / elapsed, costs
+    return len(args) / elapsed, costs, cpu
 
 
 def pct_us(values: list[int], q: float) -> float:
@@ -143,20 +149,22 @@ def main() -> int:
     sdk_rates: list[float] = []
     sdk_costs: list[int] = []
     raw_costs: list[int] = []
+    cpu_ratios: list[float] = []
     try:
         # warm-up: connections, metadata, idempotent producer ids; no clock runs
         raw_block(producer, raw_topic, payloads[:100])
         sdk_block(sdk, args[:100])
         for b in range(opts.blocks):
             if b % 2 == 0:
-                raw_rate, rc = raw_block(producer, raw_topic, payloads)
-                sdk_rate, sc = sdk_block(sdk, args)
+                raw_rate, rc, raw_cpu = raw_block(producer, raw_topic, payloads)
+                sdk_rate, sc, sdk_cpu = sdk_block(sdk, args)
             else:
-                sdk_rate, sc = sdk_block(sdk, args)
-                raw_rate, rc = raw_block(producer, raw_topic, payloads)
+                sdk_rate, sc, sdk_cpu = sdk_block(sdk, args)
+                raw_rate, rc, raw_cpu = raw_block(producer, raw_topic, payloads)
             raw_rates.append(raw_rate)
             sdk_rates.append(sdk_rate)
             ratios.append(sdk_rate / raw_rate)
+            cpu_ratios.append(raw_cpu / max(sdk_cpu, 1e-12))
             sdk_costs += sc
             raw_costs += rc
     finally:
@@ -208,6 +216,10 @@ def main() -> int:
             "p99": pct_us(raw_costs, 0.99),
             "p999": pct_us(raw_costs, 0.999),
         },
+        # events per process-CPU-second, SDK over raw (librdkafka threads included; the
+        # broker's CPU is not): what the wall-clock ratio tends to when the cores are
+        # saturated by other processes (ADR 0013)
+        "cpu_ratio_median": round(statistics.median(cpu_ratios), 3),
         "pair_ratios": [round(r, 3) for r in ratios],
         "raw_events_per_s": [round(r) for r in raw_rates],
         "sdk_events_per_s": [round(r) for r in sdk_rates],
