@@ -391,11 +391,11 @@ def main() -> None:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="50k pairs, 2 rounds, 6 s freshness, memory after 1M events",
+        help="30k pairs, 1 round, 5 s freshness, memory after 1M events",
     )
     args = ap.parse_args()
     if args.quick:
-        args.pairs, args.rounds, args.seconds, args.memory_events = 50_000, 2, 6.0, "1000000"
+        args.pairs, args.rounds, args.seconds, args.memory_events = 30_000, 1, 5.0, "1000000"
     configure_logging("WARNING")
     tune_gc()  # what the metrics process does; before every measurement, baseline included
     only = set(args.only.split(","))

@@ -137,6 +137,8 @@ def _fmt(x: Any) -> str:
         return "-"
     if isinstance(x, bool):
         return "PASS" if x else "FAIL"
+    if isinstance(x, int):
+        return f"{x:,}"
     if isinstance(x, float):
         return f"{x:,.3g}" if abs(x) < 100 else f"{x:,.0f}"
     return str(x)
@@ -189,9 +191,12 @@ def markdown(summary: dict[str, Any]) -> str:
         cmp = "≥" if r["higher_is_better"] else "≤"
         target = "-" if r["target"] is None else f"{cmp} {_fmt(r['target'])}"
         verdict = "" if r["pass"] is None else ("met" if r["pass"] else "**not met**")
+        unit = "µs" if r["unit"] == "us" else r["unit"]
+        baseline = (
+            "-" if r["baseline"] is None else f"{_fmt(r['baseline_value'])} ({r['baseline']})"
+        )
         lines.append(
-            f"| {r['label']} | {_fmt(r['value'])} {r['unit']} | "
-            f"{_fmt(r['baseline_value'])} ({r['baseline']}) | {_fmt(r['ratio'])} | "
+            f"| {r['label']} | {_fmt(r['value'])} {unit} | {baseline} | {_fmt(r['ratio'])} | "
             f"{target} | {verdict} |"
         )
     lines += [
