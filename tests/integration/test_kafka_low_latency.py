@@ -33,7 +33,7 @@ def _ready(consumer: Consumer) -> None:
     while not consumer.assignment():
         consumer.poll(0.05)
         assert time.monotonic() < deadline, "no partition assigned within 30 s"
-    consumer.poll(0.2)  # the first fetch is under way: offsets resolved to the end
+    assert consumer.poll(0.2) is None  # nothing yet: the first fetch is under way
 
 
 def _seconds_to_first(consumer: Consumer, producer: Producer, topic: str) -> float:
@@ -50,12 +50,10 @@ def test_one_record_is_handed_over_without_waiting_for_the_batch(
     servers: Servers, topics: Topics
 ) -> None:
     producer = Producer(client_config(servers.kafka_bootstrap, **{"linger.ms": 0}))
-    fast = make_low_latency_consumer(
-        servers.kafka_bootstrap, f"g-{uuid.uuid4().hex[:8]}", auto_offset_reset="latest"
-    )
-    plain = make_consumer(
-        servers.kafka_bootstrap, f"g-{uuid.uuid4().hex[:8]}", auto_offset_reset="latest"
-    )
+    # fresh topics, read from the beginning: the one record is found however late the
+    # consumer's first fetch happens on a loaded machine
+    fast = make_low_latency_consumer(servers.kafka_bootstrap, f"g-{uuid.uuid4().hex[:8]}")
+    plain = make_consumer(servers.kafka_bootstrap, f"g-{uuid.uuid4().hex[:8]}")
     try:
         assert isinstance(fast, LowLatencyConsumer)
         fast.subscribe([topics.metric_windows])
