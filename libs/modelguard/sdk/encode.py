@@ -24,7 +24,6 @@ modelguard.sdk.encode.InvalidEventError: features.amount: Input should be a fini
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
@@ -52,7 +51,6 @@ _MAX_ABS_INT = int(LIMITS.max_abs_number)
 #: The event-time bounds of the contract (``contracts.limits``), for an inline check.
 _MIN_TIME = datetime.fromtimestamp(LIMITS.min_event_time, tz=UTC)
 _MAX_TIME = datetime.fromtimestamp(LIMITS.max_event_time, tz=UTC)
-_isfinite = math.isfinite
 _STAGES = frozenset(("preprocessing", "inference", "postprocessing"))
 _MAX_LATENCY_MS = 3_600_000.0
 _CACHE_LIMIT = 4096
@@ -232,8 +230,21 @@ class PredictionEncoder:
             and type(features) is dict
         ):
             fast = False
-        if fast and features and not self._features_ok(features):
-            fast = False
+        if fast and features:
+            values = features.values()
+            if not (
+                len(features) <= _MAX_FEATURES
+                and (self._names.issuperset(features) or _remember(self._names, features, _is_name))
+                and (
+                    # all numbers: one pass; |x| summed is within the bound only if every
+                    # |x| is, and a NaN or infinity makes it fail (stricter: a sum beyond
+                    # 2**53 of values within it goes to the contract, which accepts it)
+                    sum(map(abs, values)) <= _MAX_ABS
+                    if _NUMBER_TYPES.issuperset(map(type, values))
+                    else _feature_values_ok(values)
+                )
+            ):
+                fast = False
         if prediction is not None:
             data["prediction"] = prediction
             if fast and (
@@ -297,13 +308,6 @@ class PredictionEncoder:
             total += v
         return abs(total - 1.0) <= _PROBABILITY_FAST_TOLERANCE
 
-    def _features_ok(self, features: Mapping[str, Any]) -> bool:
-        return (
-            len(features) <= _MAX_FEATURES
-            and (self._names.issuperset(features) or _remember(self._names, features, _is_name))
-            and _feature_values_ok(features.values())
-        )
-
     # -- labels ---------------------------------------------------------------------------
     def encode_label(
         self,
@@ -342,19 +346,8 @@ def _remember(cache: set[str], names: Mapping[Any, Any], valid: Callable[[object
 
 
 def _feature_values_ok(values: Collection[object]) -> bool:
-    """Feature values (at least one): numbers within ``±max_abs_number`` (ints but not
-    bools; floats but not NaN), None, or bounded strings.
-
-    The common all-numeric case is decided by builtins: the set of value types, then
-    ``min`` and ``max`` against the bounds and one ``sum`` (a NaN, which compares false
-    both ways and so may slip past ``min``/``max``, makes the sum NaN).
-    """
-    if _NUMBER_TYPES.issuperset(map(type, values)):
-        return (
-            min(values) >= -_MAX_ABS  # type: ignore[type-var,operator]
-            and max(values) <= _MAX_ABS  # type: ignore[type-var,operator]
-            and _isfinite(sum(values))  # type: ignore[arg-type]
-        )
+    """Feature values of mixed kinds: numbers within ``±max_abs_number`` (ints but not
+    bools; floats but not NaN), None, or bounded strings."""
     for v in values:
         t = type(v)
         if t is float or t is int:
