@@ -4,7 +4,7 @@ Prints one JSON object. Bounded (about a minute on a shared 2-core machine): Mon
 stream counts are small for the slow river baselines, and every rate comes with its
 95 % Wilson interval. Seeds are arguments (``--seed``).
 
-    .venv/bin/python benchmarks/bench_drift.py [--streams 200] [--seed 1]
+    .venv/bin/python benchmarks/bench_drift.py [--streams 200] [--seed 1] [--quick]
 """
 
 from __future__ import annotations
@@ -239,13 +239,65 @@ def cost(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
+#: Targets of issue 15 (goal: the further aim named there).
+TARGET_PROCESSOR_EPS, GOAL_PROCESSOR_EPS, TARGET_KSWIN_SPEEDUP = 50_000, 100_000, 50.0
+
+
+def figures(result: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures in the shape ``benchmarks/summary.py`` reads."""
+    c = result["cost"]
+    eps = c["processor_20_numeric_features_events_per_s"]
+    adwin_eps = c["baseline_river_ADWIN_x20_features_events_per_s"]
+    speedup = c["speedup_vs_KSWIN_single"]
+    null = result["null_false_alarms_10000_events_N01"]
+    return {
+        "drift_processor_events_per_s": {
+            "label": "drift processor, 20 numeric features, events/s (decode excluded)",
+            "value": eps,
+            "unit": "events/s",
+            "baseline": "river ADWIN on the same 20 features, same run",
+            "baseline_value": adwin_eps,
+            "ratio": round(eps / adwin_eps, 2),
+            "target": TARGET_PROCESSOR_EPS,
+            "goal": GOAL_PROCESSOR_EPS,
+            "higher_is_better": True,
+            "pass": eps >= TARGET_PROCESSOR_EPS,
+        },
+        "ks_window_vs_kswin_speedup": {
+            "label": "KS window vs river KSWIN, single update, speed-up",
+            "value": speedup,
+            "unit": "x",
+            "baseline": "river KSWIN us per update, same run",
+            "baseline_value": c["river_KSWIN_us_per_update"],
+            "ratio": speedup,
+            "target": TARGET_KSWIN_SPEEDUP,
+            "higher_is_better": True,
+            "pass": speedup >= TARGET_KSWIN_SPEEDUP,
+        },
+        "drift_null_false_alarm_rate": {
+            "label": "false alarms in 10k N(0,1) events (numeric default), share of streams",
+            "value": null["modelguard_numeric_default"]["rate"],
+            "unit": "share",
+            "baseline": "river ADWIN, same streams' distribution, same run",
+            "baseline_value": null["river_ADWIN"]["rate"],
+            "ratio": None,
+            "target": None,
+            "higher_is_better": False,
+            "pass": None,
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--streams", type=int, default=200, help="Monte Carlo streams (ours)")
     ap.add_argument("--river-streams", type=int, default=20, help="streams for ADWIN/PH")
     ap.add_argument("--kswin-streams", type=int, default=5, help="streams for KSWIN (slow)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="40 / 5 / 2 streams")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.streams, args.river_streams, args.kswin_streams = 40, 5, 2
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     result = {
@@ -256,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         "cost": cost(rng),
     }
     result["seconds"] = round(time.perf_counter() - started, 1)
+    result["figures"] = figures(result)
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
     return 0
 

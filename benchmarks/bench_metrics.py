@@ -16,7 +16,7 @@
   30 s of event time at 1000 predictions per event-second (the dedup memory is bounded
   by rate x (TTL + grace), not by the number of events).
 
-    .venv/bin/python benchmarks/bench_metrics.py [--only throughput,freshness,memory]
+    .venv/bin/python benchmarks/bench_metrics.py [--only throughput,freshness,memory] [--quick]
 """
 
 from __future__ import annotations
@@ -388,7 +388,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--memory-events", default="1000000,5000000")
     ap.add_argument("--faust", action="store_true", help="also time a faust-streaming agent")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="30k pairs, 1 round, 5 s freshness, memory after 1M events",
+    )
     args = ap.parse_args()
+    if args.quick:
+        args.pairs, args.rounds, args.seconds, args.memory_events = 30_000, 1, 5.0, "1000000"
     configure_logging("WARNING")
     tune_gc()  # what the metrics process does; before every measurement, baseline included
     only = set(args.only.split(","))
@@ -399,7 +406,67 @@ def main() -> None:
         result["freshness"] = bench_freshness(args.rate, args.seconds)
     if "memory" in only:
         result["memory"] = bench_memory(tuple(int(x) for x in args.memory_events.split(",")))
+    result["figures"] = figures(result)
     sys.stdout.write(json.dumps(result) + "\n")
+
+
+#: Targets of issue 15 (goal: the further aim named there).
+TARGET_RATIO, GOAL_RATIO, TARGET_RSS_MB, TARGET_FRESHNESS_P99_S = 0.5, 0.6, 200.0, 1.0
+
+
+def figures(result: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures in the shape ``benchmarks/summary.py`` reads."""
+    out: dict[str, Any] = {}
+    if "throughput" in result:
+        t = result["throughput"]
+        raws = [x for r in t["runs"] for x in r["raw_decode_events_per_s_around"]]
+        workers = [r["worker_events_per_s"] for r in t["runs"]]
+        out["metrics_worker_vs_raw_decode"] = {
+            "label": "metrics worker events/s vs raw consume + decode",
+            "value": t["ratio_median"],
+            "unit": "ratio",
+            "baseline": "raw consumer + contract decode, runs around each worker run",
+            "baseline_value": round(statistics.median(raws)),
+            "subject_value": round(statistics.median(workers)),
+            "ratio": t["ratio_median"],
+            "target": TARGET_RATIO,
+            "goal": GOAL_RATIO,
+            "higher_is_better": True,
+            "pass": t["ratio_median"] >= TARGET_RATIO,
+        }
+    if "memory" in result:
+        m = result["memory"]
+        keys = sorted(k for k in m if k.startswith("rss_mb_after_"))
+        if keys:
+            last = max(keys, key=lambda k: int(k.removeprefix("rss_mb_after_").rstrip("M")))
+            first = min(keys, key=lambda k: int(k.removeprefix("rss_mb_after_").rstrip("M")))
+            rss = float(m[last])
+            out["metrics_rss_mb"] = {
+                "label": f"metrics in-memory RSS {last.removeprefix('rss_mb_after_')} events, "
+                "10 versions",
+                "value": rss,
+                "unit": "MB",
+                "baseline": f"RSS {first.removeprefix('rss_mb_after_')} events (flat if equal)",
+                "baseline_value": float(m[first]),
+                "ratio": round(rss / float(m[first]), 3),
+                "target": TARGET_RSS_MB,
+                "higher_is_better": False,
+                "pass": rss <= TARGET_RSS_MB,
+            }
+    if "freshness" in result:
+        f = result["freshness"]
+        out["metrics_freshness_p99_s"] = {
+            "label": "metrics freshness (probe -> exposed accuracy), p99",
+            "value": f["freshness_p99_s"],
+            "unit": "s",
+            "baseline": None,
+            "baseline_value": None,
+            "ratio": None,
+            "target": TARGET_FRESHNESS_P99_S,
+            "higher_is_better": False,
+            "pass": f["freshness_p99_s"] <= TARGET_FRESHNESS_P99_S,
+        }
+    return out
 
 
 if __name__ == "__main__":

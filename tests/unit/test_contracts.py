@@ -35,7 +35,7 @@ BASE = dict(
     latency_ms=2.0,
 )
 
-finite = st.floats(allow_nan=False, allow_infinity=False)
+finite = st.floats(min_value=-LIMITS.max_abs_number, max_value=LIMITS.max_abs_number)
 feature_values = st.one_of(st.none(), finite, st.integers(-(2**53), 2**53), st.text(max_size=20))
 names = st.from_regex(r"[A-Za-z_.][A-Za-z0-9_.:-]{0,15}", fullmatch=True)
 
@@ -174,3 +174,88 @@ def test_dead_letter_headers_roundtrip() -> None:
 def test_severity_is_ordered() -> None:
     assert Severity.CRITICAL > Severity.HIGH > Severity.MEDIUM > Severity.LOW > Severity.NONE
     assert math.isclose(float(Severity.HIGH), 3.0)
+
+
+# -- bounds (issue 11 items 1-3): what crashed a processor is refused at the edge ---------
+BOUND_CASES = [
+    ({"prediction": "not fraud"}, "prediction"),  # whitespace: class_share.<class> invalid
+    ({"prediction": "c" * (LIMITS.max_class_length + 1)}, "prediction"),
+    ({"prediction": ""}, "prediction"),
+    ({"prediction": "tab\there"}, "prediction"),
+    ({"probabilities": {"not fraud": 1.0}}, "probabilities"),
+    ({"event_time": "0001-01-01T00:00:00+01:00"}, "event_time"),  # year 0 in UTC
+    ({"event_time": "9999-12-31T23:59:59-14:00"}, "event_time"),  # year 10000 in UTC
+    ({"event_time": "1969-12-31T23:59:59Z"}, "event_time"),
+    ({"event_time": "2100-01-01T00:00:00Z"}, "event_time"),
+    ({"event_time": "2099-12-31T23:59:59-14:00"}, "event_time"),  # 2100-01-01T13:59Z
+    ({"task": "regression", "prediction": 10**400}, "prediction"),  # overflowed the join
+    ({"prediction": 2**54}, "prediction"),
+    ({"features": {"x": 1e200}}, "features.x"),
+    ({"features": {"x": -(10**400)}}, "features.x"),
+    ({"score": 1e300}, "score"),
+]
+
+
+@pytest.mark.parametrize(("change", "fragment"), BOUND_CASES)
+def test_out_of_bounds_values_are_rejected_naming_the_field(
+    change: dict[str, object], fragment: str
+) -> None:
+    import json
+
+    body = json.loads(encode_event(PredictionLogged(**BASE)))
+    body.update(change)
+    with pytest.raises(DecodeError) as info:
+        decode_event(PredictionLogged, json.dumps(body).encode())
+    assert info.value.kind == "invalid"
+    assert info.value.reason.startswith(fragment)
+
+
+@pytest.mark.parametrize(
+    ("label", "event_time"),
+    [
+        ("not fraud", "2026-01-01T00:00:00Z"),
+        (10**400, "2026-01-01T00:00:00Z"),
+        (1, "0001-01-01T00:00:00+01:00"),
+        (1, "9999-12-31T23:59:59-14:00"),
+    ],
+)
+def test_label_bounds(label: object, event_time: str) -> None:
+    import json
+
+    raw = json.dumps({"prediction_id": "p1", "label": label, "event_time": event_time})
+    with pytest.raises(DecodeError):
+        decode_event(LabelObserved, raw.encode())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"prediction": "x" * LIMITS.max_class_length},
+        {"prediction": "über-Klasse/β:1"},
+        {"prediction": -(2**53)},
+        {"task": "regression", "prediction": float(2**53)},
+        {"event_time": "1970-01-01T00:00:00Z"},
+        {"event_time": "2099-12-31T23:59:59.999999Z"},
+    ],
+)
+def test_values_at_the_bounds_are_accepted(change: dict[str, object]) -> None:
+    import json
+
+    body = json.loads(encode_event(PredictionLogged(**BASE)))
+    body.update(change)
+    decode_event(PredictionLogged, json.dumps(body).encode())
+
+
+def test_schema_documents_the_bounds() -> None:
+    schema = PredictionLogged.json_schema()
+    props = schema["properties"]
+    assert props["event_time"]["formatMinimum"].startswith("1970-01-01")
+    assert props["event_time"]["formatExclusiveMaximum"].startswith("2100-01-01")
+    assert "pattern" in json_dumps(props["prediction"])
+    assert str(LIMITS.max_class_length) in json_dumps(props["prediction"])
+
+
+def json_dumps(value: object) -> str:
+    import json
+
+    return json.dumps(value)

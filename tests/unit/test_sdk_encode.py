@@ -86,6 +86,8 @@ def test_labels() -> None:
 feature_values = st.one_of(
     st.none(),
     st.integers(-(2**40), 2**40),
+    st.integers(-(2**60), 2**60),
+    st.sampled_from([2**53, 2**53 + 1, -(2**53), 10**400, 1e200, -9.007199254740992e15]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
     st.booleans(),
@@ -94,7 +96,32 @@ names = st.one_of(
     st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,10}", fullmatch=True), st.text(max_size=5)
 )
 targets = st.one_of(
-    st.none(), st.integers(0, 5), st.floats(), st.sampled_from(["cat", "dog"]), st.booleans()
+    st.none(),
+    st.integers(0, 5),
+    st.floats(),
+    st.sampled_from(["cat", "dog", "not fraud", "", "c" * 64, "c" * 65, "β\x7f", 10**400]),
+    st.text(max_size=70),
+    st.booleans(),
+)
+#: Aware times near and beyond the bounds, in odd offsets (and naive ones).
+event_times = st.one_of(
+    st.just(T),
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-14))]
+        ),
+    ),
+    st.sampled_from(
+        [
+            datetime(1970, 1, 1, tzinfo=UTC),
+            datetime(1970, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+            datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC),
+            datetime(2099, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-14))),
+            T.replace(tzinfo=None),
+        ]
+    ),
 )
 
 
@@ -115,10 +142,10 @@ targets = st.one_of(
     latency_ms=st.one_of(st.floats(-1, 10), st.integers(-1, 5), st.just(4e6)),
     error_type=st.one_of(st.none(), st.sampled_from(["timeout", "Bad", "oom_killed"])),
     task=st.sampled_from(["classification", "regression", "other"]),
-    aware=st.booleans(),
+    event_time=event_times,
 )
-def test_fast_path_agrees_with_the_contract(aware: bool, **kwargs: Any) -> None:
-    args = {**kwargs, "unit_id": "u1", "event_time": T if aware else T.replace(tzinfo=None)}
+def test_fast_path_agrees_with_the_contract(**kwargs: Any) -> None:
+    args = {**kwargs, "unit_id": "u1"}
     try:
         expected: PredictionLogged | None = PredictionLogged.model_validate(args)
     except ValidationError:
@@ -131,6 +158,64 @@ def test_fast_path_agrees_with_the_contract(aware: bool, **kwargs: Any) -> None:
     assert expected is not None, f"the SDK accepted an invalid event: {args}"
     assert decode_event(PredictionLogged, value) == expected
     json.loads(value)  # strict JSON (no NaN)
+
+
+@settings(max_examples=300, deadline=None)
+@given(label=targets, event_time=event_times)
+def test_label_fast_path_agrees_with_the_contract(label: Any, event_time: datetime) -> None:
+    args = {"prediction_id": "p1", "label": label, "event_time": event_time}
+    try:
+        expected: LabelObserved | None = LabelObserved.model_validate(args)
+    except ValidationError:
+        expected = None
+    try:
+        _, value = PredictionEncoder().encode_label(**args)
+    except InvalidEventError:
+        assert expected is None, "the SDK rejected a valid label"
+        return
+    assert expected is not None, f"the SDK accepted an invalid label: {args}"
+    assert decode_event(LabelObserved, value) == expected
+
+
+# -- bounds (issue 11 items 1-3): refused at the call site, naming the field -------------
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"prediction": "not fraud"}, "prediction: String should match pattern"),
+        ({"prediction": "c" * 117}, "prediction: String should have at most 64 characters"),
+        ({"probabilities": {"not fraud": 1.0}}, "probabilities.not fraud"),
+        (
+            {"event_time": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))},
+            "event_time: Value error, event time must be in",
+        ),
+        (
+            {
+                "event_time": datetime(
+                    9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-14))
+                )
+            },
+            "event_time: Value error, event time must be in",
+        ),
+        (
+            {"task": "regression", "prediction": 10**400, "probabilities": None},
+            "prediction: Input should be less than or equal to 9007199254740992",
+        ),
+        ({"features": {"amount": 1e200}}, "features.amount: Input should be less than or equal"),
+        ({"features": {"n": -(10**400)}}, "features.n: Input should be greater than or equal"),
+    ],
+)
+def test_out_of_bounds_arguments_are_refused(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidEventError, match=message):
+        PredictionEncoder().encode(**{**BASE, **change})
+
+
+@pytest.mark.parametrize(
+    ("label", "event_time"),
+    [("not fraud", T), (10**400, T), (1, datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))))],
+)
+def test_out_of_bounds_labels_are_refused(label: Any, event_time: datetime) -> None:
+    with pytest.raises(InvalidEventError, match=r"^(label|event_time): "):
+        PredictionEncoder().encode_label(prediction_id="p1", label=label, event_time=event_time)
 
 
 # -- latency --------------------------------------------------------------------------

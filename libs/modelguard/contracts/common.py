@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from modelguard.contracts.base import BoundedStr, Event
+from modelguard.contracts.limits import LIMITS
 
 JsonScalar = StrictBool | StrictInt | StrictFloat | BoundedStr | None
 Weight = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -39,3 +50,54 @@ class WindowSpec(Event):
         if self.kind != "count" and self.length_seconds is None:
             raise ValueError(f"a {self.kind} window needs length_seconds")
         return self
+
+
+# -- bounds shared by the data-plane events (predictions, labels) --------------------------
+#: Allowed characters of a class string: anything printable but whitespace.
+CLASS_PATTERN = r"^[^\s\x00-\x1f\x7f]+$"
+#: A class as a string (predicted class, label, probability key): 1 to
+#: ``max_class_length`` characters, no whitespace or control characters.
+ClassName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=LIMITS.max_class_length, pattern=CLASS_PATTERN),
+]
+_MAX = LIMITS.max_abs_number
+#: Integers and floats within ``±max_abs_number``.
+BoundedInt = Annotated[StrictInt, Field(ge=-int(_MAX), le=int(_MAX))]
+BoundedFloat = Annotated[StrictFloat, Field(ge=-_MAX, le=_MAX)]
+LaxBoundedFloat = Annotated[float, Field(ge=-_MAX, le=_MAX)]
+_MIN_TIME = datetime.fromtimestamp(LIMITS.min_event_time, tz=UTC)
+_MAX_TIME = datetime.fromtimestamp(LIMITS.max_event_time, tz=UTC)
+
+
+def event_time_in_range(value: datetime) -> bool:
+    """Whether an aware datetime lies within the event-time bounds, compared in UTC."""
+    try:
+        return _MIN_TIME <= value < _MAX_TIME
+    except OverflowError:  # pragma: no cover - aware comparisons do not overflow today
+        return False
+
+
+def _check_event_time(value: datetime) -> datetime:
+    if not event_time_in_range(value):
+        raise ValueError(
+            f"event time must be in [{_MIN_TIME.isoformat()}, {_MAX_TIME.isoformat()}) UTC"
+        )
+    return value
+
+
+#: An aware event time within ``[min_event_time, max_event_time)`` in UTC.
+BoundedEventTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_check_event_time),
+    Field(
+        description=(
+            "Aware ISO 8601 time, in UTC within "
+            f"[{_MIN_TIME.isoformat()}, {_MAX_TIME.isoformat()})."
+        ),
+        json_schema_extra={
+            "formatMinimum": _MIN_TIME.isoformat(),
+            "formatExclusiveMaximum": _MAX_TIME.isoformat(),
+        },
+    ),
+]

@@ -9,24 +9,31 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from modelguard.contracts.base import (
     BoundedStr,
     Event,
-    EventTime,
     Identifier,
     ModelName,
     Name,
     NonNegative,
     VersionName,
 )
+from modelguard.contracts.common import (
+    BoundedEventTime,
+    BoundedFloat,
+    BoundedInt,
+    ClassName,
+    LaxBoundedFloat,
+)
 from modelguard.contracts.limits import LIMITS
 
-#: A feature value: number, bounded string or missing (null).
-FeatureValue = StrictInt | StrictFloat | BoundedStr | None
-#: A prediction or label: a class (int or string) or a number (regression).
-Target = StrictInt | StrictFloat | BoundedStr
+#: A feature value: number (within ``±max_abs_number``), bounded string or missing (null).
+FeatureValue = BoundedInt | BoundedFloat | BoundedStr | None
+#: A prediction or label: a class (int, or string following the class rules) or a
+#: number (regression), numbers within ``±max_abs_number``.
+Target = BoundedInt | BoundedFloat | ClassName
 Stage = Literal["preprocessing", "inference", "postprocessing"]
 ErrorType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -36,6 +43,11 @@ _PROBABILITY_SUM_TOLERANCE = 1e-3
 
 class PredictionLogged(Event):
     """One prediction served by a model version.
+
+    Bounds (``contracts.limits``): a class string has 1 to ``max_class_length``
+    characters and no whitespace or control characters; numbers (prediction, label,
+    score, features) are within ``±max_abs_number``; ``event_time`` is within
+    ``[min_event_time, max_event_time)`` in UTC.
 
     ``prediction`` may be absent only when ``error_type`` says the request failed.
     ``probabilities`` maps class label (as string) to probability and must sum to 1;
@@ -49,14 +61,14 @@ class PredictionLogged(Event):
     version: VersionName
     unit_id: Identifier = Field(description="Unit used for traffic assignment (user, session).")
     experiment_id: Identifier | None = None
-    event_time: EventTime
+    event_time: BoundedEventTime
     task: Literal["classification", "regression"] = "classification"
     features: dict[Name, FeatureValue] = Field(default_factory=dict, max_length=LIMITS.max_features)
     prediction: Target | None = None
-    probabilities: dict[Name, Probability] | None = Field(
+    probabilities: dict[ClassName, Probability] | None = Field(
         default=None, max_length=LIMITS.max_classes
     )
-    score: float | None = None
+    score: LaxBoundedFloat | None = None
     latency_ms: NonNegative = Field(le=3_600_000.0)
     stage_latency_ms: dict[Stage, NonNegative] | None = None
     error_type: ErrorType | None = None
@@ -99,4 +111,4 @@ class LabelObserved(Event):
     prediction_id: Identifier
     model: ModelName | None = None
     label: Target
-    event_time: EventTime
+    event_time: BoundedEventTime

@@ -66,15 +66,28 @@ class RoutingUnavailableError(RoutingError):
     """Redis is unreachable and no table of the model was ever loaded."""
 
 
+#: Assignments remembered per cached table (cleared whole when full, so the memory of a
+#: table's cache stays below a few MB; a miss costs one hash, as without the cache).
+ASSIGNMENT_CACHE_SIZE = 65_536
+
+
 class _Entry:
-    """A cached table with its compiled form (replaced whole, never mutated)."""
+    """A cached table with its compiled form (replaced whole on a change).
 
-    __slots__ = ("compiled", "salted", "table")
+    ``assigned`` remembers the version of each unit already routed by this table (a
+    pure function of the table and the unit id, so the cache is exact; a new table is a
+    new entry with an empty cache). ``quiet`` is True when an assignment of this table
+    emits no exposure, so a remembered assignment can be returned at once.
+    """
 
-    def __init__(self, table: RoutingTable) -> None:
+    __slots__ = ("assigned", "compiled", "quiet", "salted", "table")
+
+    def __init__(self, table: RoutingTable, *, exposures: bool) -> None:
         self.table = table
         self.compiled = CompiledTable(table.weights, slots=table.slots, salt=table.salt)
         self.salted: dict[str, CompiledTable] = {}
+        self.assigned: dict[str, str] = {}
+        self.quiet = not exposures or table.experiment_id is None
 
 
 class _StaleCollector(Collector):
@@ -203,9 +216,20 @@ class RoutingClient:
         assignment independent of others. ``default`` is returned when the model has no
         usable table; without it :class:`RoutingError` is raised.
         """
+        entry = self._entries.get(model)
+        if (
+            entry is not None
+            and type(unit_id) is str
+            and salt is None
+            and entry.quiet
+            and self.connected
+        ):
+            # the request path: a unit seen before under this table (one dict lookup)
+            remembered = entry.assigned.get(unit_id)
+            if remembered is not None:
+                return remembered
         if type(unit_id) is not str or not unit_id:
             raise ValueError(f"unit_id must be a non-empty str, got {unit_id!r}")
-        entry = self._entries.get(model)
         if entry is None:
             try:
                 entry = self._load_now(model)
@@ -215,6 +239,10 @@ class RoutingClient:
                 raise
         if salt is None:
             version = entry.compiled.choose(unit_id)
+            assigned = entry.assigned
+            if len(assigned) >= ASSIGNMENT_CACHE_SIZE:
+                assigned.clear()
+            assigned[unit_id] = version
         else:
             version = self._salted(entry, salt).choose(unit_id)
         if not self.connected:
@@ -304,7 +332,7 @@ class RoutingClient:
         version outside ``registered`` (then the cached table stays)."""
         try:
             table = RoutingTable.model_validate_json(raw)
-            entry = _Entry(table)
+            entry = _Entry(table, exposures=self._exposures is not None)
         except (ValidationError, ValueError) as exc:
             self._metrics.errors.labels("decode").inc()
             log.error("routing_table_invalid", model=model, error=str(exc)[:500])

@@ -149,6 +149,12 @@ class EventSDK:
                 **dict(producer_config or {}),
             )
         )
+        # Hot-path attributes, looked up once (emit_prediction runs per request).
+        self._produce = self._producer.produce
+        self._encode_prediction = self._encoder.encode_prediction
+        self._predictions_topic = self.topics.predictions
+        #: Set by close() (a plain bool: cheaper to test per event than an Event).
+        self._is_closed = False
         self._id_prefix = uuid.uuid4().hex[:16] + "-"
         self._ids = itertools.count()
         self.queued: dict[str, int] = {"prediction": 0, "label": 0, "exposure": 0, "outcome": 0}
@@ -164,6 +170,7 @@ class EventSDK:
                 ("outcome", OutcomeObserved),
             )
         }
+        self._prediction_headers = self._headers["prediction"]
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(_Collector(self))
         self.inference_duration = Histogram(
@@ -229,26 +236,34 @@ class EventSDK:
             self._count_invalid("prediction")
             raise InvalidEventError("prediction: latency_ms (or timer) is required")
         try:
-            key, value = self._encoder.encode(
-                prediction_id=prediction_id,
-                model=model,
-                version=version,
-                unit_id=prediction_id if unit_id is None else unit_id,
-                event_time=self._clock() if event_time is None else event_time,
-                features=features,
-                prediction=prediction,
-                probabilities=probabilities,
-                score=score,
-                latency_ms=latency_ms,
-                stage_latency_ms=stage_latency_ms,
-                error_type=error_type,
-                experiment_id=experiment_id,
-                task=task,
+            key, value = self._encode_prediction(
+                prediction_id,
+                model,
+                version,
+                prediction_id if unit_id is None else unit_id,
+                self._clock() if event_time is None else event_time,
+                features,
+                prediction,
+                probabilities,
+                score,
+                latency_ms,
+                stage_latency_ms,
+                error_type,
+                experiment_id,
+                task,
             )
         except InvalidEventError:
             self._count_invalid("prediction")
             raise
-        self._send(self.topics.predictions, key, value, "prediction")
+        if self._is_closed:
+            self._drop_closed("prediction")
+            return prediction_id
+        try:
+            self._produce(self._predictions_topic, value, key, headers=self._prediction_headers)
+        except BufferError:
+            self._drop_full("prediction")
+            return prediction_id
+        self.queued["prediction"] += 1
         return prediction_id
 
     def emit_label(
@@ -302,21 +317,27 @@ class EventSDK:
             )
 
     def _send(self, topic: str, key: bytes, value: bytes, event_type: str) -> None:
-        if self._closed.is_set():
-            n = self.dropped.get(event_type, 0) + 1
-            self.dropped[event_type] = n
-            if n == 1:
-                log.warning("sdk_closed_event_dropped", event_type=event_type)
+        if self._is_closed:
+            self._drop_closed(event_type)
             return
         try:
-            self._producer.produce(topic, value, key, headers=self._headers[event_type])
+            self._produce(topic, value, key, headers=self._headers[event_type])
         except BufferError:
-            n = self.dropped.get(event_type, 0) + 1
-            self.dropped[event_type] = n
-            if n == 1 or n % 10_000 == 0:
-                log.warning("sdk_buffer_full_event_dropped", event_type=event_type, dropped=n)
+            self._drop_full(event_type)
             return
         self.queued[event_type] += 1
+
+    def _drop_closed(self, event_type: str) -> None:
+        n = self.dropped.get(event_type, 0) + 1
+        self.dropped[event_type] = n
+        if n == 1:
+            log.warning("sdk_closed_event_dropped", event_type=event_type)
+
+    def _drop_full(self, event_type: str) -> None:
+        n = self.dropped.get(event_type, 0) + 1
+        self.dropped[event_type] = n
+        if n == 1 or n % 10_000 == 0:
+            log.warning("sdk_buffer_full_event_dropped", event_type=event_type, dropped=n)
 
     def _count_invalid(self, event_type: str) -> None:
         self.invalid[event_type] = self.invalid.get(event_type, 0) + 1
@@ -389,6 +410,7 @@ class EventSDK:
         if self._closed.is_set():
             return 0
         left = self.flush(timeout)
+        self._is_closed = True
         self._closed.set()
         self._poller.join(timeout=2)
         if left:

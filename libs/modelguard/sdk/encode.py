@@ -1,7 +1,8 @@
 """Fast validation and JSON encoding of SDK events, equivalent to the contracts.
 
-The common, valid case is checked with plain type tests and encoded with
-``pydantic_core.to_json`` (a few microseconds). Anything unusual falls back to the
+The common, valid case is checked with plain type tests and encoded with ``orjson``
+(a few microseconds; ``pydantic_core.to_json`` when orjson cannot encode a value, such
+as an integer beyond 64 bits). Anything unusual falls back to the
 pydantic model, which either accepts it (and encodes it) or raises an error naming
 the field; so the fast path may be stricter than the contract, never looser (a
 property test in ``tests/unit/test_sdk_encode.py`` checks this).
@@ -23,57 +24,118 @@ modelguard.sdk.encode.InvalidEventError: features.amount: Input should be a fini
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Collection, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from pydantic_core import to_json
 
 from modelguard.contracts.codec import encode_event
+from modelguard.contracts.common import CLASS_PATTERN, event_time_in_range
 from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.limits import LIMITS
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 
-_ID = re.compile(rf"[^\s]{{1,{LIMITS.max_id_length}}}").fullmatch
-_NAME = re.compile(rf"[^\s]{{1,{LIMITS.max_name_length}}}").fullmatch
+_MAX_ID = LIMITS.max_id_length
+_MAX_NAME = LIMITS.max_name_length
+_MAX_FEATURES = LIMITS.max_features
+_MAX_CLASSES = LIMITS.max_classes
 _MODEL = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{LIMITS.max_id_length - 1}}}").fullmatch
 _ERROR_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}").fullmatch
+_CLASS = re.compile(CLASS_PATTERN).fullmatch
+_MAX_ABS = LIMITS.max_abs_number
+_MAX_ABS_INT = int(LIMITS.max_abs_number)
+#: The event-time bounds of the contract (``contracts.limits``), for an inline check.
+_MIN_TIME = datetime.fromtimestamp(LIMITS.min_event_time, tz=UTC)
+_MAX_TIME = datetime.fromtimestamp(LIMITS.max_event_time, tz=UTC)
 _STAGES = frozenset(("preprocessing", "inference", "postprocessing"))
 _MAX_LATENCY_MS = 3_600_000.0
-_isfinite = math.isfinite
 _CACHE_LIMIT = 4096
+_NAME_CACHE_LIMIT = 65536
+_NUMBER_TYPES = frozenset((int, float))
+#: Stricter than the contract's 1e-3 (the fast path uses ``sum``, not ``math.fsum``).
+_PROBABILITY_FAST_TOLERANCE = 0.5e-3
 
 
 class InvalidEventError(ValueError):
     """An SDK call with invalid arguments; the message names the argument."""
 
 
+def _dumps(data: dict[str, Any]) -> bytes:
+    """JSON of validated fields: orjson (times as ``...Z``), else pydantic's encoder for
+    what orjson refuses (integers beyond 64 bits, unusual tzinfo classes)."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_UTC_Z)
+    except TypeError:  # orjson.JSONEncodeError
+        return to_json(data)
+
+
 def _is_id(value: object) -> bool:
-    return type(value) is str and _ID(value) is not None
+    """An ``Identifier``: 1 to ``max_id_length`` characters, none of them whitespace.
+
+    ``str.isprintable()`` is false for every whitespace character except the space
+    (Unicode categories Cc, Zs, Zl, Zp), so with the space excluded it implies the
+    contract's ``[^\\s]`` (it also refuses a few non-space characters, such as format
+    characters: those events take the contract's path); a test checks this against the
+    contract over all code points.
+    """
+    return (
+        type(value) is str
+        and 0 < len(value) <= _MAX_ID
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def _is_name(value: object) -> bool:
+    """A ``Name`` (feature or metric name), checked like :func:`_is_id`."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= _MAX_NAME
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def _is_class(value: str) -> bool:
+    return len(value) <= LIMITS.max_class_length and _CLASS(value) is not None
+
+
+def _is_class_key(value: object) -> bool:
+    return type(value) is str and _is_class(value)
 
 
 def _is_target(value: object) -> bool:
     t = type(value)
     if t is int:
-        return True
+        return -_MAX_ABS_INT <= value <= _MAX_ABS_INT  # type: ignore[operator]
     if t is float:
-        return _isfinite(value)  # type: ignore[arg-type]
-    return t is str and len(value) <= LIMITS.max_string_length  # type: ignore[arg-type]
+        return -_MAX_ABS <= value <= _MAX_ABS  # type: ignore[operator]  # (NaN fails)
+    return t is str and _is_class(value)  # type: ignore[arg-type]
 
 
 def _is_aware(value: object) -> bool:
-    return type(value) is datetime and value.utcoffset() is not None
+    return type(value) is datetime and value.utcoffset() is not None and event_time_in_range(value)
 
 
 class PredictionEncoder:
-    """Validates and encodes predictions and labels; caches names already checked."""
+    """Validates and encodes predictions and labels; caches names already checked.
+
+    The hot path is :meth:`encode_prediction` (positional, no keyword dicts): a few type
+    tests on the values, set lookups for names seen before (model/version/task and the
+    key tuples of ``features`` and ``probabilities``), builtin reductions (``sum``,
+    ``min``, ``max``) over numeric values instead of a Python loop, and one
+    ``orjson.dumps`` of a dict holding only the fields that are set (absent optional fields
+    take the contract's defaults when decoded).
+    """
 
     def __init__(self) -> None:
-        self._models: set[tuple[object, object]] = set()
-        self._feature_keys: set[tuple[str, ...]] = set()
+        self._models: set[tuple[object, object, object]] = set()
+        self._names: set[str] = set()  # feature names already checked
+        self._classes: set[str] = set()  # probability keys (class strings) already checked
 
     # -- predictions ---------------------------------------------------------------------
     def encode(
@@ -96,87 +158,155 @@ class PredictionEncoder:
     ) -> tuple[bytes, bytes]:
         """``(key, value)`` of a valid :class:`PredictionLogged`, or
         :class:`InvalidEventError`."""
-        data = {
+        return self.encode_prediction(
+            prediction_id,
+            model,
+            version,
+            unit_id,
+            event_time,
+            features,
+            prediction,
+            probabilities,
+            score,
+            latency_ms,
+            stage_latency_ms,
+            error_type,
+            experiment_id,
+            task,
+        )
+
+    def encode_prediction(
+        self,
+        prediction_id: str,
+        model: str,
+        version: str,
+        unit_id: str,
+        event_time: datetime,
+        features: Mapping[str, Any] | None,
+        prediction: Any,
+        probabilities: Mapping[str, float] | None,
+        score: float | None,
+        latency_ms: float,
+        stage_latency_ms: Mapping[str, float] | None,
+        error_type: str | None,
+        experiment_id: str | None,
+        task: str,
+    ) -> tuple[bytes, bytes]:
+        """:meth:`encode` with positional arguments (the SDK's hot path).
+
+        The checks run on the arguments themselves; any doubt (an unusual type, a name
+        not seen before that fails its pattern) hands the event to the contract, which
+        accepts it or names the invalid field.
+        """
+        if features is None:
+            features = {}
+        data: dict[str, Any] = {
             "prediction_id": prediction_id,
             "model": model,
             "version": version,
             "unit_id": unit_id,
-            "experiment_id": experiment_id,
             "event_time": event_time,
             "task": task,
-            "features": features if features is not None else {},
-            "prediction": prediction,
-            "probabilities": probabilities,
-            "score": score,
+            "features": features,
             "latency_ms": latency_ms,
-            "stage_latency_ms": stage_latency_ms,
-            "error_type": error_type,
         }
-        if self._fast_ok(data):
-            return prediction_id.encode(), to_json(data)
+        fast = True
+        try:
+            if (model, version, task) not in self._models:
+                fast = self._remember_model(model, version, task)
+        except TypeError:  # an unhashable name: the contract will say why
+            fast = False
+        if fast and not (
+            type(prediction_id) is str
+            and 0 < len(prediction_id) <= _MAX_ID
+            and prediction_id.isprintable()
+            and " " not in prediction_id
+            and (unit_id is prediction_id or _is_id(unit_id))
+            and type(event_time) is datetime
+            and (event_time.tzinfo is UTC or event_time.utcoffset() is not None)
+            and _MIN_TIME <= event_time < _MAX_TIME
+            and (type(latency_ms) is float or type(latency_ms) is int)
+            and 0 <= latency_ms <= _MAX_LATENCY_MS
+            and type(features) is dict
+        ):
+            fast = False
+        if fast and features:
+            values = features.values()
+            if not (
+                len(features) <= _MAX_FEATURES
+                and (self._names.issuperset(features) or _remember(self._names, features, _is_name))
+                and (
+                    # all numbers: one pass; |x| summed is within the bound only if every
+                    # |x| is, and a NaN or infinity makes it fail (stricter: a sum beyond
+                    # 2**53 of values within it goes to the contract, which accepts it)
+                    sum(map(abs, values)) <= _MAX_ABS
+                    if _NUMBER_TYPES.issuperset(map(type, values))
+                    else _feature_values_ok(values)
+                )
+            ):
+                fast = False
+        if prediction is not None:
+            data["prediction"] = prediction
+            if fast and (
+                not _is_target(prediction) or (task == "regression" and type(prediction) is str)
+            ):
+                fast = False
+        elif error_type is None:
+            fast = False
+        if error_type is not None:
+            data["error_type"] = error_type
+            if fast and not (type(error_type) is str and _ERROR_TYPE(error_type)):
+                fast = False
+        if probabilities is not None:
+            data["probabilities"] = probabilities
+            if fast and not self._probabilities_ok(probabilities):
+                fast = False
+        if score is not None:
+            data["score"] = score
+            if fast and not (type(score) is float and -_MAX_ABS <= score <= _MAX_ABS):
+                fast = False
+        if stage_latency_ms is not None:
+            data["stage_latency_ms"] = stage_latency_ms
+            if fast and not _stages_ok(stage_latency_ms):
+                fast = False
+        if experiment_id is not None:
+            data["experiment_id"] = experiment_id
+            if fast and not _is_id(experiment_id):
+                fast = False
+        if fast:
+            return prediction_id.encode(), _dumps(data)
         event = _validate(PredictionLogged, data, "prediction")
         return event.prediction_id.encode(), encode_event(event)
 
-    def _fast_ok(self, d: dict[str, Any]) -> bool:
-        if (d["model"], d["version"]) not in self._models:
-            if not (
-                type(d["model"]) is str
-                and _MODEL(d["model"])
-                and type(d["version"]) is str
-                and _MODEL(d["version"])
-            ):
-                return False
-            if len(self._models) < _CACHE_LIMIT:
-                self._models.add((d["model"], d["version"]))
-        if not (_is_id(d["prediction_id"]) and _is_id(d["unit_id"])):
-            return False
-        if d["experiment_id"] is not None and not _is_id(d["experiment_id"]):
-            return False
-        if not _is_aware(d["event_time"]):
-            return False
-        task = d["task"]
-        if task != "classification" and task != "regression":
-            return False
-        features = d["features"]
-        if type(features) is not dict:
-            return False
-        keys = tuple(features)
-        if keys not in self._feature_keys:
-            if len(keys) > LIMITS.max_features or not all(
-                type(k) is str and _NAME(k) for k in keys
-            ):
-                return False
-            if len(self._feature_keys) < _CACHE_LIMIT:
-                self._feature_keys.add(keys)
-        for v in features.values():
-            t = type(v)
-            if t is float:
-                if not _isfinite(v):
-                    return False
-            elif not (t is int or v is None or (t is str and len(v) <= LIMITS.max_string_length)):
-                return False
-        prediction = d["prediction"]
-        error_type = d["error_type"]
-        if prediction is None:
-            if error_type is None:
-                return False
-        elif not _is_target(prediction) or (task == "regression" and type(prediction) is str):
-            return False
-        if error_type is not None and not (type(error_type) is str and _ERROR_TYPE(error_type)):
-            return False
-        latency = d["latency_ms"]
+    def _remember_model(self, model: object, version: object, task: object) -> bool:
         if not (
-            (type(latency) is float or type(latency) is int) and 0 <= latency <= _MAX_LATENCY_MS
+            type(model) is str
+            and _MODEL(model)
+            and type(version) is str
+            and _MODEL(version)
+            and (task == "classification" or task == "regression")
+            and type(task) is str
         ):
             return False
-        score = d["score"]
-        if score is not None and not (type(score) is float and _isfinite(score)):
+        if len(self._models) < _CACHE_LIMIT:
+            self._models.add((model, version, task))
+        return True
+
+    def _probabilities_ok(self, p: object) -> bool:
+        if type(p) is not dict:
             return False
-        probabilities = d["probabilities"]
-        if probabilities is not None and not _probabilities_ok(probabilities):
+        if not p:
+            return True
+        if len(p) > _MAX_CLASSES or not (
+            self._classes.issuperset(p) or _remember(self._classes, p, _is_class_key)
+        ):
             return False
-        stages = d["stage_latency_ms"]
-        return stages is None or _stages_ok(stages)
+        total = 0.0
+        for v in p.values():  # NaN fails the comparison
+            if type(v) is not float or not 0.0 <= v <= 1.0:
+                return False
+            total += v
+        return abs(total - 1.0) <= _PROBABILITY_FAST_TOLERANCE
 
     # -- labels ---------------------------------------------------------------------------
     def encode_label(
@@ -200,20 +330,32 @@ class PredictionEncoder:
             and _is_aware(event_time)
             and (model is None or (type(model) is str and _MODEL(model) is not None))
         ):
-            return prediction_id.encode(), to_json(data)
+            return prediction_id.encode(), _dumps(data)
         event = _validate(LabelObserved, data, "label")
         return event.prediction_id.encode(), encode_event(event)
 
 
-def _probabilities_ok(p: object) -> bool:
-    if type(p) is not dict or len(p) > LIMITS.max_classes:
+def _remember(cache: set[str], names: Mapping[Any, Any], valid: Callable[[object], bool]) -> bool:
+    """Whether every key of ``names`` is ``valid``; valid keys are remembered (up to a
+    bound), so the next call checks them with one set operation."""
+    if not all(map(valid, names)):
         return False
-    total = 0.0
-    for k, v in p.items():
-        if not (type(k) is str and _NAME(k) and type(v) is float and 0.0 <= v <= 1.0):
+    if len(cache) < _NAME_CACHE_LIMIT:
+        cache.update(names)
+    return True
+
+
+def _feature_values_ok(values: Collection[object]) -> bool:
+    """Feature values of mixed kinds: numbers within ``±max_abs_number`` (ints but not
+    bools; floats but not NaN), None, or bounded strings."""
+    for v in values:
+        t = type(v)
+        if t is float or t is int:
+            if not -_MAX_ABS <= v <= _MAX_ABS:  # type: ignore[operator]  # NaN fails too
+                return False
+        elif not (v is None or (t is str and len(v) <= LIMITS.max_string_length)):  # type: ignore[arg-type]
             return False
-        total += v
-    return not p or abs(total - 1.0) <= 1e-3 * 0.5  # stricter than the contract
+    return True
 
 
 def _stages_ok(s: object) -> bool:
@@ -233,7 +375,19 @@ def _validate(model: type[Any], data: dict[str, Any], what: str) -> Any:
 
 
 #: Location parts pydantic adds for the branches of a union (``features.x.int``).
-_UNION_TAGS = frozenset(("int", "float", "str", "bool", "none", "constrained-str"))
+_UNION_TAGS = frozenset(
+    (
+        "int",
+        "float",
+        "str",
+        "bool",
+        "none",
+        "constrained-str",
+        "constrained-int",
+        "constrained-float",
+        "function-after[_check_event_time(), datetime]",
+    )
+)
 
 
 def describe(exc: ValidationError, limit: int = 5) -> str:

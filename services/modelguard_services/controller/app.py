@@ -52,7 +52,12 @@ from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.dependency import REDIS_TRANSIENT, Backoff, DependencyGuard
 from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
-from modelguard.adapters.kafka import KafkaConnection, client_config, make_consumer, make_producer
+from modelguard.adapters.kafka import (
+    KafkaConnection,
+    client_config,
+    make_low_latency_consumer,
+    make_producer,
+)
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.codec import decode_event, encode_event
@@ -257,7 +262,7 @@ class ControllerService:
 
     def _take_over(self) -> None:
         self._snap = self._store.load()
-        raw = make_consumer(
+        raw = make_low_latency_consumer(
             self._settings.kafka_connection(),
             self._settings.consumer_group(SERVICE),
             enable_auto_commit=False,
