@@ -72,9 +72,7 @@ class PredictionCounters:
         if event.error_type is not None:
             self.errors.labels(event.model, event.version, event.error_type).inc()
             return
-        key = (
-            class_key(event.prediction) if event.task == "classification" else REGRESSION_CLASS
-        )
+        key = class_key(event.prediction) if event.task == "classification" else REGRESSION_CLASS
         classes = self._classes.setdefault((event.model, event.version), {})
         predicted = tracked_class(classes, key)
         classes[predicted] = classes.get(predicted, 0) + 1
