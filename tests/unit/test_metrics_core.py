@@ -332,9 +332,9 @@ def test_ttl_expiry_orphans_duplicates_and_labels_after_ttl_are_counted() -> Non
         pred(1, 2),  # duplicate prediction
         label(2, 3),
         label(2, 4),  # duplicate label
+        label(1, 125),  # after p1's TTL (t=100): p1 expires now, not at the next sweep
         pred(3, 150),
-        label(3, 150),  # watermark 145: p1 expired (ttl 100), p7 orphan (grace 30)
-        label(1, 151),  # a label after its prediction expired
+        label(3, 150),  # watermark 145: p7 orphan (grace 30)
         label(8, 152),  # orphan for which the prediction arrives within the grace period
         pred(8, 160),
     ]
@@ -493,3 +493,251 @@ def test_window_event_round_trip_and_merge_of_partitions() -> None:
         agg, metrics = merge_window_events(parts + parts[:1])  # a replayed duplicate
         _assert_same(agg, w.aggregate)
         assert metrics["accuracy"] == pytest.approx(w.metrics["accuracy"])
+
+
+# -- issue 11: no event crashes the core; event time; order independence; memory --------
+def _raw_prediction(i: int, t: float, **kw: Any) -> PredictionLogged:
+    """A prediction built without validation (what a bug upstream could hand the core)."""
+    fields: dict[str, Any] = {
+        "prediction_id": f"p{i}",
+        "model": "fraud",
+        "version": "v1",
+        "unit_id": "u",
+        "experiment_id": None,
+        "event_time": T0 + timedelta(seconds=t),
+        "task": "classification",
+        "features": {},
+        "prediction": 1,
+        "probabilities": None,
+        "score": None,
+        "latency_ms": 1.0,
+        "stage_latency_ms": None,
+        "error_type": None,
+    }
+    fields.update(kw)
+    return PredictionLogged.model_construct(**fields)
+
+
+def test_windows_build_for_any_class_string() -> None:
+    # "not fraud" (whitespace) and a 200-character class made the window's
+    # class_share.<class> key invalid at close (MetricWindowClosed rejected it)
+    odd = ["not fraud", "x" * 200, "tab\there", "ok"]
+    events: list[Any] = [_raw_prediction(i, i, prediction=c) for i, c in enumerate(odd)]
+    events += [label(i, 10 + i, value=c) for i, c in enumerate(odd[-1:])]
+    _, closed = run(events, CFG, flush=True)
+    tumbling = [w for w in closed if w.kind == "tumbling"]
+    assert tumbling
+    for w in tumbling:
+        event = to_event(w, T0)  # validates every metric key
+        shares = {k: v for k, v in event.metrics.items() if k.startswith("class_share.")}
+        assert len(shares) == len(odd) and sum(shares.values()) == pytest.approx(1.0)
+    assert "class_share.ok" in tumbling[0].metrics
+    assert "class_share.not fraud" not in tumbling[0].metrics
+
+
+def test_regression_values_beyond_the_bound_are_counted_invalid_not_raised() -> None:
+    events = [
+        _raw_prediction(1, 0, task="regression", prediction=10**400),  # overflowed float()
+        label(1, 1, value=3.0),
+        _raw_prediction(2, 0, task="regression", prediction=1e300),  # squared: inf
+        LabelObserved.model_construct(
+            prediction_id="p2", model=None, label=-1e300, event_time=T0 + timedelta(seconds=1)
+        ),
+        _raw_prediction(3, 0, task="regression", prediction=2.0),
+        label(3, 1, value=3.0),
+    ]
+    state, closed = run(events, CFG, flush=True)
+    assert state.invalid_labels == 2
+    tumbling = [w for w in closed if w.kind == "tumbling"]
+    assert tumbling[0].metrics["mae"] == 1.0
+    to_event(tumbling[0], T0)
+
+
+def test_regression_predictions_are_counted_per_version() -> None:
+    events = [pred(1, 0, task="regression", prediction=2.5, probabilities=None)]
+    events += [pred(2, 1)]
+    state, _ = run(events, CFG, flush=False)
+    assert state.versions[("fraud", "v1")].predicted == {"": 1, "0": 1}
+
+
+def test_an_event_far_ahead_of_its_arrival_is_clamped_and_cannot_stall_the_watermark() -> None:
+    # Before: one valid event dated years ahead moved the watermark there; every later
+    # event on the partition was late and no window closed again.
+    far = (datetime(2099, 12, 31, tzinfo=UTC) - T0).total_seconds()
+    events: list[Any] = []
+    arrivals: list[float] = []
+    for i in range(200):
+        t = float(i)
+        events += [pred(i, far if i == 5 else t), label(i, far if i == 7 else t + 1)]
+        arrivals += [E0 + t, E0 + t + 1]
+    cfg = MetricsConfig(window_lengths_s=(60.0,), last_n=4, label_ttl_s=100.0)
+    state, closed = run(events, cfg, flush=False, arrivals=arrivals)
+    assert state.clamped == {"prediction": 1, "label": 1}
+    assert state.late == {}
+    assert state.watermark < E0 + 200
+    starts = [w.start - E0 for w in closed if w.kind == "tumbling"]
+    assert starts == [0.0, 60.0, 120.0]  # the windows before t=190 closed on time
+
+
+def test_events_a_little_ahead_of_arrival_make_no_on_time_event_late() -> None:
+    # A few events ten minutes in the future made 74% of predictions late.
+    events: list[Any] = []
+    arrivals: list[float] = []
+    for i in range(600):
+        t = i * 0.5
+        ahead = 600.0 if i % 100 == 3 else 0.0
+        events += [pred(i, t + ahead), label(i, t + ahead + 0.5)]
+        arrivals += [E0 + t, E0 + t + 0.5]
+    state, closed = run(events, MetricsConfig(window_lengths_s=(60.0,)), arrivals=arrivals)
+    assert state.late == {}
+    assert state.clamped == {"prediction": 6, "label": 6}
+    assert sum(w.metrics["n_predictions"] for w in closed if w.kind == "tumbling") == 600
+
+
+def test_arrival_is_optional_and_a_timely_event_is_not_clamped() -> None:
+    events = [pred(1, 0), label(1, 3)]
+    with_arrival, _ = run(events, CFG, arrivals=[E0 - 4.0, E0 - 1.0])  # 4 s ahead: < 5 s
+    without, _ = run(events, CFG)
+    assert with_arrival.clamped == {} and with_arrival.to_json() == without.to_json()
+
+
+ORDER_CFG = MetricsConfig(
+    window_lengths_s=(20.0, 60.0),
+    last_n=5,
+    label_ttl_s=50.0,
+    orphan_grace_s=15.0,
+    allowed_lateness_s=5.0,
+    max_input_lag_s=1e7,  # the property needs the inputs within it
+    baselines={"fraud": 0.8},  # (otherwise learnt from a count window: order dependent)
+)
+
+
+@st.composite
+def _two_streams(draw: st.DrawFn) -> tuple[list[Any], list[Any]]:
+    """Predictions and labels, each in event-time order within the allowed lateness;
+    labels before (beyond the grace), within and after the TTL, missing, duplicated."""
+    n = draw(st.integers(5, 40))
+    lateness = ORDER_CFG.allowed_lateness_s
+    preds: list[tuple[float, Any]] = []
+    labels: list[tuple[float, Any]] = []
+    base = 0.0
+    for i in range(n):
+        base += draw(st.floats(0.0, 6.0))
+        t = base + draw(st.floats(0.0, lateness * 0.99))
+        p = pred(i, t, prediction=draw(st.integers(0, 1)))
+        preds.append((base, p))
+        if draw(st.booleans()) and draw(st.booleans()):
+            preds.append((base, p))  # an exact duplicate
+        fate = draw(st.sampled_from(["none", "before", "near", "in", "late"]))
+        if fate == "none":
+            continue
+        delay = {
+            "before": draw(st.floats(-40.0, -16.0)),
+            "near": draw(st.sampled_from([-15.0, 49.999, 50.0, 50.001])),
+            "in": draw(st.floats(-14.0, 49.0)),
+            "late": draw(st.floats(50.0, 120.0)),
+        }[fate]
+        lbase = base + delay
+        lab = LabelObserved(
+            prediction_id=f"p{i}",
+            label=draw(st.integers(0, 1)),
+            event_time=T0 + timedelta(seconds=lbase + draw(st.floats(0.0, lateness * 0.99))),
+        )
+        labels.append((lbase, lab))
+        if draw(st.integers(0, 5)) == 0:
+            labels.append((lbase, lab))
+    preds.sort(key=lambda x: x[0])
+    labels.sort(key=lambda x: x[0])
+    return [p for _, p in preds], [lab for _, lab in labels]
+
+
+def _closed_tumbling(closed: list[Any]) -> list[tuple[str, str, str]]:
+    return sorted(
+        (
+            w.event_id,
+            json.dumps(w.aggregate.to_dict(), sort_keys=True),
+            json.dumps(w.metrics, sort_keys=True),
+        )
+        for w in closed
+        if w.kind == "tumbling"
+    )
+
+
+def _outcome(state: PartitionState) -> tuple[Any, ...]:
+    vs = state.versions.get(("fraud", "v1"))
+    totals = (0, 0, 0) if vs is None else (vs.n_predictions, vs.n_labelled, vs.n_expired)
+    fates = (state.labels_after_ttl, state.orphan_labels, state.duplicates, len(state.orphans))
+    return totals + fates
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams=_two_streams(), data=st.data())
+def test_closed_windows_do_not_depend_on_interleaving_or_restore_points(
+    streams: tuple[list[Any], list[Any]], data: st.DataObject
+) -> None:
+    preds, labels = streams
+    reference = sorted(preds + labels, key=lambda e: 0 if e in preds else 1)  # preds first
+    ref_state, ref_closed = run(reference, ORDER_CFG)
+    # another interleaving of the two streams, with checkpoint/restore at random points
+    picks = data.draw(st.lists(st.booleans(), min_size=len(preds) + len(labels)))
+    order: list[Any] = []
+    i = j = 0
+    for take_pred in picks:
+        if (take_pred and i < len(preds)) or j >= len(labels):
+            if i < len(preds):
+                order.append(preds[i])
+                i += 1
+        else:
+            order.append(labels[j])
+            j += 1
+    order += preds[i:] + labels[j:]
+    restore_at = set(data.draw(st.lists(st.integers(0, len(order)), max_size=4)))
+    processor = MetricsProcessor(ORDER_CFG)
+    state = PartitionState()
+    closed: list[Any] = []
+    for k, event in enumerate(order):
+        if k in restore_at:  # what a restart from the changelog sees
+            state = PartitionState.from_json(json.loads(json.dumps(state.to_json())))
+        state, out = processor.handle(event, state)
+        closed += out
+    closed += processor.flush(state)
+    assert _closed_tumbling(closed) == _closed_tumbling(ref_closed)
+    assert _outcome(state) == _outcome(ref_state)
+    assert state.late == {} == ref_state.late
+
+
+def test_a_label_after_the_ttl_never_joins_whether_or_not_the_sweep_ran() -> None:
+    # Before: a label 60 s after its prediction (TTL 50 s) joined when it came before the
+    # expiry sweep, and was "after TTL" when it came after it.
+    events = [pred(1, 0), label(1, 60)]
+    state, _ = run(events, ORDER_CFG)
+    assert state.labels_after_ttl == 1
+    vs = state.versions[("fraud", "v1")]
+    assert (vs.n_labelled, vs.n_expired) == (0, 1)
+
+
+def test_an_early_orphan_label_does_not_join_a_prediction_after_its_grace() -> None:
+    events = [label(1, 0), pred(1, 20), pred(2, 40), label(2, 40)]  # grace 15 s: an orphan
+    state, _ = run(events, ORDER_CFG)
+    assert state.orphan_labels == {"": 1}
+    assert state.versions[("fraud", "v1")].n_labelled == 1  # p2 only
+
+
+def test_memory_bounds_evict_the_oldest_and_count_them() -> None:
+    cfg = MetricsConfig(window_lengths_s=(60.0,), max_pending=10, max_orphans=5, max_remembered=20)
+    events: list[Any] = [pred(i, i * 0.01) for i in range(50)]
+    events += [label(1000 + i, 0.5 + i * 0.01) for i in range(30)]  # no prediction
+    state, _ = run(events, cfg, flush=False)
+    assert len(state.pending) <= 10 and len(state.orphans) <= 5
+    assert len(state.expired) <= 20
+    evicted = state.overflow["prediction"]
+    assert evicted == 50 - len(state.pending)
+    assert state.versions[("fraud", "v1")].n_expired == evicted
+    assert state.overflow["label"] == 30 - len(state.orphans)
+    assert state.orphan_labels[""] == state.overflow["label"]
+    assert state.overflow["id"] == evicted - len(state.expired)
+    assert list(state.pending) == [f"p{i}" for i in range(50 - len(state.pending), 50)]
+    # a restart keeps the counts
+    assert PartitionState.from_json(json.loads(json.dumps(state.to_json()))).overflow == (
+        state.overflow
+    )

@@ -54,3 +54,81 @@ def test_coverage_before_any_window_closed_counts_expired_not_pending() -> None:
     )
     assert not [w for w in closed + more if w.kind == "tumbling"]
     assert _coverage(processor, state) == 3 / 5  # p0, p1, p9 labelled; p2, p3 expired
+
+
+def _exposition() -> bytes:
+    from prometheus_client import generate_latest
+
+    cfg = MetricsConfig(window_lengths_s=(60.0,), last_n=10)
+    processor = MetricsProcessor(cfg)
+    state = PartitionState()
+    events: list[PredictionLogged | LabelObserved] = []
+    for i in range(80):
+        t = T0 + timedelta(seconds=i)
+        events.append(
+            PredictionLogged(
+                prediction_id=f"p{i}",
+                model="m",
+                version="v1",
+                unit_id="u",
+                event_time=t,
+                prediction=i % 2,
+                probabilities={"0": 0.3, "1": 0.7},
+                latency_ms=2.0 + i % 5,
+                stage_latency_ms={"inference": 1.0},
+                error_type="timeout" if i % 17 == 0 else None,
+            )
+        )
+        events.append(LabelObserved(prediction_id=f"p{i}", label=1, event_time=t))
+    events.append(
+        PredictionLogged(
+            prediction_id="r1",
+            model="m",
+            version="v1",
+            unit_id="u",
+            event_time=T0,
+            task="regression",
+            prediction=2.5,
+            latency_ms=1.0,
+        )
+    )
+    events.append(LabelObserved(prediction_id="r1", label=3.0, event_time=T0))
+    events.append(LabelObserved(prediction_id="orphan", label=1, event_time=T0))
+    for e in events:
+        state, _ = processor.handle(e, state, e.event_time.timestamp())
+    state.clamped["prediction"] = 1  # every family present
+    state.overflow["prediction"] = 1
+    collector = MetricsCollector()
+    collector.view = build_view(processor, [state])
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return generate_latest(registry)
+
+
+def test_exposition_passes_promtool_lint() -> None:
+    # Before: model_latency_quantile_seconds and model_label_delay_seconds were gauges
+    # with a "quantile" label: `promtool check metrics` failed.
+    import subprocess
+
+    text = _exposition()
+    assert b"model_latency_quantile_seconds{" in text and b"model_label_delay_seconds{" in text
+    done = subprocess.run(
+        ["/usr/bin/promtool", "check", "metrics"],
+        input=text,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()
+
+
+def test_regression_predictions_are_in_model_predictions_total() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        (s.name, s.labels.get("predicted_class"))
+        for family in text_string_to_metric_families(_exposition().decode())
+        for s in family.samples
+    }
+    assert ("model_predictions_total", "") in samples
+    assert ("model_predictions_total", "1") in samples

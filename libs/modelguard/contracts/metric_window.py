@@ -4,7 +4,8 @@
 
 * volume and errors: ``n_predictions``, ``n_errors``, ``error_rate``,
   ``error_rate.<error_type>``, ``class_share.<class>`` (predicted-class distribution,
-  top 20 classes);
+  top 20 classes; a class not safe in a metric key, which the contract's class rules
+  exclude, is written as ``<sanitised>~<hash>``);
 * latency (of served predictions, milliseconds): ``latency_p50_ms``,
   ``latency_p95_ms``, ``latency_p99_ms``, ``latency_mean_ms``;
 * labels: ``n_labelled``, ``label_coverage`` (labelled / (labelled + expired without a

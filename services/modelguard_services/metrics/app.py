@@ -197,12 +197,13 @@ class MetricsService:
         self._refresh()
 
     def handle(self, received: Received[PredictionLogged | LabelObserved]) -> None:
-        # (received.timestamp_ms, the broker's time, is for the core's ingest-time bound)
         p = received.partition
         state = self.states.get(p)
         if state is None:
             state = self.states[p] = PartitionState(partition=p)
-        _, closed = self.processor.handle(received.event, state)  # changes the state in place
+        # the broker's timestamp bounds how far ahead the event time may claim to be
+        arrival = received.timestamp_ms / 1000 if received.timestamp_ms > 0 else None
+        _, closed = self.processor.handle(received.event, state, arrival)  # in place
         if closed:
             self._publish(closed)
 

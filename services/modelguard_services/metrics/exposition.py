@@ -28,6 +28,9 @@ from prometheus_client.registry import Collector
 from modelguard.core.metrics import DURATION_BUCKETS_S, LogSketch, MetricsProcessor, PartitionState
 from modelguard.core.metrics.processor import VersionKey
 
+#: The label of the percentile gauges ("quantile" is reserved for summaries).
+PERCENTILE = "percentile"
+
 #: Last-N metric -> gauge name (labels model_name, model_version).
 LIVE_GAUGES = {
     "accuracy": ("model_accuracy", "Accuracy over the last N labelled predictions."),
@@ -57,7 +60,7 @@ class VersionView:
     n_correct: int
     n_expired: int
     durations: dict[str, tuple[list[int], float]]  # stage -> (cumulative counts, sum)
-    label_delay: dict[str, float]  # quantile -> seconds
+    label_delay: dict[str, float]  # percentile ("50") -> seconds
     last_window: dict[str, dict[str, float]]
 
 
@@ -69,6 +72,8 @@ class LiveView:
     duplicates: dict[str, int] = field(default_factory=dict)
     labels_after_ttl: int = 0
     invalid_labels: int = 0
+    clamped: dict[str, int] = field(default_factory=dict)
+    overflow: dict[str, int] = field(default_factory=dict)
     watermarks: dict[int, float] = field(default_factory=dict)
     pending: dict[int, int] = field(default_factory=dict)
     buckets: tuple[float, ...] = ()
@@ -114,7 +119,9 @@ def build_view(processor: MetricsProcessor, states: Iterable[PartitionState]) ->
                 for s, (c, total) in durations.items()
             },
             label_delay=(
-                {q: delay.quantile(float(q)) for q in ("0.5", "0.9", "0.99")} if delay.count else {}
+                {p: delay.quantile(float(p) / 100) for p in ("50", "90", "99")}
+                if delay.count
+                else {}
             ),
             last_window=last_window,
         )
@@ -122,6 +129,8 @@ def build_view(processor: MetricsProcessor, states: Iterable[PartitionState]) ->
         _add(view.orphans, st.orphan_labels)
         _add(view.late, st.late)
         _add(view.duplicates, st.duplicates)
+        _add(view.clamped, st.clamped)
+        _add(view.overflow, st.overflow)
         view.watermarks[st.partition] = st.watermark
         view.pending[st.partition] = len(st.pending)
     return LiveView(
@@ -131,6 +140,8 @@ def build_view(processor: MetricsProcessor, states: Iterable[PartitionState]) ->
         duplicates=view.duplicates,
         labels_after_ttl=sum(st.labels_after_ttl for st in states),
         invalid_labels=sum(st.invalid_labels for st in states),
+        clamped=view.clamped,
+        overflow=view.overflow,
         watermarks=view.watermarks,
         pending=view.pending,
         buckets=DURATION_BUCKETS_S,
@@ -165,8 +176,8 @@ class MetricsCollector(Collector):
         )
         latency = GaugeMetricFamily(
             "model_latency_quantile_seconds",
-            "Latency quantiles (p50/p95/p99) over the last closed window, per window.",
-            labels=[*mv, "window", "quantile"],
+            "Latency percentiles (50/95/99) over the last closed window, per window.",
+            labels=[*mv, "window", PERCENTILE],
         )
         coverage = GaugeMetricFamily(
             "model_label_coverage_ratio",
@@ -176,12 +187,12 @@ class MetricsCollector(Collector):
         )
         delay = GaugeMetricFamily(
             "model_label_delay_seconds",
-            "Label delay quantiles (label time minus prediction time), since start.",
-            labels=[*mv, "quantile"],
+            "Label delay percentiles (label time minus prediction time), since start.",
+            labels=[*mv, PERCENTILE],
         )
         predictions = CounterMetricFamily(
             "model_predictions",
-            "Predictions served, by model version and predicted class.",
+            "Predictions served, by model version and predicted class (empty for regression).",
             labels=[*mv, "predicted_class"],
         )
         errors = CounterMetricFamily(
@@ -233,7 +244,7 @@ class MetricsCollector(Collector):
                 for q in ("50", "95", "99"):
                     if f"latency_p{q}_ms" in m:
                         latency.add_metric(
-                            [model, version, window, f"0.{q}"], m[f"latency_p{q}_ms"] / 1000
+                            [model, version, window, q], m[f"latency_p{q}_ms"] / 1000
                         )
             for q, s in v.label_delay.items():
                 delay.add_metric([model, version, q], s)
@@ -300,4 +311,20 @@ class MetricsCollector(Collector):
             if w > -1e300:
                 wm.add_metric([str(p)], w)
             pend.add_metric([str(p)], view.pending.get(p, 0))
-        yield from (orphans, late, dup, other, wm, pend)
+        clamped = CounterMetricFamily(
+            "modelguard_metrics_clamped_events",
+            "Events dated further ahead of their arrival (broker) time than the tolerance, "
+            "counted at arrival time plus the tolerance.",
+            labels=["kind"],
+        )
+        for kind, n in sorted(view.clamped.items()):
+            clamped.add_metric([kind], n)
+        overflow = CounterMetricFamily(
+            "modelguard_metrics_evicted",
+            "Entries evicted by a memory bound (prediction: expired early; label: counted "
+            "orphan; id: forgotten for deduplication).",
+            labels=["kind"],
+        )
+        for kind, n in sorted(view.overflow.items()):
+            overflow.add_metric([kind], n)
+        yield from (orphans, late, dup, other, wm, pend, clamped, overflow)

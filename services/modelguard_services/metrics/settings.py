@@ -7,6 +7,8 @@ from pydantic import Field, model_validator
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.metrics import MetricsConfig
 
+_DEFAULTS = MetricsConfig()
+
 
 class MetricsSettings(CommonSettings):
     """Connection settings plus the processor's windows, TTLs and baselines.
@@ -32,6 +34,14 @@ class MetricsSettings(CommonSettings):
     #: stretches under load, up to metrics_refresh_max_interval_s).
     metrics_refresh_max_share: float = Field(default=0.03, gt=0, le=1)
     metrics_refresh_max_interval_s: float = Field(default=0.25, gt=0)
+    #: Largest lead of event time over the broker timestamp (ADR 0011); further ahead
+    #: is clamped and counted (modelguard_metrics_clamped_events_total).
+    metrics_max_future_s: float = Field(default=_DEFAULTS.max_future_s, ge=0)
+    #: Memory bounds per partition (ADR 0011 sizing); overflow evicts the oldest and
+    #: counts it (modelguard_metrics_evicted_total).
+    metrics_max_pending: int = Field(default=_DEFAULTS.max_pending, gt=0)
+    metrics_max_orphans: int = Field(default=_DEFAULTS.max_orphans, gt=0)
+    metrics_max_remembered: int = Field(default=_DEFAULTS.max_remembered, gt=0)
     #: Consumer group; empty: ``<topic_prefix>-metrics`` (``CommonSettings.consumer_group``).
     metrics_group_id: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
 
@@ -51,4 +61,8 @@ class MetricsSettings(CommonSettings):
             max_input_lag_s=self.metrics_max_input_lag_s,
             baselines=dict(self.metrics_baselines),
             drift_drop_percent=self.metrics_drift_drop_percent,
+            max_future_s=self.metrics_max_future_s,
+            max_pending=self.metrics_max_pending,
+            max_orphans=self.metrics_max_orphans,
+            max_remembered=self.metrics_max_remembered,
         )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from modelguard.adapters.settings import CommonSettings
 from modelguard_services.runtime import serve
 from modelguard_services.validator.app import ValidatorService
+from modelguard_services.validator.settings import ValidatorSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         help="exit after this many seconds without messages",
     )
     args = parser.parse_args(argv)
-    settings = CommonSettings()
+    settings = ValidatorSettings()
     return serve(
         "validator",
         settings,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
@@ -16,6 +17,8 @@ from modelguard.adapters.ingest import IngestMetrics, ValidatingConsumer
 from modelguard.adapters.kafka import make_consumer, make_producer
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.predictions import PredictionLogged
+from modelguard.core.metrics.aggregate import REGRESSION_CLASS, class_key, tracked_class
+from modelguard_services.validator.settings import ValidatorSettings
 
 SERVICE = "validator"
 log = structlog.get_logger("modelguard.validator")
@@ -27,9 +30,14 @@ class PredictionCounters:
     Named ``modelguard_validated_*`` because ``model_predictions_total`` and
     ``model_prediction_errors_total`` belong to the metrics processor: one owner per
     series name, so a plain ``sum()`` over all jobs never counts a prediction twice.
+
+    A prediction id seen among the last ``dedup_ids`` is counted once (repeats go to
+    ``modelguard_validated_duplicates_total``); predicted classes follow the metrics
+    processor's rules (``class_key``; at most ``MAX_TRACKED_CLASSES`` per version, the
+    rest as ``__other__``; regression as an empty class).
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, dedup_ids: int = 100_000) -> None:
         self.predictions = Counter(
             "modelguard_validated_predictions_total",
             "Valid predictions seen by the edge validator, by version and predicted class.",
@@ -42,12 +50,32 @@ class PredictionCounters:
             ["model_name", "model_version", "error_type"],
             registry=registry,
         )
+        self.duplicates = Counter(
+            "modelguard_validated_duplicates",
+            "Predictions whose id the edge validator had seen already (counted once).",
+            registry=registry,
+        )
+        self._dedup_ids = dedup_ids
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._classes: dict[tuple[str, str], dict[str, int]] = {}
 
     def observe(self, event: PredictionLogged) -> None:
+        pid = event.prediction_id
+        if pid in self._seen:
+            self._seen.move_to_end(pid)
+            self.duplicates.inc()
+            return
+        if self._dedup_ids:
+            self._seen[pid] = None
+            if len(self._seen) > self._dedup_ids:
+                self._seen.popitem(last=False)
         if event.error_type is not None:
             self.errors.labels(event.model, event.version, event.error_type).inc()
             return
-        predicted = str(event.prediction) if event.task == "classification" else ""
+        key = class_key(event.prediction) if event.task == "classification" else REGRESSION_CLASS
+        classes = self._classes.setdefault((event.model, event.version), {})
+        predicted = tracked_class(classes, key)
+        classes[predicted] = classes.get(predicted, 0) + 1
         self.predictions.labels(event.model, event.version, predicted).inc()
 
 
@@ -59,10 +87,17 @@ class ValidatorService:
         settings: CommonSettings,
         registry: CollectorRegistry,
         *,
-        group_id: str = "modelguard-validator",
+        group_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        """``group_id`` defaults to the settings' (``ValidatorSettings.group_id``)."""
         topics = settings.topics
+        vs = (
+            settings
+            if isinstance(settings, ValidatorSettings)
+            else ValidatorSettings.model_validate(settings.model_dump())
+        )
+        group_id = group_id or vs.group_id()
         self._producer = make_producer(settings.kafka_connection())
         self._consumer = ValidatingConsumer(
             make_consumer(settings.kafka_connection(), group_id),
@@ -71,7 +106,7 @@ class ValidatorService:
             IngestMetrics(registry, SERVICE),
             clock,
         )
-        self._counters = PredictionCounters(registry)
+        self._counters = PredictionCounters(registry, vs.validator_dedup_ids)
         self.processed = 0
 
     def run(self, stop: threading.Event, *, idle_exit_seconds: float | None = None) -> int:

@@ -22,12 +22,15 @@ Metrics (:func:`compute_metrics`) follow scikit-learn's definitions:
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
+from modelguard.contracts.limits import LIMITS
 from modelguard.core.metrics.sketch import (
     DEFAULT_ALPHA,
     TOTAL_SCALE,
@@ -43,6 +46,13 @@ POSITIVE_CLASSES = ("1", "true", "True")
 #: Predicted classes tracked per model version; the rest are counted as ``OTHER_CLASS``.
 MAX_TRACKED_CLASSES = 100
 OTHER_CLASS = "__other__"
+#: The ``predicted_class`` of a regression prediction in per-class counters.
+REGRESSION_CLASS = ""
+#: Prefix of the per-class share metrics (``class_share.<class>``).
+CLASS_SHARE_PREFIX = "class_share."
+#: Longest class string used verbatim in a metric key (the key is a contract ``Name``).
+MAX_METRIC_CLASS_LENGTH = LIMITS.max_name_length - len(CLASS_SHARE_PREFIX)
+_UNSAFE_IN_KEY = re.compile(r"[\s\x00-\x1f\x7f]")
 #: Classes for which per-class ROC-AUC histograms are kept.
 MAX_AUC_CLASSES = 32
 _K = TypeVar("_K", str, int)
@@ -57,6 +67,33 @@ def class_key(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def tracked_class(counts: dict[str, int], key: str, cap: int = MAX_TRACKED_CLASSES) -> str:
+    """``key``, or ``OTHER_CLASS`` once ``counts`` already tracks ``cap`` other classes:
+    the one rule bounding per-class series (metrics processor and edge validator).
+
+    >>> tracked_class({"a": 1, "b": 2}, "c", cap=2), tracked_class({"a": 1}, "b", cap=2)
+    ('__other__', 'b')
+    """
+    if key in counts or len(counts) < cap:
+        return key
+    return OTHER_CLASS
+
+
+def metric_class_key(cls: str) -> str:
+    """The class as it appears in a metric key: verbatim when it is short and has no
+    whitespace or control characters (always, for contract-valid events), else a
+    readable, collision-resistant form (unsafe characters as ``_``, then ``~`` and a
+    hash), so a window never fails to build whatever class string it holds.
+
+    >>> metric_class_key("fraud"), metric_class_key("not fraud")
+    ('fraud', 'not_fraud~462ad3ff0a60')
+    """
+    if len(cls) <= MAX_METRIC_CLASS_LENGTH and _UNSAFE_IN_KEY.search(cls) is None:
+        return cls
+    digest = hashlib.sha1(cls.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    return _UNSAFE_IN_KEY.sub("_", cls[:80]) + "~" + digest.hexdigest()[:12]
 
 
 def score_bin(p: float) -> int:
@@ -470,7 +507,7 @@ def compute_metrics(agg: Aggregate, max_class_shares: int = 20) -> dict[str, flo
     if served:
         top = sorted(agg.predicted.items(), key=lambda kv: (-kv[1], kv[0]))[:max_class_shares]
         for c, n in top:
-            out[f"class_share.{c}"] = n / served
+            out[CLASS_SHARE_PREFIX + metric_class_key(c)] = n / served
     if agg.latency_ms.count > 0:
         out["latency_p50_ms"] = agg.latency_ms.quantile(0.5)
         out["latency_p95_ms"] = agg.latency_ms.quantile(0.95)

@@ -11,14 +11,30 @@ Fates of events (all counted, none silently dropped):
 * prediction: counted in the event-time windows of its ``event_time``, then pending
   until its label joins or ``label_ttl_s`` passes the watermark (``n_expired``, which
   lowers ``label_coverage``). A failed prediction (``error_type``) is never pending.
-* label: joins its pending prediction; the pair counts in the windows of
+* label: joins its prediction when ``t_pred - orphan_grace_s < t_label < t_pred +
+  label_ttl_s`` (event times only, ADR 0011); the pair counts in the windows of
   ``max(prediction time, label time)`` and in the last-N window. A label whose
-  prediction is not seen yet waits ``orphan_grace_s``, then is an orphan. A label for
-  an expired prediction is counted as ``labels_after_ttl``.
+  prediction is not seen yet waits ``orphan_grace_s``, then is an orphan. A label at or
+  after its prediction's TTL is counted as ``labels_after_ttl`` (the prediction as
+  expired), whether or not the expiry sweep has run yet.
 * a second prediction or label with a known id: ``duplicates`` (dedup by prediction id,
-  remembered for ``label_ttl_s + orphan_grace_s`` of event time).
+  remembered until ``label_ttl_s + orphan_grace_s`` after the prediction's event time;
+  an event at or after that time is treated as new, swept or not).
 * an event for an already closed window: ``late``, counted in no window (the coarser
   windows are merged from the finest one as it closes, so all share its fate).
+* an event dated more than ``max_future_s`` after its arrival (broker) time, when the
+  caller passes one: its event time is clamped to ``arrival + max_future_s`` and it is
+  counted (``clamped``), so one event dated 9999 cannot move the watermark to 9999.
+* memory is bounded (``max_pending``, ``max_orphans``, ``max_remembered`` per
+  partition): beyond a bound the oldest entries are evicted and counted (``overflow``):
+  a pending prediction is expired early, a waiting label becomes an orphan, a
+  remembered id is forgotten (ADR 0011 gives the sizing).
+
+Join, expiry and dedup decisions depend on event times only (the sweep that expires
+and forgets is garbage collection, never a decision): so when each input is in order
+within ``allowed_lateness_s`` (and no input lags the other by more than
+``max_input_lag_s``), the closed windows are the same for every interleaving and every
+checkpoint/restore point (a property test checks this).
 
 Watermark: per input (predictions, labels) the max event time minus
 ``allowed_lateness_s``; the partition's watermark is the smaller of the two, except
@@ -35,20 +51,22 @@ State is mutated in place (and returned) for speed; copy it with ``to_json``/
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from modelguard.contracts.limits import LIMITS
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 from modelguard.core.metrics.aggregate import (
-    MAX_TRACKED_CLASSES,
-    OTHER_CLASS,
+    REGRESSION_CLASS,
     Aggregate,
     Pair,
     class_key,
+    tracked_class,
 )
 from modelguard.core.metrics.sketch import DEFAULT_ALPHA, FixedHistogram, LogSketch
 
@@ -58,11 +76,14 @@ STAGES = ("preprocessing", "inference", "postprocessing", "total")
 #: Expiry of pending predictions, orphans and remembered ids runs at most this often
 #: (event time); expiring later than due never changes a result (see ``_sweep``).
 SWEEP_INTERVAL_S = 1.0
+#: Share of a memory bound evicted at once when it is reached (one scan for many entries).
+EVICT_FRACTION = 1 / 64
 #: A last-N aggregate catches up with at most this many pairs one by one; more are
 #: aggregated in one go and merged (:meth:`Aggregate.of_pairs` is cheaper per pair).
 CATCH_UP_ONE_BY_ONE = 32
 
 Event = PredictionLogged | LabelObserved
+_V = TypeVar("_V")
 VersionKey = tuple[str, str]
 
 
@@ -85,6 +106,14 @@ class MetricsConfig:
     #: One-sided z score the drop must exceed (2.33: p < 0.01).
     drift_z: float = 2.33
     min_labelled_for_drift: int = 100
+    #: Largest lead of an event's time over its arrival (broker) time; an event further
+    #: ahead is clamped to ``arrival + max_future_s`` and counted. Keep it at most
+    #: ``allowed_lateness_s``: then no clamped event can make an on-time one late.
+    max_future_s: float = 5.0
+    #: Memory bounds per partition (ADR 0011: size them as rate x (TTL + grace)).
+    max_pending: int = 1_000_000
+    max_orphans: int = 250_000
+    max_remembered: int = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +275,10 @@ class PartitionState:
     labels_after_ttl: int = 0
     invalid_labels: int = 0
     auto_baselines: dict[str, float] = field(default_factory=dict)
+    #: Events whose time was clamped to arrival + max_future_s, by kind.
+    clamped: dict[str, int] = field(default_factory=dict)
+    #: Entries evicted by a memory bound: "prediction", "label", "id".
+    overflow: dict[str, int] = field(default_factory=dict)
     #: Source offsets handled so far, "topic:partition" -> next offset (set by the service).
     offsets: dict[str, int] = field(default_factory=dict)
 
@@ -280,6 +313,8 @@ class PartitionState:
             "labels_after_ttl": self.labels_after_ttl,
             "invalid_labels": self.invalid_labels,
             "auto_baselines": self.auto_baselines,
+            "clamped": self.clamped,
+            "overflow": self.overflow,
             "offsets": self.offsets,
         }
 
@@ -310,6 +345,8 @@ class PartitionState:
             labels_after_ttl=int(d["labels_after_ttl"]),
             invalid_labels=int(d["invalid_labels"]),
             auto_baselines=dict(d["auto_baselines"]),
+            clamped=dict(d.get("clamped", {})),  # absent in older checkpoints
+            overflow=dict(d.get("overflow", {})),
             offsets={str(k): int(o) for k, o in d["offsets"].items()},
         )
 
@@ -324,6 +361,36 @@ def _none_to(x: float | None, default: float) -> float:
 
 def _bump(counts: dict[str, int], key: str, n: int = 1) -> None:
     counts[key] = counts.get(key, 0) + n
+
+
+def _bounded_number(x: object) -> float | None:
+    """``x`` as a float when it is a number within ``±LIMITS.max_abs_number`` (the
+    contract's bound; checked again so a sum of squares can never overflow)."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    if not -LIMITS.max_abs_number <= x <= LIMITS.max_abs_number:
+        return None
+    return float(x)
+
+
+def _due(entries: dict[str, _V], due: Callable[[_V], float], w: float, slack: float) -> list[str]:
+    """Keys of ``entries`` (in insertion order) due at ``w``; the scan stops at the first
+    entry due after ``w + slack``."""
+    keys = []
+    for key, value in entries.items():
+        at = due(value)
+        if at <= w:
+            keys.append(key)
+        elif at > w + slack:
+            break
+    return keys
+
+
+def _oldest(entries: Mapping[str, object], bound: int) -> list[str]:
+    """The oldest keys to evict from ``entries`` over ``bound`` (a share of the bound at
+    once, so the scan from the front is paid once for many entries)."""
+    n = len(entries) - bound + max(1, int(bound * EVICT_FRACTION))
+    return list(islice(entries, min(n, len(entries))))
 
 
 class MetricsProcessor:
@@ -343,14 +410,21 @@ class MetricsProcessor:
 
     # -- entry points ----------------------------------------------------------------
     def handle(
-        self, event: Event, state: PartitionState
+        self, event: Event, state: PartitionState, arrival: float | None = None
     ) -> tuple[PartitionState, list[ClosedWindow]]:
+        """Fold one event into ``state``; ``arrival`` is its arrival time (Unix seconds,
+        e.g. the broker timestamp), which bounds its event time (``max_future_s``)."""
         out: list[ClosedWindow] = []
         before = (state.max_prediction_time, state.max_label_time)
+        t = event.event_time.timestamp()
+        is_prediction = isinstance(event, PredictionLogged)
+        if arrival is not None and t > arrival + self.config.max_future_s:
+            t = arrival + self.config.max_future_s
+            _bump(state.clamped, "prediction" if is_prediction else "label")
         if isinstance(event, PredictionLogged):
-            self._prediction(event, state, out)
+            self._prediction(event, t, state, out)
         else:
-            self._label(event, state, out)
+            self._label(event, t, state, out)
         if (state.max_prediction_time, state.max_label_time) != before:
             self._advance(state, out)  # the watermark only moves when an input's max does
         return state, out
@@ -358,6 +432,8 @@ class MetricsProcessor:
     def flush(self, state: PartitionState) -> list[ClosedWindow]:
         """Close every open event-time window (end of a replay or an offline report)."""
         out: list[ClosedWindow] = []
+        if math.isfinite(state.watermark):
+            self._sweep(state, state.watermark)  # expiries due count, as before any close
         for length in self._lengths:
             for start in sorted(state.windows.get(length, {})):
                 self._close(state, length, start, out)
@@ -365,13 +441,12 @@ class MetricsProcessor:
 
     # -- predictions -----------------------------------------------------------------
     def _prediction(
-        self, e: PredictionLogged, state: PartitionState, out: list[ClosedWindow]
+        self, e: PredictionLogged, t: float, state: PartitionState, out: list[ClosedWindow]
     ) -> None:
         pid = e.prediction_id
-        if pid in state.pending or pid in state.done or pid in state.expired:
+        if self._known_prediction(state, pid, t):
             _bump(state.duplicates, "prediction")
             return
-        t = e.event_time.timestamp()
         if state.max_prediction_time is None or t > state.max_prediction_time:
             state.max_prediction_time = t
         vs = state.version(e.model, e.version)
@@ -380,10 +455,10 @@ class MetricsProcessor:
         if e.error_type is not None:
             _bump(vs.errors, e.error_type)
         elif e.task == "classification":
-            predicted = class_key(e.prediction)
-            if predicted not in vs.predicted and len(vs.predicted) >= MAX_TRACKED_CLASSES:
-                predicted = OTHER_CLASS
+            predicted = tracked_class(vs.predicted, class_key(e.prediction))
             _bump(vs.predicted, predicted)
+        else:  # served regression predictions count too (model_predictions_total)
+            _bump(vs.predicted, tracked_class(vs.predicted, REGRESSION_CLASS))
         latency_s = e.latency_ms / 1000.0
         vs.duration("total").add(latency_s)
         if e.stage_latency_ms:
@@ -394,34 +469,118 @@ class MetricsProcessor:
         if agg is not None:
             agg.add_prediction(predicted, e.latency_ms, e.error_type)
         if e.error_type is not None or e.prediction is None:
-            state.done[pid] = t + self._forget_after
+            self._remember(state, state.done, pid, t + self._forget_after)
             return
-        orphan = state.orphans.pop(pid, None)
         pending: Pending = (e.model, e.version, e.task, e.prediction, e.probabilities, t)
+        orphan = state.orphans.get(pid)
         if orphan is not None:
-            self._join(state, pid, pending, orphan[0], orphan[2], out)
-        elif t + self.config.label_ttl_s <= state.watermark:
-            self._expire(state, pid, pending, state.watermark)  # its TTL is already over
+            # joins as the label's own path would (see _label); a label before the grace
+            # or beyond the id's memory stays an orphan, counted by the sweep
+            t_label = orphan[2]
+            cfg = self.config
+            if t - cfg.orphan_grace_s < t_label < t + cfg.label_ttl_s:
+                del state.orphans[pid]
+                self._join(state, pid, pending, orphan[0], t_label, out)
+                return
+            if t + cfg.label_ttl_s <= t_label < t + self._forget_after:
+                del state.orphans[pid]  # the label came after the TTL
+                self._expire(state, pid, pending)
+                self._after_ttl(state, pid, t_label)
+                return
+        if t + self.config.label_ttl_s <= state.watermark:
+            self._expire(state, pid, pending)  # its TTL is already over
         else:
             state.pending[pid] = pending
+            if len(state.pending) > self.config.max_pending:
+                self._evict_pending(state)
+
+    def _known_prediction(self, state: PartitionState, pid: str, t: float) -> bool:
+        """Whether a prediction at ``t`` repeats a known id (event time decides: an id is
+        remembered until ``label_ttl_s + orphan_grace_s`` after its first prediction)."""
+        p = state.pending.get(pid)
+        if p is not None:
+            if t < p[5] + self._forget_after:
+                return True
+            del state.pending[pid]  # long over in event time: expire it, t is new
+            self._expire(state, pid, p)
+        for ids in (state.done, state.expired):
+            at = ids.get(pid)
+            if at is not None and t < at:
+                return True
+        return False
 
     # -- labels ----------------------------------------------------------------------
-    def _label(self, e: LabelObserved, state: PartitionState, out: list[ClosedWindow]) -> None:
-        t = e.event_time.timestamp()
+    def _label(
+        self, e: LabelObserved, t: float, state: PartitionState, out: list[ClosedWindow]
+    ) -> None:
         if state.max_label_time is None or t > state.max_label_time:
             state.max_label_time = t
         pid = e.prediction_id
-        pending = state.pending.pop(pid, None)
+        cfg = self.config
+        pending = state.pending.get(pid)
         if pending is not None:
-            self._join(state, pid, pending, e.label, t, out)
-        elif pid in state.done or pid in state.orphans:
-            _bump(state.duplicates, "label")
-        elif pid in state.expired:
-            state.labels_after_ttl += 1
-        elif t + self.config.orphan_grace_s <= state.watermark:
+            t_pred = pending[5]
+            if t_pred - cfg.orphan_grace_s < t < t_pred + cfg.label_ttl_s:
+                del state.pending[pid]
+                self._join(state, pid, pending, e.label, t, out)
+                return
+            if t_pred + cfg.label_ttl_s <= t < t_pred + self._forget_after:
+                del state.pending[pid]  # after the TTL, swept or not
+                self._expire(state, pid, pending)
+                self._after_ttl(state, pid, t)
+                return
+            # else too early for its prediction, or beyond the id's memory: an orphan
+            # (below), as in the other order or once the id is forgotten
+        else:
+            at = state.done.get(pid)
+            if at is not None and t < at:
+                _bump(state.duplicates, "label")
+                return
+            at = state.expired.get(pid)
+            if at is not None and t < at:
+                self._after_ttl(state, pid, t)
+                return
+        orphan = state.orphans.get(pid)
+        if orphan is not None:
+            if t < orphan[2] + cfg.orphan_grace_s:
+                _bump(state.duplicates, "label")
+                return
+            del state.orphans[pid]  # the first one's grace ended before t: an orphan
+            _bump(state.orphan_labels, orphan[1] or "")
+        if t + cfg.orphan_grace_s <= state.watermark:
             _bump(state.orphan_labels, e.model or "")  # its grace period is already over
         else:
             state.orphans[pid] = (e.label, e.model, t)
+            if len(state.orphans) > cfg.max_orphans:
+                self._evict_orphans(state)
+
+    def _after_ttl(self, state: PartitionState, pid: str, t_label: float) -> None:
+        """A label for an expired prediction: counted; a repeat of it is a duplicate
+        (the id is remembered at least ``orphan_grace_s`` past this label)."""
+        state.labels_after_ttl += 1
+        at = state.expired.pop(pid, None)
+        if at is not None:
+            self._remember(state, state.done, pid, max(at, t_label + self.config.orphan_grace_s))
+
+    # -- memory bounds ---------------------------------------------------------------
+    def _evict_pending(self, state: PartitionState) -> None:
+        for pid in _oldest(state.pending, self.config.max_pending):
+            p = state.pending.pop(pid)
+            _bump(state.overflow, "prediction")
+            self._expire(state, pid, p)
+
+    def _evict_orphans(self, state: PartitionState) -> None:
+        for pid in _oldest(state.orphans, self.config.max_orphans):
+            o = state.orphans.pop(pid)
+            _bump(state.overflow, "label")
+            _bump(state.orphan_labels, o[1] or "")
+
+    def _remember(self, state: PartitionState, ids: dict[str, float], pid: str, at: float) -> None:
+        ids[pid] = at
+        if len(ids) > self.config.max_remembered:
+            for old in _oldest(ids, self.config.max_remembered):
+                del ids[old]
+                _bump(state.overflow, "id")
 
     def _join(
         self,
@@ -433,13 +592,14 @@ class MetricsProcessor:
         out: list[ClosedWindow],
     ) -> None:
         model, version, task, prediction, probabilities, t_pred = pred
-        state.done[pid] = t_pred + self._forget_after
+        self._remember(state, state.done, pid, t_pred + self._forget_after)
         delay = max(0.0, t_label - t_pred)
         if task == "regression":
-            if isinstance(label, str):
+            y, y_hat = _bounded_number(label), _bounded_number(prediction)
+            if y is None or y_hat is None:  # a string, or beyond the contract's bound
                 state.invalid_labels += 1
                 return
-            pair = Pair.regression(float(label), float(prediction), delay)
+            pair = Pair.regression(y, y_hat, delay)
         else:
             pair = Pair.classification(label, prediction, probabilities, delay)
         vs = state.version(model, version)
@@ -549,38 +709,22 @@ class MetricsProcessor:
         """Expire pending predictions, orphan labels and remembered ids (at most once per
         ``SWEEP_INTERVAL_S`` of event time, and before any window closes)."""
         state.next_sweep = w + SWEEP_INTERVAL_S
+        # Entries are in arrival order, which is event-time order within the allowed
+        # lateness: the scan goes that far past the first entry not due yet.
+        slack = self.config.allowed_lateness_s
         ttl = self.config.label_ttl_s
-        expired = []
-        for pid, p in state.pending.items():
-            if p[5] + ttl > w:
-                break
-            expired.append((pid, p))
-        for pid, p in expired:
-            del state.pending[pid]
-            self._expire(state, pid, p, w)
+        for pid in _due(state.pending, lambda p: p[5] + ttl, w, slack):
+            self._expire(state, pid, state.pending.pop(pid))
         grace = self.config.orphan_grace_s
-        orphans = []
-        for pid, o in state.orphans.items():
-            if o[2] + grace > w:
-                break
-            orphans.append((pid, o))
-        for pid, o in orphans:
-            del state.orphans[pid]
-            _bump(state.orphan_labels, o[1] or "")
+        for pid in _due(state.orphans, lambda o: o[2] + grace, w, slack):
+            _bump(state.orphan_labels, state.orphans.pop(pid)[1] or "")
         for ids in (state.done, state.expired):
-            forget = []
-            for pid, at in ids.items():
-                if at > w:
-                    break
-                forget.append(pid)
-            for pid in forget:
+            for pid in _due(ids, float, w, slack):
                 del ids[pid]
 
-    def _expire(self, state: PartitionState, pid: str, p: Pending, watermark: float) -> None:
+    def _expire(self, state: PartitionState, pid: str, p: Pending) -> None:
         model, version, _, _, _, t_pred = p
-        state.expired[pid] = max(t_pred + self.config.label_ttl_s, watermark) + (
-            self.config.orphan_grace_s
-        )
+        self._remember(state, state.expired, pid, t_pred + self._forget_after)
         vs = state.version(model, version)
         vs.n_expired += 1
         agg = self._window(state, t_pred + self.config.label_ttl_s, (model, version), "expiry")
@@ -692,14 +836,17 @@ def run(
     *,
     flush: bool = True,
     state: PartitionState | None = None,
+    arrivals: Iterable[float | None] | None = None,
 ) -> tuple[PartitionState, list[ClosedWindow]]:
     """In-memory driver: fold ``events`` (one partition's order) and return the final
-    state and every closed window; ``flush`` closes the windows still open at the end."""
+    state and every closed window; ``flush`` closes the windows still open at the end.
+    ``arrivals`` gives each event's arrival time (Unix seconds; see ``handle``)."""
     processor = MetricsProcessor(config)
     st = state if state is not None else PartitionState()
     out: list[ClosedWindow] = []
-    for e in events:
-        st, closed = processor.handle(e, st)
+    times = iter(arrivals) if arrivals is not None else itertools.repeat(None)
+    for e, arrival in zip(events, times, strict=False):
+        st, closed = processor.handle(e, st, arrival)
         out.extend(closed)
     if flush:
         out.extend(processor.flush(st))
