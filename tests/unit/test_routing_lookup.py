@@ -26,6 +26,10 @@ def table(revision: int, weights: dict[str, float], **extra: Any) -> str:
     ).model_dump_json()
 
 
+#: The versions registered for model m (a router refuses tables naming others).
+REGISTERED = {b"v1", b"v2"}
+
+
 def make_client(**kwargs: Any) -> RoutingClient:
     rc = RoutingClient(None, RedisKeys(prefix="t"), clock=lambda: T, **kwargs)  # type: ignore[arg-type]
     rc.connected = True  # as after a successful subscription
@@ -34,7 +38,7 @@ def make_client(**kwargs: Any) -> RoutingClient:
 
 def test_remembered_assignments_equal_the_compiled_table() -> None:
     rc = make_client()
-    rc._apply("m", table(1, {"v1": 0.7, "v2": 0.3}))
+    rc._apply("m", table(1, {"v1": 0.7, "v2": 0.3}), REGISTERED)
     oracle = CompiledTable({"v1": 0.7, "v2": 0.3}, slots={"v1": 0, "v2": 1}, salt="m")
     units = [f"u{i}" for i in range(2000)]
     first = [rc.version_for("m", u) for u in units]
@@ -45,17 +49,17 @@ def test_remembered_assignments_equal_the_compiled_table() -> None:
 
 def test_a_new_table_is_used_at_once() -> None:
     rc = make_client()
-    rc._apply("m", table(1, {"v1": 1.0, "v2": 0.0}))
+    rc._apply("m", table(1, {"v1": 1.0, "v2": 0.0}), REGISTERED)
     units = [f"u{i}" for i in range(200)]
     assert {rc.version_for("m", u) for u in units} == {"v1"}
-    rc._apply("m", table(2, {"v1": 0.0, "v2": 1.0}))
+    rc._apply("m", table(2, {"v1": 0.0, "v2": 1.0}), REGISTERED)
     assert {rc.version_for("m", u) for u in units} == {"v2"}
 
 
 def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client_module, "ASSIGNMENT_CACHE_SIZE", 50)
     rc = make_client()
-    rc._apply("m", table(1, {"v1": 0.5, "v2": 0.5}))
+    rc._apply("m", table(1, {"v1": 0.5, "v2": 0.5}), REGISTERED)
     for i in range(500):
         rc.version_for("m", f"u{i}")
         assert len(rc._entries["m"].assigned) <= 50
@@ -63,7 +67,7 @@ def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_stale_assignments_are_counted_for_remembered_units() -> None:
     rc = make_client()
-    rc._apply("m", table(1, {"v1": 0.5, "v2": 0.5}))
+    rc._apply("m", table(1, {"v1": 0.5, "v2": 0.5}), REGISTERED)
     rc.version_for("m", "u1")
     rc.connected = False
     rc.version_for("m", "u1")
@@ -74,7 +78,7 @@ def test_stale_assignments_are_counted_for_remembered_units() -> None:
 def test_every_assignment_of_an_experiment_is_exposed() -> None:
     seen: list[ExposureLogged] = []
     rc = make_client(exposures=seen.append)
-    rc._apply("m", table(1, {"v1": 0.5, "v2": 0.5}, experiment_id="exp-1"))
+    rc._apply("m", table(1, {"v1": 0.5, "v2": 0.5}, experiment_id="exp-1"), REGISTERED)
     for _ in range(3):
         rc.version_for("m", "u1")
     assert len(seen) == 3 and {e.unit_id for e in seen} == {"u1"}
@@ -83,6 +87,6 @@ def test_every_assignment_of_an_experiment_is_exposed() -> None:
 @pytest.mark.parametrize("bad", ["", None, 7, b"u1"])
 def test_invalid_unit_ids_are_refused(bad: object) -> None:
     rc = make_client()
-    rc._apply("m", table(1, {"v1": 0.5, "v2": 0.5}))
+    rc._apply("m", table(1, {"v1": 0.5, "v2": 0.5}), REGISTERED)
     with pytest.raises(ValueError, match="unit_id must be a non-empty str"):
         rc.version_for("m", bad)  # type: ignore[arg-type]

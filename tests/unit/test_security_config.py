@@ -113,6 +113,9 @@ def test_sdk_from_settings_carries_the_security_settings(
         def poll(self, _timeout: float = 0) -> int:
             return 0
 
+        def produce(self, *_args: object, **_kwargs: object) -> None:
+            return None
+
         def flush(self, _timeout: float = 0) -> int:
             return 0
 
