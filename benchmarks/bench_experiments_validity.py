@@ -478,7 +478,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--quick", action="store_true", help="small run (< 60 s)")
     parser.add_argument("--look-every", type=int, default=20, help="units per look")
-    parser.add_argument("--aa-reps", type=int, default=2000)
+    parser.add_argument("--aa-reps", type=int, default=1500)
     parser.add_argument("--aa-units", type=int, default=20_000)
     parser.add_argument("--ab-reps", type=int, default=1000)
     parser.add_argument("--ab-units", type=int, default=20_000, help="horizon per arm")

@@ -1,10 +1,13 @@
 """From merged bookkeeping to an :class:`ExperimentAnalysis`: the controller's evidence.
 
 Decision rule (ADR 0004):
-- the sample-ratio-mismatch check (chi-square against the split in force when each
-  unit arrived) freezes every conclusion while p < ``SRM_ALPHA``;
-- a treatment is *better* / *worse* when both arms have ``min_sample_size`` units and
-  its Holm-adjusted always-valid p-value (mSPRT) is at most ``alpha``;
+- the sample-ratio-mismatch check (chi-square of all units against the split in force
+  when they arrived, a band around split changes) freezes every conclusion while
+  p < ``SRM_ALPHA``;
+- a treatment is *better* / *worse* when both arms have ``min_sample_size`` units, its
+  Holm-adjusted always-valid p-value (mSPRT; only looks after the burn-in count) is at
+  most ``alpha`` and the running confidence sequence lies above / below 0 (the
+  direction of the significant looks, never of the current estimate);
 - a guardrail is breached when the treatment's always-valid test on that metric rejects
   in the bad direction and the relative degradation exceeds its tolerance;
 - promote the best *better* arm without a breach; else roll back when some treatment is
