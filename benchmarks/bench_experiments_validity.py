@@ -489,7 +489,7 @@ def main() -> None:
     parser.add_argument("--replay-reps", type=int, default=2)
     args = parser.parse_args()
     if args.quick:
-        args.aa_reps, args.aa_units, args.ab_reps = 200, 10_000, 200
+        args.aa_reps, args.aa_units, args.ab_reps, args.ab_units = 200, 6000, 200, 10_000
         args.bandit_reps, args.srm_reps, args.burn_ins, args.replay_reps = 100, 10, [1000], 1
         args.rates = [0.01, 0.5]
     rng = np.random.default_rng(args.seed)
@@ -502,7 +502,9 @@ def main() -> None:
         "look_every_units": args.look_every,
         "look_seconds": LOOK_SECONDS,
     }
-    out["replay_check"] = replay_check(rng, args.replay_reps, args.look_every)
+    out["replay_check"] = replay_check(
+        rng, args.replay_reps, args.look_every * (4 if args.quick else 1)
+    )
     out["aa"] = aa(rng, args)
     out["ab"] = ab(rng, args)
     out["bandit"] = bandit_cells(rng, args)
