@@ -147,10 +147,10 @@ def test_verdict_direction_comes_from_the_significant_looks() -> None:
     steps=st.lists(
         st.tuples(st.integers(1, 400), st.integers(1, 400), st.floats(0.02, 0.6)),
         min_size=2,
-        max_size=6,
+        max_size=4,
     )
 )
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=15, deadline=None)
 def test_running_confidence_sequence_excludes_zero_when_p_is_significant(
     steps: list[tuple[int, int, float]],
 ) -> None:
@@ -237,7 +237,7 @@ def test_srm_under_changing_bandit_splits_without_mismatch_rarely_fires() -> Non
     shares=st.lists(st.floats(0.05, 1.0), min_size=5, max_size=5),
     spread=st.floats(0.0, 0.2),
 )
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 def test_banded_srm_is_chisquare_without_band_and_conservative_with_one(
     counts: list[int], shares: list[float], spread: float
 ) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,9 +418,10 @@ def sequential_power(
         sd = math.sqrt(info[k] - info[k - 1])
         w = dens * h
         mean_next = grid + d * (info[k] - info[k - 1])
-        power += float(w @ stats.norm.sf(bounds[k], mean_next, sd))
+        power += float(w @ special.ndtr((mean_next - bounds[k]) / sd))
         grid, h = cells(float(bounds[k]))
-        dens = w @ stats.norm.pdf(grid[None, :], mean_next[:, None], sd)
+        u = (grid[None, :] - mean_next[:, None]) / sd
+        dens = w @ (np.exp(-0.5 * u * u) / (sd * math.sqrt(2.0 * math.pi)))
     return min(1.0, power)
 
 
@@ -516,24 +517,25 @@ def srm_p_value_banded(
     def expected(c: float) -> np.ndarray:
         return np.asarray(np.clip(c * obs, lo, hi), dtype=float)
 
+    slack = 1e-12 * total
     top = 1.0
-    while expected(top).sum() < total and top < 1e12:
+    while expected(top).sum() < total - slack and top < 1e12:
         top *= 2.0
     e = expected(top)
-    if e.sum() < total:  # only arms without units can take the rest
-        zero = obs == 0
-        room = (hi - e) * zero
-        e = e + room * (total - e.sum()) / room.sum()
+    if e.sum() < total - slack:  # only arms without units can take the rest
+        room = (hi - e) * (obs == 0)
+        if room.sum() > 0:
+            e = e + room * (total - e.sum()) / room.sum()
     else:
         bottom = 0.0
         for _ in range(100):
             mid = (bottom + top) / 2.0
-            if expected(mid).sum() < total:
+            if expected(mid).sum() < total - slack:
                 bottom = mid
             else:
                 top = mid
         e = expected(top)
-        e = e * total / e.sum()
+    e = e * total / e.sum()
     keep = e > 0
     chi2 = float(((obs[keep] - e[keep]) ** 2 / e[keep]).sum())
     return float(stats.chi2.sf(chi2, int(live.sum()) - 1))
