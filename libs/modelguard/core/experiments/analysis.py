@@ -98,32 +98,35 @@ def srm_check(
         return None, 0
     epochs = sorted(history, key=lambda e: e.start)
     starts = [e.start for e in epochs]
+    shares: list[dict[str, float] | None] = []
+    for e in epochs:
+        wsum = sum(e.weights.get(a, 0.0) for a in arms)
+        shares.append({a: e.weights.get(a, 0.0) / wsum for a in arms} if wsum > 0 else None)
     observed = dict.fromkeys(arms, 0.0)
     low = dict.fromkeys(arms, 0.0)
     high = dict.fromkeys(arms, 0.0)
     used = 0
     for bucket, counts in partial.buckets.items():
         lo, hi = bucket - SPLIT_CHANGE_GRACE_SECONDS, bucket + BUCKET_SECONDS
-        first = bisect.bisect_right(starts, lo) - 1
+        first = max(bisect.bisect_right(starts, lo) - 1, 0)
         last = bisect.bisect_left(starts, hi) - 1
         if last < 0:
             continue  # before the experiment's first split
-        window = epochs[max(first, 0) : last + 1]
         total = sum(counts.get(a, 0) for a in arms)
         if total == 0:
             continue
-        shares = []
-        for e in window:
-            wsum = sum(e.weights.get(a, 0.0) for a in arms)
-            if wsum > 0:
-                shares.append({a: e.weights.get(a, 0.0) / wsum for a in arms})
-        if not shares:
+        window = [x for x in shares[first : last + 1] if x is not None]
+        if not window:
             continue
         used += total
         for a in arms:
             observed[a] += counts.get(a, 0)
-            low[a] += total * min(s[a] for s in shares)
-            high[a] += total * max(s[a] for s in shares)
+            if len(window) == 1:
+                low[a] += total * window[0][a]
+                high[a] += total * window[0][a]
+            else:
+                low[a] += total * min(x[a] for x in window)
+                high[a] += total * max(x[a] for x in window)
     if used == 0:
         return None, 0
     return (
