@@ -329,7 +329,9 @@ class ExperimentKeys:
         return f"{self.prefix}:expstate:{group}:{task}:checkpoint"
 
     def sequential(self, experiment_id: str) -> str:
-        """Hash: running minimum of the always-valid p-value per arm and metric."""
+        """Hash: sequential state per metric and arm: the always-valid p-value (running
+        minimum, field ``metric:arm``) and the running confidence sequence
+        (``metric:arm:cs_low`` / ``metric:arm:cs_high``)."""
         return f"{self.prefix}:experiment:{experiment_id}:sequential"
 
     def bandit(self, experiment_id: str) -> str:
