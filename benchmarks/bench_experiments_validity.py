@@ -487,6 +487,9 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.5])
     parser.add_argument("--burn-ins", type=int, nargs="+", default=[1000, 100])
     parser.add_argument("--replay-reps", type=int, default=2)
+    parser.add_argument(
+        "--sections", nargs="+", choices=["aa", "ab", "bandit"], default=["aa", "ab", "bandit"]
+    )
     args = parser.parse_args()
     if args.quick:
         args.aa_reps, args.aa_units, args.ab_reps, args.ab_units = 200, 6000, 200, 10_000
@@ -505,10 +508,10 @@ def main() -> None:
     out["replay_check"] = replay_check(
         rng, args.replay_reps, args.look_every * (4 if args.quick else 1)
     )
-    out["aa"] = aa(rng, args)
-    out["ab"] = ab(rng, args)
-    out["bandit"] = bandit_cells(rng, args)
-    worst = max(row["fpr_95ci"][1] for row in out["aa"] + out["bandit"])
+    out["aa"] = aa(rng, args) if "aa" in args.sections else []
+    out["ab"] = ab(rng, args) if "ab" in args.sections else []
+    out["bandit"] = bandit_cells(rng, args) if "bandit" in args.sections else []
+    worst = max((row["fpr_95ci"][1] for row in out["aa"] + out["bandit"]), default=0.0)
     out["worst_fpr_upper_95"] = worst
     out["all_fpr_upper_95_at_most_alpha"] = worst <= ALPHA
     out["wall_seconds"] = round(time.perf_counter() - t, 1)
