@@ -258,7 +258,9 @@ def sequential_look(
     and whether the look counts. A look counts only when both arms have ``burn_in``
     units (at least 2) and a positive pooled unit variance; for binary metrics the
     variances are :func:`binary_unit_variance` (the given ``var_*`` are ignored) and
-    the smaller arm must also expect ``MIN_EXPECTED_EVENTS`` successes and failures.
+    the smaller arm must also expect ``MIN_EXPECTED_EVENTS`` successes and failures;
+    for continuous metrics the variance of the difference is never below its pooled
+    (equal-variance) form.
     The mixing variance is ``tau2 = rho2 (var_a + var_b)``."""
     na = np.asarray(n_a, dtype=float)
     nb = np.asarray(n_b, dtype=float)
@@ -277,9 +279,16 @@ def sequential_look(
             vb = np.asarray(var_b, dtype=float)
             enough = np.ones(np.broadcast(na, nb).shape, dtype=bool)
         counted = enough & (na >= floor) & (nb >= floor) & np.isfinite(va + vb) & (va + vb > 0)
-        var = np.where(
-            counted, va / np.where(counted, na, 1.0) + vb / np.where(counted, nb, 1.0), 0
-        )
+        safe_na = np.where(counted, na, 1.0)
+        safe_nb = np.where(counted, nb, 1.0)
+        var = va / safe_na + vb / safe_nb
+        if not binary:
+            # never below the pooled (equal-variance) form: a small arm's sample variance
+            # of a skewed metric is often far too small, and under the null both arms
+            # share one variance, which the pooled estimate takes mostly from the large arm
+            pooled_var = ((na - 1) * va + (nb - 1) * vb) / np.maximum(na + nb - 2, 1.0)
+            var = np.maximum(var, pooled_var * (1 / safe_na + 1 / safe_nb))
+        var = np.where(counted, var, 0.0)
         tau2 = rho2 * np.where(counted, va + vb, 0.0)
         llr, lo, hi = msprt_look(np.where(counted, mb - ma, 0.0), var, tau2, alpha)
     return llr, lo, hi, counted.astype(float)
