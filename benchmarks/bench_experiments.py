@@ -1,5 +1,9 @@
 """Experiment statistics benchmark (prints one JSON object).
 
+Looks here are after every unit with the burn-in as a fixed parameter; the
+service-condition suite (looks from the first unit at the service's schedule, unequal
+allocations, rare rates, bandit epochs) is ``bench_experiments_validity.py``.
+
 1. A/A: 10,000 binary experiments (p = 0.10, 50/50 Bernoulli assignment, 10,000 units
    each) looked at after *every* unit: false positive rate of the always-valid mSPRT
    (the service's test) with a 95% Clopper-Pearson interval, beside the naive repeated
@@ -29,7 +33,7 @@ from scipy import stats as sps
 from modelguard.contracts.experiments import ExperimentSpec, GuardrailMetric
 from modelguard.core.experiments import stats
 from modelguard.core.experiments.analysis import SplitEpoch, analyze
-from modelguard.core.experiments.bookkeeping import ExperimentPartial
+from modelguard.core.experiments.bookkeeping import ACC_SIZE, ExperimentPartial
 
 ALPHA = 0.05
 
@@ -55,16 +59,16 @@ def _simulate(
     del arm, u, y
     with np.errstate(divide="ignore", invalid="ignore"):
         pa, pb = sa / na, sb / nb
-        var_a = pa * (1 - pa) * na / (na - 1)  # sample variance, ddof = 1
-        var_b = pb * (1 - pb) * nb / (nb - 1)
-        v = var_a / na + var_b / nb
-        tau2 = stats.mixture_rho2(tuning_n, ALPHA) * (var_a + var_b)
+        # the service's per-look function (burn-in, event rule, Agresti-Caffo variance)
+        llr, _, _, counted = stats.sequential_look(
+            na, pa, np.nan, nb, pb, np.nan,
+            alpha=ALPHA, rho2=stats.mixture_rho2(tuning_n, ALPHA), burn_in=burn_in, binary=True,
+        )  # fmt: skip
         diff = pb - pa
-        llr = 0.5 * np.log(v / (v + tau2)) + tau2 * diff**2 / (2 * v * (v + tau2))
         pooled = (sa + sb) / (na + nb)
         z = diff / np.sqrt(pooled * (1 - pooled) * (1 / na + 1 / nb))
-    ok = (na >= burn_in) & (nb >= burn_in) & (v > 0)
-    seq_reject = ok & (llr >= math.log(1 / ALPHA))
+    ok = (na >= burn_in) & (nb >= burn_in) & (pooled > 0) & (pooled < 1)
+    seq_reject = (counted > 0) & (llr >= math.log(1 / ALPHA))
     naive_reject = ok & (np.abs(z) >= sps.norm.ppf(1 - ALPHA / 2))
     first = np.where(seq_reject.any(axis=1), seq_reject.argmax(axis=1), -1)
     # spot check: the vectorised statistic equals the service's scalar function
@@ -74,6 +78,8 @@ def _simulate(
         stats.Moments.binary(sb[i, j], nb[i, j]),
         alpha=ALPHA,
         tuning_n=tuning_n,
+        burn_in=burn_in,
+        binary=True,
     )
     assert math.isclose(scalar.log_lr, float(llr[i, j]), rel_tol=1e-9, abs_tol=1e-12)
     return first, naive_reject.any(axis=1), np.abs(z[:, -1]) >= sps.norm.ppf(1 - ALPHA / 2)
@@ -159,11 +165,22 @@ def speed(rng: np.random.Generator) -> dict[str, object]:
     la, lb = rng.gamma(2.0, 20.0, n_arm), rng.gamma(2.0, 20.0, n_arm)
     part = ExperimentPartial(units={"v1": n_arm, "v2": n_arm})
     part.metrics["conversion"] = {
-        "v1": [float(ya.sum())] * 3 + [0.0] * 4,
-        "v2": [float(yb.sum())] * 3 + [0.0] * 4,
+        "v1": [float(ya.sum())] * 3 + [0.0] * (ACC_SIZE - 3),
+        "v2": [float(yb.sum())] * 3 + [0.0] * (ACC_SIZE - 3),
     }
     part.metrics["latency_ms"] = {
-        a: [float(x.sum()), float((x * x).sum()), float(x.max()), 0.0, 0.0, 0.0, 0.0]
+        a: [
+            float(x.sum()),
+            float((x * x).sum()),
+            float(x.max()),
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            float(x.size),
+            float(x.mean()),
+            float(((x - x.mean()) ** 2).sum()),
+        ]
         for a, x in (("v1", la), ("v2", lb))
     }
     minutes = 7 * 24 * 60  # a week of one-minute buckets

@@ -3,6 +3,7 @@ the experiment specification kept by the registry, and the analysis events."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Literal, Self
 
@@ -122,6 +123,13 @@ class ExperimentSpec(Event):
     guardrails: list[GuardrailMetric] = Field(default_factory=list, max_length=16)
     min_sample_size: int = Field(default=1000, ge=1)
     planned_units_per_arm: int | None = Field(default=None, ge=1)
+    #: Smallest relative lift of the primary metric worth detecting (0.05 = +5%); with
+    #: ``baseline_mean`` (and ``baseline_sd`` for a continuous metric) the always-valid
+    #: test's mixture is tuned to detect it by ``planned_units_per_arm`` and the
+    #: analyses report the expected power.
+    minimum_detectable_effect: float | None = Field(default=None, gt=0, le=10)
+    baseline_mean: float | None = None
+    baseline_sd: float | None = Field(default=None, gt=0)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     allocation: Literal["fixed", "bandit"] = "fixed"
     bandit: BanditConfig | None = None
@@ -142,9 +150,31 @@ class ExperimentSpec(Event):
         """Units per arm at which the always-valid confidence sequence is tightest."""
         return self.planned_units_per_arm or max(self.min_sample_size, 1000)
 
+    @property
+    def standardized_mde(self) -> float | None:
+        """The minimum detectable effect in unit standard deviations (None if unplanned)."""
+        if self.minimum_detectable_effect is None or self.baseline_mean is None:
+            return None
+        if self.primary_kind == "binary":
+            sd = math.sqrt(self.baseline_mean * (1.0 - self.baseline_mean))
+        else:
+            sd = self.baseline_sd or 0.0
+        if sd <= 0:
+            return None
+        return self.minimum_detectable_effect * abs(self.baseline_mean) / sd
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         arms = self.arms
+        if self.minimum_detectable_effect is not None:
+            if self.baseline_mean is None or self.baseline_mean == 0:
+                raise ValueError("minimum_detectable_effect needs a non-zero baseline_mean")
+            if self.primary_kind == "binary" and not 0 < self.baseline_mean < 1:
+                raise ValueError("a binary metric's baseline_mean must be a rate in (0, 1)")
+            if self.primary_kind == "continuous" and self.baseline_sd is None:
+                raise ValueError(
+                    "minimum_detectable_effect of a continuous metric needs baseline_sd"
+                )
         if len(set(arms)) != len(arms):
             raise ValueError(f"arms must be distinct: control and treatments are {arms}")
         if set(self.split) != set(arms):
@@ -239,6 +269,10 @@ class ExperimentAnalysis(Event):
     srm_detected: bool = False
     frozen: bool = False
     total_units: int = Field(ge=0)
+    #: Power of the always-valid test to detect the spec's minimum detectable effect by
+    #: its horizon, and of a fixed-horizon z-test at the same n (None when unplanned).
+    expected_power: float | None = Field(default=None, ge=0, le=1)
+    fixed_horizon_power: float | None = Field(default=None, ge=0, le=1)
     arms: list[ArmAnalysis] = Field(max_length=16)
     guardrails: list[GuardrailResult] = Field(default_factory=list, max_length=256)
     evidence: list[dict[Name, JsonScalar]] = Field(default_factory=list, max_length=64)
@@ -295,7 +329,9 @@ class ExperimentKeys:
         return f"{self.prefix}:expstate:{group}:{task}:checkpoint"
 
     def sequential(self, experiment_id: str) -> str:
-        """Hash: running minimum of the always-valid p-value per arm and metric."""
+        """Hash: sequential state per metric and arm: the always-valid p-value (running
+        minimum, field ``metric:arm``) and the running confidence sequence
+        (``metric:arm:cs_low`` / ``metric:arm:cs_high``)."""
         return f"{self.prefix}:experiment:{experiment_id}:sequential"
 
     def bandit(self, experiment_id: str) -> str:

@@ -136,7 +136,8 @@ class ExperimentRegistry:
         )
 
     def running_p(self, experiment_id: str) -> dict[str, float]:
-        """Always-valid p-values of earlier looks (``metric:arm`` -> p)."""
+        """Sequential state of earlier looks (``metric:arm`` -> always-valid p, plus the
+        running confidence sequence under ``metric:arm:cs_low`` / ``:cs_high``)."""
         stored: Any = self._redis.hgetall(self._keys.sequential(experiment_id))
         return {_text(k): float(v) for k, v in stored.items()}
 

@@ -1,10 +1,13 @@
 """From merged bookkeeping to an :class:`ExperimentAnalysis`: the controller's evidence.
 
 Decision rule (ADR 0004):
-- the sample-ratio-mismatch check (chi-square against the split in force when each
-  unit arrived) freezes every conclusion while p < ``SRM_ALPHA``;
-- a treatment is *better* / *worse* when both arms have ``min_sample_size`` units and
-  its Holm-adjusted always-valid p-value (mSPRT) is at most ``alpha``;
+- the sample-ratio-mismatch check (chi-square of all units against the split in force
+  when they arrived, a band around split changes) freezes every conclusion while
+  p < ``SRM_ALPHA``;
+- a treatment is *better* / *worse* when both arms have ``min_sample_size`` units, its
+  Holm-adjusted always-valid p-value (mSPRT; only looks after the burn-in count) is at
+  most ``alpha`` and the running confidence sequence lies above / below 0 (the
+  direction of the significant looks, never of the current estimate);
 - a guardrail is breached when the treatment's always-valid test on that metric rejects
   in the bad direction and the relative degradation exceeds its tolerance;
 - promote the best *better* arm without a breach; else roll back when some treatment is
@@ -13,6 +16,7 @@ Decision rule (ADR 0004):
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -30,8 +34,12 @@ from modelguard.contracts.experiments import (
 )
 from modelguard.core.experiments import stats
 from modelguard.core.experiments.bookkeeping import (
+    ACC_SIZE,
     BUCKET_SECONDS,
+    M2Y,
+    MY,
     NX,
+    NY,
     SMAX,
     SX,
     SXX,
@@ -39,6 +47,7 @@ from modelguard.core.experiments.bookkeeping import (
     SY,
     SYY,
     ExperimentPartial,
+    upgrade_accumulator,
 )
 
 SRM_ALPHA = 0.001
@@ -75,44 +84,70 @@ def _finite(x: float | None) -> float | None:
 def srm_check(
     partial: ExperimentPartial, arms: Sequence[str], history: Sequence[SplitEpoch]
 ) -> tuple[float | None, int]:
-    """SRM p-value of new units per arm against the split in force when they arrived
-    (buckets across a split change are skipped); also the number of units used."""
+    """SRM p-value of all units per arm against the split in force when they arrived;
+    also the number of units used.
+
+    Every bucket counts. A bucket's expected share of an arm is known exactly when one
+    split was in force from ``SPLIT_CHANGE_GRACE_SECONDS`` before the bucket to its end;
+    otherwise (a split change in or just before the bucket, when routing clients may
+    still use the old split) it lies between the smallest and largest share of the
+    splits in force in that window. The expected counts are summed over buckets and the
+    chi-square is minimised over that band (:func:`stats.srm_p_value_banded`), so
+    bandit experiments, whose split changes every minute, are checked too."""
     if not history:
         return None, 0
     epochs = sorted(history, key=lambda e: e.start)
+    starts = [e.start for e in epochs]
+    shares: list[dict[str, float] | None] = []
+    for e in epochs:
+        wsum = sum(e.weights.get(a, 0.0) for a in arms)
+        shares.append({a: e.weights.get(a, 0.0) / wsum for a in arms} if wsum > 0 else None)
     observed = dict.fromkeys(arms, 0.0)
-    expected = dict.fromkeys(arms, 0.0)
+    low = dict.fromkeys(arms, 0.0)
+    high = dict.fromkeys(arms, 0.0)
     used = 0
     for bucket, counts in partial.buckets.items():
-        lo, hi = bucket, bucket + BUCKET_SECONDS
-        in_force = [e for e in epochs if e.start < hi]
-        if not in_force:
-            continue
-        epoch = in_force[-1]
-        # the first epoch is the start: no unit was routed by an older split
-        if any(lo - SPLIT_CHANGE_GRACE_SECONDS < e.start < hi for e in epochs[1:]):
-            continue
+        lo, hi = bucket - SPLIT_CHANGE_GRACE_SECONDS, bucket + BUCKET_SECONDS
+        first = max(bisect.bisect_right(starts, lo) - 1, 0)
+        last = bisect.bisect_left(starts, hi) - 1
+        if last < 0:
+            continue  # before the experiment's first split
         total = sum(counts.get(a, 0) for a in arms)
-        wsum = sum(epoch.weights.get(a, 0.0) for a in arms)
-        if total == 0 or wsum <= 0:
+        if total == 0:
+            continue
+        window = [x for x in shares[first : last + 1] if x is not None]
+        if not window:
             continue
         used += total
         for a in arms:
             observed[a] += counts.get(a, 0)
-            expected[a] += total * epoch.weights.get(a, 0.0) / wsum
+            if len(window) == 1:
+                low[a] += total * window[0][a]
+                high[a] += total * window[0][a]
+            else:
+                low[a] += total * min(x[a] for x in window)
+                high[a] += total * max(x[a] for x in window)
     if used == 0:
         return None, 0
-    return stats.srm_p_value([observed[a] for a in arms], [expected[a] for a in arms]), used
+    return (
+        stats.srm_p_value_banded(
+            [observed[a] for a in arms], [low[a] for a in arms], [high[a] for a in arms]
+        ),
+        used,
+    )
 
 
 def arm_moments(
     partial: ExperimentPartial, metric: str, arm: str, kind: MetricKind
 ) -> stats.Moments:
     n = float(partial.units.get(arm, 0))
-    s = partial.metrics.get(metric, {}).get(arm, [0.0] * 7)
+    s = partial.metrics.get(metric, {}).get(arm, [0.0] * ACC_SIZE)
     if kind == "binary":
         return stats.Moments.binary(min(s[SMAX], n), n)
-    return stats.Moments(n, s[SY], s[SYY])
+    acc = upgrade_accumulator(s, int(n))
+    with_value = stats.Moments(acc[NY], acc[MY], acc[M2Y])
+    # units without a value of this metric count as zeros
+    return with_value + stats.Moments(max(0.0, n - acc[NY]), 0.0, 0.0)
 
 
 def _cov_moments(
@@ -127,6 +162,56 @@ def _cov_moments(
             return None
         out.append(stats.CovMoments(n, s[SY], s[SYY], s[SX], s[SXX], s[SXY]))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Design:
+    """The always-valid test's tuning for a spec: mixing variance per unit of variance
+    and, when the spec plans a minimum detectable effect, the power to detect it by the
+    horizon (sequential, and fixed-horizon at the same n for comparison)."""
+
+    rho2: float
+    horizon: int
+    effect: float | None
+    expected_power: float | None
+    fixed_horizon_power: float | None
+
+
+def design(spec: ExperimentSpec) -> Design:
+    """Tightest at the horizon without a planned effect (the GrowthBook-style default);
+    with one, the mixture maximising the power for that effect by the horizon."""
+    horizon = spec.tuning_units
+    effect = spec.standardized_mde
+    if effect is None or horizon <= spec.min_sample_size:
+        power = None if effect is None else 0.0
+        fixed = None if effect is None else stats.fixed_horizon_power(effect, horizon, spec.alpha)
+        return Design(stats.mixture_rho2(horizon, spec.alpha), horizon, effect, power, fixed)
+    burn_in = float(spec.min_sample_size)
+    rho2 = stats.tuned_rho2(effect, float(horizon), alpha=spec.alpha, burn_in=burn_in)
+    power = stats.sequential_power(
+        effect, float(horizon), alpha=spec.alpha, rho2=rho2, burn_in=burn_in
+    )
+    return Design(
+        rho2, horizon, effect, power, stats.fixed_horizon_power(effect, horizon, spec.alpha)
+    )
+
+
+def _state_keys(metric: str, arm: str) -> tuple[str, str, str]:
+    """Keys of the running always-valid p and confidence sequence in the running map."""
+    key = f"{metric}:{arm}"
+    return key, f"{key}:cs_low", f"{key}:cs_high"
+
+
+def _previous(running: Mapping[str, float], metric: str, arm: str) -> stats.SequentialState:
+    kp, klo, khi = _state_keys(metric, arm)
+    return stats.SequentialState(
+        running.get(kp, 1.0), running.get(klo, -math.inf), running.get(khi, math.inf)
+    )
+
+
+def _store(out: dict[str, float], metric: str, arm: str, seq: stats.Sequential) -> None:
+    kp, klo, khi = _state_keys(metric, arm)
+    out[kp], out[klo], out[khi] = seq.always_valid_p, seq.cs_low, seq.cs_high
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +230,8 @@ def _test(
     kind: MetricKind,
     arm: str,
     higher_is_better: bool,
-    previous_p: float,
+    previous: stats.SequentialState,
+    rho2: float,
 ) -> _Tested:
     a = arm_moments(partial, metric, spec.control, kind)
     b = arm_moments(partial, metric, arm, kind)
@@ -162,7 +248,13 @@ def _test(
         elif ta.var + tb.var > 0:
             comparison = stats.welch_ttest(ta, tb, spec.alpha)
     seq = stats.sequential_test(
-        ta, tb, alpha=spec.alpha, tuning_n=spec.tuning_units, previous_p=previous_p
+        ta,
+        tb,
+        alpha=spec.alpha,
+        rho2=rho2,
+        previous=previous,
+        burn_in=spec.min_sample_size,
+        binary=kind == "binary" and not cuped,
     )
     bayes: stats.Bayes | None = None
     if a.n >= 1 and b.n >= 1:
@@ -184,9 +276,11 @@ def analyze(
     analysis_id: str,
     now: datetime,
 ) -> tuple[ExperimentAnalysis, dict[str, float]]:
-    """Analyse the merged bookkeeping of ``spec``. ``running_p`` holds the always-valid
-    p-values of earlier looks (key ``metric:arm``); the updated map is returned."""
+    """Analyse the merged bookkeeping of ``spec``. ``running_p`` holds the sequential
+    state of earlier looks (always-valid p under ``metric:arm``, the running confidence
+    sequence under ``metric:arm:cs_low`` / ``:cs_high``); the updated map is returned."""
     arms = spec.arms
+    plan = design(spec)
     new_p: dict[str, float] = dict(running_p)
     srm_p, _ = srm_check(partial, arms, history)
     srm = srm_p is not None and srm_p < SRM_ALPHA
@@ -198,7 +292,6 @@ def analyze(
 
     tested: dict[str, _Tested] = {}
     for arm in spec.treatments:
-        key = f"{spec.primary_metric}:{arm}"
         t = _test(
             spec,
             partial,
@@ -206,10 +299,11 @@ def analyze(
             spec.primary_kind,
             arm,
             spec.higher_is_better,
-            running_p.get(key, 1.0),
+            _previous(running_p, spec.primary_metric, arm),
+            plan.rho2,
         )
         tested[arm] = t
-        new_p[key] = t.sequential.always_valid_p
+        _store(new_p, spec.primary_metric, arm, t.sequential)
     holm_p = dict(
         zip(
             spec.treatments,
@@ -222,14 +316,26 @@ def analyze(
     breached: set[str] = set()
     for g in spec.guardrails:
         for arm in spec.treatments:
-            key = f"{g.metric}:{arm}"
             t = _test(
-                spec, partial, g.metric, g.kind, arm, g.higher_is_better, running_p.get(key, 1.0)
+                spec,
+                partial,
+                g.metric,
+                g.kind,
+                arm,
+                g.higher_is_better,
+                _previous(running_p, g.metric, arm),
+                plan.rho2,
             )
-            new_p[key] = t.sequential.always_valid_p
+            _store(new_p, g.metric, arm, t.sequential)
             rel = t.comparison.relative_lift if t.comparison else None
             rel = _finite(rel)
-            bad_direction = rel is not None and (rel < 0 if g.higher_is_better else rel > 0)
+            # the bad direction must be the one of the looks that reached significance
+            seq_dir = t.sequential.direction(spec.alpha)
+            bad_direction = (
+                rel is not None
+                and (rel < 0 if g.higher_is_better else rel > 0)
+                and seq_dir == (-1 if g.higher_is_better else 1)
+            )
             hit = bool(
                 enough[arm]
                 and bad_direction
@@ -266,8 +372,11 @@ def analyze(
         c = t.comparison
         sign = 1.0 if spec.higher_is_better else -1.0
         verdict: Literal["better", "worse", "inconclusive"] = "inconclusive"
-        if enough[arm] and holm_p[arm] <= spec.alpha and c is not None and c.difference != 0:
-            verdict = "better" if sign * c.difference > 0 else "worse"
+        # the direction is the running confidence sequence's (the significant looks'),
+        # never the current estimate's
+        direction = t.sequential.direction(spec.alpha)
+        if enough[arm] and holm_p[arm] <= spec.alpha and direction != 0:
+            verdict = "better" if sign * direction > 0 else "worse"
         if verdict == "better":
             better.append(arm)
         elif verdict == "worse":
@@ -351,6 +460,8 @@ def analyze(
         srm_detected=srm,
         frozen=srm,
         total_units=sum(partial.units.get(a, 0) for a in arms),
+        expected_power=plan.expected_power,
+        fixed_horizon_power=plan.fixed_horizon_power,
         arms=arm_rows,
         guardrails=guard_results,
         evidence=evidence,

@@ -31,8 +31,12 @@ ANY = "*"
 BUCKET_SECONDS = 60
 MAX_EVENT_IDS = 32
 
-# Index of each sum in a metric accumulator.
-SY, SYY, SMAX, NX, SX, SXX, SXY = range(7)
+# Index of each entry of a metric accumulator: raw sums (SY: mean, CUPED; SMAX: binary
+# successes; NX..SXY: CUPED covariate) and, for the variance, the numerically stable
+# count / mean / m2 of the values of the units that have one (Welford; Chan to merge).
+SY, SYY, SMAX, NX, SX, SXX, SXY, NY, MY, M2Y = range(10)
+ACC_SIZE = 10
+_ADDITIVE = 7
 
 Note = Literal[
     "exposure_new",
@@ -45,7 +49,53 @@ Note = Literal[
 
 
 def _zeros() -> list[float]:
-    return [0.0] * 7
+    return [0.0] * ACC_SIZE
+
+
+def _welford(acc: list[float], y: float, sign: float) -> None:
+    """Add (sign > 0) or remove (sign < 0) one value from acc's count / mean / m2."""
+    n, mean, m2 = acc[NY], acc[MY], acc[M2Y]
+    if sign > 0:
+        n1 = n + 1.0
+        delta = y - mean
+        mean1 = mean + delta / n1
+        m2 += delta * (y - mean1)
+    else:
+        n1 = n - 1.0
+        if n1 <= 0:
+            acc[NY] = acc[MY] = acc[M2Y] = 0.0
+            return
+        mean1 = mean - (y - mean) / n1
+        m2 = max(0.0, m2 - (y - mean1) * (y - mean))
+    acc[NY], acc[MY], acc[M2Y] = n1, mean1, m2
+
+
+def _merge_acc(acc: list[float], other: list[float]) -> None:
+    """Add ``other`` into ``acc``: sums add, count / mean / m2 merge by Chan's update."""
+    for i in range(_ADDITIVE):
+        acc[i] += other[i]
+    n_a, n_b = acc[NY], other[NY]
+    n = n_a + n_b
+    if n_b <= 0:
+        return
+    if n_a <= 0:
+        acc[NY], acc[MY], acc[M2Y] = other[NY], other[MY], other[M2Y]
+        return
+    delta = other[MY] - acc[MY]
+    acc[MY] += delta * (n_b / n)
+    acc[M2Y] += other[M2Y] + delta * delta * (n_a * n_b / n)
+    acc[NY] = n
+
+
+def upgrade_accumulator(sums: list[float], units: int) -> list[float]:
+    """An accumulator stored before count / mean / m2 existed (7 sums): the units
+    without a value counted as zeros, as the analysis did then."""
+    out = [float(v) for v in sums] + [0.0] * (ACC_SIZE - len(sums))
+    if len(sums) < ACC_SIZE and units > 0:
+        out[NY] = float(units)
+        out[MY] = out[SY] / units
+        out[M2Y] = max(0.0, out[SYY] - out[SY] * out[MY])
+    return out
 
 
 @dataclass
@@ -54,7 +104,8 @@ class ExperimentPartial:
 
     units: dict[str, int] = field(default_factory=dict)
     conflicts: int = 0
-    #: metric -> arm -> [sum y, sum y^2, sum max, n with x, sum x, sum x^2, sum x*y]
+    #: metric -> arm -> [sum y, sum y^2, sum max, n with x, sum x, sum x^2, sum x*y,
+    #: n with y, mean y, m2 y] (see ``SY`` ... ``M2Y``)
     metrics: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     #: bucket start (epoch seconds) -> arm -> new units
     buckets: dict[int, dict[str, int]] = field(default_factory=dict)
@@ -67,9 +118,10 @@ class ExperimentPartial:
         for metric, arms in other.metrics.items():
             mine = out.metrics.setdefault(metric, {})
             for arm, sums in arms.items():
-                acc = mine.setdefault(arm, _zeros())
-                for i, v in enumerate(sums):
-                    acc[i] += v
+                _merge_acc(
+                    mine.setdefault(arm, _zeros()),
+                    upgrade_accumulator(sums, other.units.get(arm, 0)),
+                )
         for bucket, arms_n in other.buckets.items():
             b = out.buckets.setdefault(bucket, {})
             for arm, n in arms_n.items():
@@ -88,11 +140,14 @@ class ExperimentPartial:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentPartial:
+        units = {str(a): int(n) for a, n in data.get("units", {}).items()}
         return cls(
-            units={str(a): int(n) for a, n in data.get("units", {}).items()},
+            units=units,
             conflicts=int(data.get("conflicts", 0)),
             metrics={
-                str(m): {str(a): [float(v) for v in s] for a, s in arms.items()}
+                str(m): {
+                    str(a): upgrade_accumulator(s, units.get(str(a), 0)) for a, s in arms.items()
+                }
                 for m, arms in data.get("metrics", {}).items()
             },
             buckets={
@@ -173,8 +228,10 @@ def _apply(
     part = state.partial(experiment_id)
     for metric, value in values.items():
         acc = part.metrics.setdefault(metric, {}).setdefault(arm, _zeros())
-        for i, c in enumerate(_contribution(value)):
+        contribution = _contribution(value)
+        for i, c in enumerate(contribution):
             acc[i] += sign * c
+        _welford(acc, contribution[SY], sign)
     state.dirty_experiments.add(experiment_id)
 
 

@@ -10,45 +10,79 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 
 
 @dataclass(frozen=True, slots=True)
 class Moments:
-    """Count, sum and sum of squares of unit-level values (mergeable by addition)."""
+    """Count, mean and ``m2`` (sum of squared deviations from the mean) of unit-level
+    values. Merged with Chan et al.'s parallel update (``+``), so no raw sum of squares
+    is ever formed: the variance stays exact to rounding at any mean (a raw
+    ``sum(x^2) - sum(x)^2 / n`` loses every digit once mean^2 / var approaches 1e16)."""
 
     n: float
-    total: float
-    total_sq: float
+    mu: float
+    m2: float
 
     @classmethod
     def of(cls, values: Sequence[float] | np.ndarray) -> Moments:
         arr = np.asarray(values, dtype=float)
-        return cls(float(arr.size), float(arr.sum()), float(np.square(arr).sum()))
+        if arr.size == 0:
+            return cls(0.0, 0.0, 0.0)
+        mu = float(arr.mean())
+        return cls(float(arr.size), mu, float(np.square(arr - mu).sum()))
 
     @classmethod
     def binary(cls, successes: float, n: float) -> Moments:
-        return cls(n, successes, successes)
+        if n <= 0:
+            return cls(0.0, 0.0, 0.0)
+        return cls(n, successes / n, successes * (n - successes) / n)
+
+    @classmethod
+    def from_sums(cls, n: float, total: float, total_sq: float) -> Moments:
+        """From raw sums (for inputs that only exist as sums, e.g. CUPED-adjusted)."""
+        if n <= 0:
+            return cls(0.0, 0.0, 0.0)
+        mu = total / n
+        return cls(n, mu, max(0.0, total_sq - total * mu))
 
     def __add__(self, other: Moments) -> Moments:
-        return Moments(self.n + other.n, self.total + other.total, self.total_sq + other.total_sq)
+        return chan_merge(self, other)
+
+    @property
+    def total(self) -> float:
+        return self.n * self.mu
 
     @property
     def mean(self) -> float:
-        return self.total / self.n if self.n > 0 else math.nan
+        return self.mu if self.n > 0 else math.nan
 
     @property
     def var(self) -> float:
         """Sample variance (ddof=1); NaN below two observations."""
         if self.n < 2:
             return math.nan
-        return max(0.0, (self.total_sq - self.total * self.total / self.n) / (self.n - 1))
+        return max(0.0, self.m2 / (self.n - 1))
 
     @property
     def var_of_mean(self) -> float:
         return self.var / self.n if self.n >= 2 else math.nan
+
+
+def chan_merge(a: Moments, b: Moments) -> Moments:
+    """Chan, Golub & LeVeque's pairwise update of (count, mean, m2)."""
+    n = a.n + b.n
+    if n <= 0:
+        return Moments(0.0, 0.0, 0.0)
+    if a.n <= 0:
+        return b
+    if b.n <= 0:
+        return a
+    delta = b.mu - a.mu
+    return Moments(n, a.mu + delta * (b.n / n), a.m2 + b.m2 + delta * delta * (a.n * b.n / n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +176,11 @@ def msprt_log_lr(estimate: float, var: float, tau2: float, null: float = 0.0) ->
     mixing distribution theta ~ N(null, tau2):
 
     ``log sqrt(var / (var + tau2)) + tau2 (estimate - null)^2 / (2 var (var + tau2))``.
+
+    A degenerate look (no positive, finite variance) carries no evidence: 0.
     """
-    if var <= 0 or tau2 <= 0:
-        return 0.0 if estimate == null else math.inf
-    return 0.5 * math.log(var / (var + tau2)) + tau2 * (estimate - null) ** 2 / (
-        2.0 * var * (var + tau2)
-    )
+    llr, _, _ = msprt_look(estimate - null, var, tau2, 0.05)
+    return float(llr)
 
 
 def always_valid_p(log_lr: float, previous: float = 1.0) -> float:
@@ -157,18 +190,137 @@ def always_valid_p(log_lr: float, previous: float = 1.0) -> float:
     return min(previous, math.exp(-log_lr))
 
 
+FloatArray = np.ndarray
+
+
+def msprt_look(
+    diff: float | FloatArray, var: float | FloatArray, tau2: float | FloatArray, alpha: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """One look of the mSPRT, vectorised: log LR against 0 and the (1 - alpha) confidence
+    set ``diff +- sqrt(var (var + tau2) / tau2 (2 log(1/alpha) + log((var + tau2) / var)))``
+    (every null the mixture does not reject at this look; 0 is outside it exactly when
+    ``exp(-log LR) <= alpha``). Degenerate looks (variance not positive and finite, or
+    a non-finite difference) carry no evidence: log LR 0 and the whole real line."""
+    d, v, t = np.broadcast_arrays(
+        np.asarray(diff, dtype=float), np.asarray(var, dtype=float), np.asarray(tau2, dtype=float)
+    )
+    ok = np.isfinite(d) & np.isfinite(v) & np.isfinite(t) & (v > 0) & (t > 0)
+    v = np.where(ok, v, 1.0)
+    t = np.where(ok, t, 1.0)
+    d = np.where(ok, d, 0.0)
+    llr = 0.5 * np.log(v / (v + t)) + t * d * d / (2.0 * v * (v + t))
+    half = np.sqrt(v * (v + t) / t * (2.0 * math.log(1.0 / alpha) + np.log((v + t) / v)))
+    return (
+        np.where(ok, llr, 0.0),
+        np.where(ok, d - half, -np.inf),
+        np.where(ok, d + half, np.inf),
+    )
+
+
 def confidence_sequence(
     estimate: float, var: float, tau2: float, alpha: float
 ) -> tuple[float, float]:
-    """The (1 - alpha) confidence sequence at this look: every null the mSPRT does not
-    reject, ``estimate +- sqrt(var (var + tau2) / tau2 * (2 log(1/alpha) + log((var +
-    tau2) / var)))``."""
-    if var <= 0 or tau2 <= 0:
-        return estimate, estimate
-    half = math.sqrt(
-        var * (var + tau2) / tau2 * (2.0 * math.log(1.0 / alpha) + math.log((var + tau2) / var))
+    """The (1 - alpha) confidence set of one look (see :func:`msprt_look`); a degenerate
+    look gives the whole real line."""
+    _, lo, hi = msprt_look(estimate, var, tau2, alpha)
+    return float(lo), float(hi)
+
+
+def binary_unit_variance(successes: float | FloatArray, n: float | FloatArray) -> FloatArray:
+    """Bernoulli variance at the Agresti-Caffo-shrunk rate ``(s + 1) / (n + 2)``: never 0
+    (so 0/2 vs 2/2 is not infinitely significant) and close to ``p (1 - p)`` once
+    there are a few successes and failures."""
+    p = (np.asarray(successes, dtype=float) + 1.0) / (np.asarray(n, dtype=float) + 2.0)
+    return np.asarray(p * (1.0 - p), dtype=float)
+
+
+#: A binary look counts only once the smaller arm expects this many successes and this
+#: many failures at the pooled rate (the normal approximation's usual n p >= 10 rule):
+#: below it a 10% arm of a 2% metric rejects too often even after the burn-in.
+MIN_EXPECTED_EVENTS = 10.0
+
+
+def sequential_look(
+    n_a: float | FloatArray,
+    mean_a: float | FloatArray,
+    var_a: float | FloatArray,
+    n_b: float | FloatArray,
+    mean_b: float | FloatArray,
+    var_b: float | FloatArray,
+    *,
+    alpha: float,
+    rho2: float,
+    burn_in: float,
+    binary: bool,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """One look of the service's mSPRT of ``mean_b - mean_a = 0``, vectorised over
+    experiments (the benchmarks call this same function): log LR, confidence-set bounds
+    and whether the look counts. A look counts only when both arms have ``burn_in``
+    units (at least 2) and a positive pooled unit variance; for binary metrics the
+    variances are :func:`binary_unit_variance` (the given ``var_*`` are ignored) and
+    the smaller arm must also expect ``MIN_EXPECTED_EVENTS`` successes and failures;
+    for continuous metrics the variance of the difference is never below its pooled
+    (equal-variance) form.
+    The mixing variance is ``tau2 = rho2 (var_a + var_b)``."""
+    na = np.asarray(n_a, dtype=float)
+    nb = np.asarray(n_b, dtype=float)
+    ma = np.asarray(mean_a, dtype=float)
+    mb = np.asarray(mean_b, dtype=float)
+    floor = max(float(burn_in), 2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if binary:
+            va = binary_unit_variance(na * ma, na)
+            vb = binary_unit_variance(nb * mb, nb)
+            pooled = (na * ma + nb * mb) / np.maximum(na + nb, 1.0)
+            events = np.minimum(na, nb) * np.minimum(pooled, 1.0 - pooled)
+            enough = events >= MIN_EXPECTED_EVENTS
+        else:
+            va = np.asarray(var_a, dtype=float)
+            vb = np.asarray(var_b, dtype=float)
+            enough = np.ones(np.broadcast(na, nb).shape, dtype=bool)
+        counted = enough & (na >= floor) & (nb >= floor) & np.isfinite(va + vb) & (va + vb > 0)
+        safe_na = np.where(counted, na, 1.0)
+        safe_nb = np.where(counted, nb, 1.0)
+        var = va / safe_na + vb / safe_nb
+        if not binary:
+            # never below the pooled (equal-variance) form: a small arm's sample variance
+            # of a skewed metric is often far too small, and under the null both arms
+            # share one variance, which the pooled estimate takes mostly from the large arm
+            pooled_var = ((na - 1) * va + (nb - 1) * vb) / np.maximum(na + nb - 2, 1.0)
+            var = np.maximum(var, pooled_var * (1 / safe_na + 1 / safe_nb))
+        var = np.where(counted, var, 0.0)
+        tau2 = rho2 * np.where(counted, va + vb, 0.0)
+        llr, lo, hi = msprt_look(np.where(counted, mb - ma, 0.0), var, tau2, alpha)
+    return llr, lo, hi, counted.astype(float)
+
+
+def running_update(
+    previous_p: float | FloatArray,
+    previous_low: float | FloatArray,
+    previous_high: float | FloatArray,
+    log_lr: float | FloatArray,
+    low: float | FloatArray,
+    high: float | FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Fold one look into the running state: the always-valid p is the running minimum
+    of ``min(1, 1 / LR)`` and the confidence sequence the running intersection of the
+    looks' confidence sets (so it excludes 0 whenever the always-valid p <= alpha)."""
+    look_p = np.minimum(1.0, np.exp(-np.maximum(np.asarray(log_lr, dtype=float), 0.0)))
+    return (
+        np.minimum(np.asarray(previous_p, dtype=float), look_p),
+        np.maximum(np.asarray(previous_low, dtype=float), low),
+        np.minimum(np.asarray(previous_high, dtype=float), high),
     )
-    return estimate - half, estimate + half
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialState:
+    """What the service keeps between looks (per metric and arm): the always-valid p
+    and the running confidence sequence."""
+
+    p: float = 1.0
+    cs_low: float = -math.inf
+    cs_high: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +329,23 @@ class Sequential:
     always_valid_p: float
     cs_low: float
     cs_high: float
+    counted: bool = True
+
+    @property
+    def state(self) -> SequentialState:
+        return SequentialState(self.always_valid_p, self.cs_low, self.cs_high)
+
+    def direction(self, alpha: float) -> int:
+        """+1 / -1 when the running confidence sequence lies above / below 0 and the
+        always-valid p is at most ``alpha`` (the direction of the significant looks);
+        0 otherwise (also when the looks contradict each other: empty sequence)."""
+        if self.always_valid_p > alpha or self.cs_low > self.cs_high:
+            return 0
+        if self.cs_low > 0:
+            return 1
+        if self.cs_high < 0:
+            return -1
+        return 0
 
 
 def sequential_test(
@@ -184,20 +353,118 @@ def sequential_test(
     b: Moments,
     *,
     alpha: float,
-    tuning_n: float,
+    tuning_n: float | None = None,
+    rho2: float | None = None,
+    previous: SequentialState | None = None,
     previous_p: float = 1.0,
+    burn_in: float = 2.0,
+    binary: bool = False,
 ) -> Sequential:
-    """mSPRT of mean_b - mean_a = 0 with plug-in variance; ``previous_p`` is the running
-    minimum from earlier looks (the always-valid p-value never increases)."""
-    if a.n < 2 or b.n < 2:
-        return Sequential(0.0, previous_p, -math.inf, math.inf)
-    var = a.var_of_mean + b.var_of_mean
-    unit_var = a.var + b.var
-    tau2 = mixture_rho2(tuning_n, alpha) * unit_var
-    diff = b.mean - a.mean
-    llr = msprt_log_lr(diff, var, tau2)
-    lo, hi = confidence_sequence(diff, var, tau2, alpha)
-    return Sequential(llr, always_valid_p(llr, previous_p), lo, hi)
+    """mSPRT of ``mean_b - mean_a = 0`` (:func:`sequential_look`) folded into the state of
+    earlier looks (``previous``, or just ``previous_p``). ``rho2`` defaults to
+    :func:`mixture_rho2` at ``tuning_n``. Looks before the burn-in leave the state as
+    it was."""
+    if rho2 is None:
+        if tuning_n is None:
+            raise ValueError("need rho2 or tuning_n")
+        rho2 = mixture_rho2(tuning_n, alpha)
+    prev = previous or SequentialState(p=previous_p)
+    llr, lo, hi, counted = sequential_look(
+        a.n,
+        a.mu,
+        a.var if a.n >= 2 else math.nan,
+        b.n,
+        b.mu,
+        b.var if b.n >= 2 else math.nan,
+        alpha=alpha,
+        rho2=rho2,
+        burn_in=burn_in,
+        binary=binary,
+    )
+    p, low, high = running_update(prev.p, prev.cs_low, prev.cs_high, llr, lo, hi)
+    return Sequential(float(llr), float(p), float(low), float(high), bool(counted))
+
+
+# ---------------------------------------------------------------------------------------
+# Planning: mixture tuned to a minimum detectable effect and horizon; expected power.
+# ---------------------------------------------------------------------------------------
+
+#: Looks (equally spaced in units from the burn-in to the horizon) in the power
+#: recursion; the service looks more often, so the computed power is a lower bound.
+POWER_LOOKS = 60
+_POWER_GRID = 241
+
+
+@lru_cache(maxsize=256)
+def sequential_power(
+    effect: float, horizon: float, *, alpha: float, rho2: float, burn_in: float
+) -> float:
+    """Probability that the mSPRT (equal arms, known unit variance) rejects in the right
+    direction by ``horizon`` units per arm when the true difference is ``effect`` unit
+    standard deviations, looking ``POWER_LOOKS`` times between ``burn_in`` and the
+    horizon. Exact recursive integration of the crossing probabilities of the score
+    process (Armitage, McPherson & Rowe), as in group-sequential design software."""
+    d = abs(effect)
+    start = max(float(burn_in), 2.0)
+    if horizon <= start:
+        return 0.0
+    ns = np.linspace(start, float(horizon), POWER_LOOKS)
+    info = ns / 2.0  # information of the difference, in 1 / sigma^2 units
+    # boundary on z at each look: exp(-llr) <= alpha <=> |z| >= c
+    r = rho2 * ns  # tau2 / var
+    c = np.sqrt((1.0 + 1.0 / r) * (2.0 * math.log(1.0 / alpha) + np.log1p(r)))
+    bounds = c * np.sqrt(info)  # on the score S = z sqrt(info) ~ N(d info, info)
+
+    def cells(b: float) -> tuple[np.ndarray, float]:
+        """Midpoints of ``_POWER_GRID`` cells over the continuation region (-b, b)."""
+        h = 2.0 * b / _POWER_GRID
+        return -b + h * (np.arange(_POWER_GRID) + 0.5), h
+
+    grid, h = cells(float(bounds[0]))
+    dens = stats.norm.pdf(grid, d * info[0], math.sqrt(info[0]))
+    power = float(stats.norm.sf(bounds[0], d * info[0], math.sqrt(info[0])))
+    for k in range(1, POWER_LOOKS):
+        sd = math.sqrt(info[k] - info[k - 1])
+        w = dens * h
+        mean_next = grid + d * (info[k] - info[k - 1])
+        power += float(w @ special.ndtr((mean_next - bounds[k]) / sd))
+        grid, h = cells(float(bounds[k]))
+        u = (grid[None, :] - mean_next[:, None]) / sd
+        dens = w @ (np.exp(-0.5 * u * u) / (sd * math.sqrt(2.0 * math.pi)))
+    return min(1.0, power)
+
+
+def fixed_horizon_power(effect: float, horizon: float, alpha: float) -> float:
+    """Power of the two-sided z-test at ``horizon`` units per arm (effect in unit sds)."""
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    shift = abs(effect) * math.sqrt(horizon / 2.0)
+    return float(stats.norm.cdf(shift - z) + stats.norm.cdf(-shift - z))
+
+
+@lru_cache(maxsize=256)
+def tuned_rho2(effect: float, horizon: float, *, alpha: float, burn_in: float) -> float:
+    """The mixing variance (per unit of variance) that maximises :func:`sequential_power`
+    for ``effect`` by ``horizon`` (a golden-section search on log rho2 between a
+    hundredth and a hundred times the horizon-tightest :func:`mixture_rho2`)."""
+    base = math.log(mixture_rho2(horizon, alpha))
+    lo, hi = base - math.log(100.0), base + math.log(100.0)
+
+    def loss(x: float) -> float:
+        return -sequential_power(effect, horizon, alpha=alpha, rho2=math.exp(x), burn_in=burn_in)
+
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
+    f1, f2 = loss(x1), loss(x2)
+    for _ in range(20):  # bracket shrinks to 0.6**20 = 4e-5 of its width
+        if f1 <= f2:
+            hi, x2, f2 = x2, x1, f1
+            x1 = hi - g * (hi - lo)
+            f1 = loss(x1)
+        else:
+            lo, x1, f1 = x1, x2, f2
+            x2 = lo + g * (hi - lo)
+            f2 = loss(x2)
+    return math.exp((lo + hi) / 2.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -230,6 +497,57 @@ def srm_p_value(counts: Sequence[float], weights: Sequence[float]) -> float:
     expected = total * w[keep] / w[keep].sum()
     chi2 = float(((obs[keep] - expected) ** 2 / expected).sum())
     return float(stats.chi2.sf(chi2, int(keep.sum()) - 1))
+
+
+def srm_p_value_banded(
+    counts: Sequence[float], expected_low: Sequence[float], expected_high: Sequence[float]
+) -> float:
+    """SRM p-value when each arm's expected count is only known to lie in
+    ``[expected_low, expected_high]`` (units routed around a split change, when clients
+    may still use the old split). The Pearson statistic is minimised over the expected
+    counts in that box that sum to the observed total (KKT: ``E_a = clip(c O_a, low_a,
+    high_a)``, ``c`` by bisection), so the test is conservative: under no mismatch the
+    true expected counts are in the box and the statistic can only be smaller.
+    Equal bounds give :func:`srm_p_value`'s chi-square."""
+    obs = np.asarray(counts, dtype=float)
+    lo = np.asarray(expected_low, dtype=float)
+    hi = np.maximum(np.asarray(expected_high, dtype=float), lo)
+    total = float(obs.sum())
+    live = hi > 0
+    if np.any(obs[~live] > 0):
+        return 0.0  # units in an arm that should get no traffic
+    if total <= 0 or live.sum() < 2:
+        return 1.0
+    lo, hi, obs = lo[live], hi[live], obs[live]
+    # the bands are shares of the same total; rescale so they can reach it
+    lo = lo * min(1.0, total / lo.sum()) if lo.sum() > 0 else lo
+    hi = hi * max(1.0, total / hi.sum())
+
+    def expected(c: float) -> np.ndarray:
+        return np.asarray(np.clip(c * obs, lo, hi), dtype=float)
+
+    slack = 1e-12 * total
+    top = 1.0
+    while expected(top).sum() < total - slack and top < 1e12:
+        top *= 2.0
+    e = expected(top)
+    if e.sum() < total - slack:  # only arms without units can take the rest
+        room = (hi - e) * (obs == 0)
+        if room.sum() > 0:
+            e = e + room * (total - e.sum()) / room.sum()
+    else:
+        bottom = 0.0
+        for _ in range(100):
+            mid = (bottom + top) / 2.0
+            if expected(mid).sum() < total - slack:
+                bottom = mid
+            else:
+                top = mid
+        e = expected(top)
+    e = e * total / e.sum()
+    keep = e > 0
+    chi2 = float(((obs[keep] - e[keep]) ** 2 / e[keep]).sum())
+    return float(stats.chi2.sf(chi2, int(live.sum()) - 1))
 
 
 # ---------------------------------------------------------------------------------------
@@ -384,7 +702,7 @@ class CovMoments:
 
     @property
     def y(self) -> Moments:
-        return Moments(self.n, self.sy, self.syy)
+        return Moments.from_sums(self.n, self.sy, self.syy)
 
 
 def cuped_theta(arms: Sequence[CovMoments]) -> float:
@@ -418,7 +736,7 @@ def cuped_adjust(arms: Sequence[CovMoments]) -> tuple[list[Moments], float]:
             + 2 * c * m.sy
             - 2 * theta * c * m.sx
         )
-        out.append(Moments(m.n, s1, s2))
+        out.append(Moments.from_sums(m.n, s1, s2))
     return out, theta
 
 
