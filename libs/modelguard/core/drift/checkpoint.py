@@ -85,6 +85,7 @@ def _monitor_to_dict(mon: ModelMonitor) -> dict[str, Any]:
         "seq_signals": [s.model_dump(mode="json") for s in mon.seq_signals],
         "alarmed": sorted(mon.alarmed),
         "concept_signals": [s.model_dump(mode="json") for s in mon.concept_signals],
+        "origin": mon.origin,
     }
 
 
@@ -115,6 +116,9 @@ def dump_state(processor: DriftProcessor, state: DriftState) -> dict[str, Any]:
         "sources": None if state.sources is None else sorted(state.sources),
         "watermarks": {str(p): t.isoformat() for p, t in state.watermarks.items()},
         "warmup_dropped": state.warmup_dropped,
+        "warmup_dropped_by_version": [
+            [model, version, n] for (model, version), n in state.warmup_dropped_by_version.items()
+        ],
     }
 
 
@@ -157,6 +161,7 @@ def _load(processor: DriftProcessor, data: Mapping[str, Any]) -> DriftState:
         mon.seq_signals = [DriftSignal.model_validate(s) for s in m["seq_signals"]]
         mon.alarmed = set(m["alarmed"])
         mon.concept_signals = [DriftSignal.model_validate(s) for s in m["concept_signals"]]
+        mon.origin = str(m.get("origin", ""))
     for model, version, obs in data["warmup"]:
         state.warmup[(model, version)] = [_obs_from_dict(o) for o in obs]
     state.pending = OrderedDict(
@@ -167,4 +172,8 @@ def _load(processor: DriftProcessor, data: Mapping[str, Any]) -> DriftState:
     state.sources = None if data["sources"] is None else frozenset(data["sources"])
     state.watermarks = {int(p): datetime.fromisoformat(t) for p, t in data["watermarks"].items()}
     state.warmup_dropped = int(data["warmup_dropped"])
+    state.warmup_dropped_by_version = {
+        (str(model), str(version)): int(n)
+        for model, version, n in data.get("warmup_dropped_by_version", [])
+    }
     return state

@@ -56,6 +56,9 @@ from modelguard.core.drift.reference import (
     NumericProfile,
     ReferenceProfile,
     build_profile,
+    category_of,
+    is_number,
+    safe_float,
 )
 from modelguard.core.drift.sequential import Alarm, NumericDriftDetector, SlidingWindowChi2
 from modelguard.core.drift.window import (
@@ -144,31 +147,88 @@ class ReferenceLearned:
     reference: ReferenceProfile
 
 
-Output = DriftSignal | WindowReport | ReferenceLearned
+@dataclass(frozen=True)
+class WarmupDropped:
+    """``dropped`` warm-up predictions of a version were not tested: the warm-up buffer
+    was full while partitions caught up on a backlog (the latest by event time go);
+    ``total`` is the worker's running count (the service logs it and counts it)."""
+
+    model: str
+    version: str
+    dropped: int
+    total: int
+
+
+Output = DriftSignal | WindowReport | ReferenceLearned | WarmupDropped
 #: Window tests whose signal is sent every window, drifted or not (so consumers see a
 #: recovery); the other window tests send a signal only when they fire.
 HEADLINE_TESTS = frozenset({"ks", "chi_square", "drifted_share"})
 
 
+class _ContinuingADWIN(ADWIN):
+    """river's ADWIN without the reset after a detection: the window keeps the errors
+    after the cut (ADWIN already dropped those before it), so the next change is found
+    against the current level instead of from an empty window."""
+
+    def update(self, x: float) -> None:
+        self._drift_detected = self._helper.update(x)
+
+
+@dataclass(frozen=True)
+class ConceptAlarm:
+    """A rise of the error rate by at least the LOW effect over ``baseline``, found by
+    an ADWIN cut (``at_cut``) or by watching the post-cut window grow after a cut whose
+    rise was still small (a gradual drift)."""
+
+    estimate: float
+    baseline: float
+    increase: float
+    width: int
+    at_cut: bool
+
+
 class ConceptDetector:
-    """ADWIN on the error stream, judged against a baseline error rate: the mean error
-    of the first ``baseline_labels`` labels (the model's normal error rate).
+    """Concept drift on the error stream: ADWIN finds changes, the error-rate rise
+    decides whether a change is drift.
+
+    * ADWIN (river's, ``delta``) runs on every error and is *not* reset after a cut.
+    * At a cut the rise is judged on the post-cut window (ADWIN's estimate after it
+      dropped the old part) against the ``baseline``: the mean of the errors ADWIN cut
+      away (the level before the change). A rise of at least the LOW effect (2 points)
+      is an alarm at once.
+    * A smaller rise (the first cut of a gradual drift) is not dropped: the detector
+      keeps watching the post-cut window and alarms as soon as its mean exceeds the
+      baseline by the LOW effect *and* by three standard errors (``watch``). At most
+      one alarm per cut, so it never alarms more often than ADWIN cuts.
+    * The baseline is refreshed safely: at each cut while not drifted it becomes the
+      pre-cut level, and a fall (the model improved) moves it down to the new level; a
+      rise never moves it up, so a drifted model is judged against its healthy level
+      until the error rate is back (``drifted`` clears when the estimate is within
+      the LOW effect of the baseline). The first ``baseline_labels`` labels only set
+      the initial baseline.
 
     river's ADWIN cannot be saved, so the last ``replay`` errors are kept (a JSON
     list); :meth:`from_dict` feeds the last ``min(width, replay)`` of them to a new
     ADWIN, which then covers the same errors as the one saved while its window is at
     most ``replay`` long (its estimate over them is the same; only the bucket layout,
-    hence the exact moment of a later alarm, can differ)."""
+    hence the exact moment of a later cut, can differ)."""
+
+    #: standard errors by which a watched post-cut window must exceed the baseline
+    WATCH_Z = 3.0
 
     def __init__(self, delta: float, baseline_labels: int, replay: int = 5_000) -> None:
-        self.adwin = ADWIN(delta=delta)  # type: ignore[no-untyped-call]
+        self.adwin = _ContinuingADWIN(delta=delta)  # type: ignore[no-untyped-call]
         self.delta = delta
         self.baseline_labels = baseline_labels
         self.n = 0
         self.errors = 0.0
         self.baseline: float | None = None
         self.drifted = False
+        #: a cut raised the error rate by less than the LOW effect: watch the window
+        self.watch = False
+        self.cuts = 0
         self.recent: deque[float] = deque(maxlen=max(1, replay))
+        self.alarm: ConceptAlarm | None = None
 
     @property
     def estimation(self) -> float:
@@ -177,17 +237,66 @@ class ConceptDetector:
     def increase(self) -> float:
         return self.estimation - (self.baseline if self.baseline is not None else 0.0)
 
+    def _pre_cut_mean(self, before: int, after: int) -> float | None:
+        """Mean of the errors ADWIN cut away (within the replay buffer)."""
+        dropped = before + 1 - after
+        if dropped <= 0:
+            return None
+        seq = self.recent
+        hi = len(seq) - after
+        lo = max(0, hi - dropped)
+        if hi - lo <= 0:
+            return None
+        return float(sum(itertools.islice(seq, lo, hi)) / (hi - lo))
+
+    def _fire(self, at_cut: bool) -> bool:
+        assert self.baseline is not None
+        est = self.estimation
+        self.alarm = ConceptAlarm(
+            est, self.baseline, est - self.baseline, int(self.adwin.width), at_cut
+        )
+        self.drifted = True
+        self.watch = False
+        return True
+
     def update(self, error: float) -> bool:
-        """True when ADWIN detects a change (after the baseline is known)."""
-        self.adwin.update(error)  # type: ignore[no-untyped-call]
+        """True when the error rate rose to drift (``alarm`` holds the details)."""
+        before = int(self.adwin.width)
+        self.adwin.update(error)
         self.recent.append(error)
         self.n += 1
         self.errors += error
+        self.alarm = None
         if self.baseline is None:
             if self.n >= self.baseline_labels:
                 self.baseline = self.errors / self.n
             return False
-        return bool(self.adwin.drift_detected)
+        low = sev.SCALES["error_rate"][0]
+        est = self.estimation
+        if self.adwin.drift_detected:
+            self.cuts += 1
+            pre = self._pre_cut_mean(before, int(self.adwin.width))
+            if not self.drifted and pre is not None and pre < self.baseline:
+                self.baseline = pre  # the (lower) level the change started from
+            if est < self.baseline:  # a fall: improvement, or the drift is over
+                if not self.drifted:
+                    self.baseline = est
+                self.watch = False
+            elif not self.drifted:
+                if est - self.baseline >= low:
+                    return self._fire(at_cut=True)
+                self.watch = True
+            if self.drifted and est - self.baseline < low:
+                self.drifted = False
+            return False
+        if self.watch and not self.drifted:
+            width = int(self.adwin.width)
+            rise = est - self.baseline
+            if rise >= low and width > 1:
+                se = math.sqrt(max(est * (1.0 - est), 1e-6) / width)
+                if rise >= self.WATCH_Z * se:
+                    return self._fire(at_cut=False)
+        return False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +304,8 @@ class ConceptDetector:
             "errors": self.errors,
             "baseline": self.baseline,
             "drifted": self.drifted,
+            "watch": self.watch,
+            "cuts": self.cuts,
             "width": int(self.adwin.width),
             "recent": list(self.recent),
         }
@@ -207,11 +318,13 @@ class ConceptDetector:
         c.recent.extend(float(e) for e in d["recent"])
         width = min(int(d["width"]), len(c.recent))
         for e in list(c.recent)[len(c.recent) - width :]:
-            c.adwin.update(e)  # type: ignore[no-untyped-call]
+            c.adwin.update(e)
         c.n = int(d["n"])
         c.errors = float(d["errors"])
         c.baseline = None if d["baseline"] is None else float(d["baseline"])
         c.drifted = bool(d["drifted"])
+        c.watch = bool(d.get("watch", False))
+        c.cuts = int(d.get("cuts", 0))
         return c
 
 
@@ -231,6 +344,8 @@ class ModelMonitor:
     alarmed: set[str] = field(default_factory=set)
     concept_signals: list[DriftSignal] = field(default_factory=list)
     last_report: WindowReport | None = None
+    #: the monitor's first prediction (id or time): part of every signal id
+    origin: str = ""
 
 
 @dataclass
@@ -248,10 +363,17 @@ class DriftState:
     drained: frozenset[int] = frozenset()
     #: warm-up predictions dropped because the buffer was full (latest first)
     warmup_dropped: int = 0
+    #: the same per (model, version)
+    warmup_dropped_by_version: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _event_id(*parts: object) -> str:
     return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+
+
+def _origin(o: Observation) -> str:
+    """What identifies a monitor's stream: its first prediction (id, else time)."""
+    return o.prediction_id if o.prediction_id is not None else o.event_time.isoformat()
 
 
 def _by_time(o: Observation) -> datetime:
@@ -441,8 +563,14 @@ class DriftProcessor:
                 cap = max(need, need * self.config.warmup_buffer_factor)
                 if len(buf) > cap:  # keep the earliest: only they can be the warm-up
                     buf.sort(key=_by_time)
-                    state.warmup_dropped += len(buf) - cap
+                    dropped = len(buf) - cap
+                    state.warmup_dropped += dropped
+                    key = (model, version)
+                    state.warmup_dropped_by_version[key] = (
+                        state.warmup_dropped_by_version.get(key, 0) + dropped
+                    )
                     del buf[cap:]
+                    out.append(WarmupDropped(model, version, dropped, state.warmup_dropped))
             if not self._warmup_ready(state, buf):
                 return out
             if state.sources is not None:
@@ -456,6 +584,8 @@ class DriftProcessor:
             out.append(ReferenceLearned(ref))
             mon = self._monitor(state, model, version)
             assert mon is not None
+        if obs and not mon.origin:
+            mon.origin = _origin(obs[0])
         start = 0
         while start < len(obs):
             room = self.config.window_events - mon.window.n_events
@@ -488,18 +618,24 @@ class DriftProcessor:
                 x = acc.add(prof, values)
                 det = mon.numeric.get(name)
                 if det is not None and x.size:
+                    seen = det.ks.seen
                     for alarm in det.update_many(x):
                         if name not in mon.alarmed:
-                            mon.alarmed.add(name)
-                            out.append(self._numeric_alarm(mon, name, det, alarm, x.size))
+                            position = seen + alarm.index + 1
+                            signal = self._numeric_alarm(mon, name, det, alarm, x.size, position)
+                            if signal.drift_detected:  # an alarm graded NONE blocks nothing
+                                mon.alarmed.add(name)
+                                out.append(signal)
             elif isinstance(acc, CategoricalAccumulator) and isinstance(prof, CategoricalProfile):
                 labels = acc.add(prof, values)
                 chi = mon.categorical.get(name)
                 if chi is not None and labels:
                     for alarm in chi.update_many(labels):
                         if name not in mon.alarmed:
-                            mon.alarmed.add(name)
-                            out.append(self._categorical_alarm(mon, name, chi, alarm, len(labels)))
+                            signal = self._categorical_alarm(mon, name, chi, alarm, len(labels))
+                            if signal.drift_detected:  # an alarm graded NONE blocks nothing
+                                mon.alarmed.add(name)
+                                out.append(signal)
         for name, prof in ref.outputs.items():
             acc = mon.window.outputs[name]
             if name == "prediction":
@@ -533,8 +669,10 @@ class DriftProcessor:
         end = mon.window_end or start
         assert start is not None and end is not None
         return DriftSignal(
+            # deterministic: the same window / alarm of the same stream gets the same id
+            # after a restart (whatever the batching or the window's time span)
             event_id=_event_id(
-                ref.model, ref.version, kind, feature, test, tag, self.worker, end.isoformat()
+                ref.model, mon.version, ref.reference_id, mon.origin, kind, feature, test, tag
             ),
             model=ref.model,
             version=mon.version,
@@ -556,7 +694,13 @@ class DriftProcessor:
         )
 
     def _numeric_alarm(
-        self, mon: ModelMonitor, name: str, det: NumericDriftDetector, alarm: Alarm, n: int
+        self,
+        mon: ModelMonitor,
+        name: str,
+        det: NumericDriftDetector,
+        alarm: Alarm,
+        n: int,
+        position: int,
     ) -> DriftSignal:
         zmean, zsd = det.recent_shift()
         severity = max(
@@ -565,25 +709,16 @@ class DriftProcessor:
         )
         if alarm.test == "ks_window":
             severity = max(severity, sev.from_effect("ks", alarm.statistic))
-        return self._alarm_signal(
-            mon, name, alarm, zmean, severity, det.reference.n, n, det.ks.seen
-        )
+        return self._alarm_signal(mon, name, alarm, zmean, severity, det.reference.n, n, position)
 
     def _categorical_alarm(
         self, mon: ModelMonitor, name: str, chi: SlidingWindowChi2, alarm: Alarm, n: int
     ) -> DriftSignal:
-        # practical size: chi-square per observation, which approximates the PSI of the
-        # alarm window for small shifts (both are ~ sum (c - r)^2 / r)
-        psi_estimate = alarm.statistic / chi.window
+        # practical size: the PSI of the alarm window against the reference shares (the
+        # window tests' scale); chi-square / window understated it (0.06 at threshold)
+        psi = chi.window_psi(alarm.histogram)
         return self._alarm_signal(
-            mon,
-            name,
-            alarm,
-            psi_estimate,
-            sev.from_effect("psi", psi_estimate),
-            chi.reference.n,
-            n,
-            chi.seen,
+            mon, name, alarm, psi, sev.from_effect("psi", psi), chi.reference.n, n, alarm.position
         )
 
     def _alarm_signal(
@@ -595,7 +730,7 @@ class DriftProcessor:
         severity: Severity,
         n_reference: int,
         n: int,
-        seen: int,
+        position: int,
     ) -> DriftSignal:
         return self._signal(
             mon,
@@ -610,7 +745,7 @@ class DriftProcessor:
             severity=severity,
             n_reference=n_reference,
             n_current=n,
-            tag=f"seq{seen}-{alarm.index}",
+            tag=f"seq{alarm.test}-{position}",
         )
 
     def _close(self, mon: ModelMonitor) -> list[Output]:
@@ -682,23 +817,12 @@ class DriftProcessor:
                 self.config.concept_baseline_labels,
                 self.config.adwin_replay,
             )
-        if (
-            task == "regression"
-            and isinstance(prediction, int | float)
-            and isinstance(label.label, int | float)
-        ):
-            prof = mon.reference.outputs.get("prediction")
-            scale = prof.std if isinstance(prof, NumericProfile) and prof.std > 0 else 1.0
-            error = min(1.0, abs(float(prediction) - float(label.label)) / (2 * scale))
-        else:
-            error = 0.0 if str(prediction) == str(label.label) else 1.0
+        error = _error(task, prediction, label.label, mon.reference.outputs.get("prediction"))
         if not mon.concept.update(error):
             return []
-        increase = mon.concept.increase()
-        after = mon.concept.estimation
-        severity = sev.from_effect("error_rate", increase) if increase > 0 else Severity.NONE
-        detected = severity >= Severity.LOW
-        mon.concept.drifted = detected
+        alarm = mon.concept.alarm
+        assert alarm is not None
+        severity = sev.from_effect("error_rate", alarm.increase)
         if mon.window_end is None:
             mon.window_end = label.event_time
         signal = self._signal(
@@ -706,18 +830,33 @@ class DriftProcessor:
             kind="concept",
             feature=None,
             test="adwin",
-            statistic=after,
+            statistic=alarm.estimate,
             p_value=None,
-            effect=increase,
-            threshold=mon.concept.baseline,
-            detected=detected,
+            effect=alarm.increase,
+            threshold=alarm.baseline,
+            detected=True,
             severity=severity,
             n_reference=mon.concept.n,
-            n_current=int(mon.concept.adwin.width),
+            n_current=alarm.width,
             tag=f"adwin{mon.concept.n}",
         )
         mon.concept_signals.append(signal)
         return [signal]
+
+
+def _error(task: str, prediction: object, label: object, prof: object) -> float:
+    """0/1 error of a class, or the absolute error of a regression output in units of
+    twice the reference output's sigma, capped at 1 (never raises on a finite value)."""
+    if task == "regression" and is_number(prediction) and is_number(label):
+        p, y = safe_float(prediction), safe_float(label)
+        if p is None or y is None:
+            return 1.0
+        scale = prof.std if isinstance(prof, NumericProfile) and prof.std > 0 else 1.0
+        diff = abs(p - y)
+        if not math.isfinite(diff):
+            return 1.0
+        return min(1.0, diff / (2 * scale))
+    return 0.0 if category_of(prediction) == category_of(label) else 1.0
 
 
 def learn_reference(

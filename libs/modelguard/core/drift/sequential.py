@@ -30,6 +30,7 @@ it and a restart continues exactly where it stopped.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import chdtri
 
+from modelguard.core.drift import stats
 from modelguard.core.drift.reference import CategoricalProfile, NumericProfile
 
 IntArray = npt.NDArray[np.intp]
@@ -48,12 +50,18 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """A detector fired after the ``index``-th value of the batch (0-based)."""
+    """A detector fired after the ``index``-th value of the batch (0-based).
+
+    ``position`` is the detector's own count of values at the alarm (restarts included),
+    independent of how the stream was cut into batches (-1 when unknown); ``histogram``
+    the window's counts per bucket at the alarm (sliding-window tests only)."""
 
     index: int
     test: str
     statistic: float
     threshold: float
+    position: int = -1
+    histogram: tuple[int, ...] = ()
 
 
 class _SlidingHistogram:
@@ -141,7 +149,16 @@ class _WindowTest(ABC):
                 if hit.size:
                     p = int(pos[hit[0]])
                     self.statistic = float(stats[hit[0]])
-                    alarms.append(Alarm(offset + p, self.test_name, self.statistic, self.threshold))
+                    alarms.append(
+                        Alarm(
+                            offset + p,
+                            self.test_name,
+                            self.statistic,
+                            self.threshold,
+                            self._hist.seen + p + 1,
+                            tuple(int(v) for v in hist[hit[0]]),
+                        )
+                    )
                     self._hist.reset_after(p + 1)
                     offset += p + 1
                     continue
@@ -260,8 +277,17 @@ class SlidingWindowChi2(_WindowTest):
         super().__init__(max(1, shares.size), window, stride, threshold)
         self.reference = reference
         self.bucket = bucket
+        self.shares = shares
         self._expected = shares * window
         self._index = reference.index
+
+    def window_psi(self, histogram: Sequence[int]) -> float:
+        """PSI of a window's bucket counts against the reference shares: the practical
+        size of a change, on the same scale as the window tests' PSI."""
+        h = np.asarray(histogram, dtype=np.float64)
+        if h.size != self.shares.size or h.sum() <= 0:
+            return 0.0
+        return stats.psi(self.shares, h)
 
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
         if self._expected.size < 2:
@@ -284,7 +310,7 @@ class SlidingWindowChi2(_WindowTest):
         bins = self.bins_of(values)
         keep = np.flatnonzero(bins >= 0)
         alarms = self.update_bins(bins[keep])
-        return [Alarm(int(keep[a.index]), a.test, a.statistic, a.threshold) for a in alarms]
+        return [dataclasses.replace(a, index=int(keep[a.index])) for a in alarms]
 
     def update(self, x: str) -> bool:
         self.update_many([x])
