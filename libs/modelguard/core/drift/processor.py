@@ -165,15 +165,6 @@ Output = DriftSignal | WindowReport | ReferenceLearned | WarmupDropped
 HEADLINE_TESTS = frozenset({"ks", "chi_square", "drifted_share"})
 
 
-class _ContinuingADWIN(ADWIN):
-    """river's ADWIN without the reset after a detection: the window keeps the errors
-    after the cut (ADWIN already dropped those before it), so the next change is found
-    against the current level instead of from an empty window."""
-
-    def update(self, x: float) -> None:
-        self._drift_detected = self._helper.update(x)
-
-
 @dataclass(frozen=True)
 class ConceptAlarm:
     """A rise of the error rate by at least the LOW effect over ``baseline``, found by
@@ -188,24 +179,30 @@ class ConceptAlarm:
 
 
 class ConceptDetector:
-    """Concept drift on the error stream: ADWIN finds changes, the error-rate rise
-    decides whether a change is drift.
+    """Concept drift on the error stream: ADWIN finds changes, the rise of the error
+    rate over a healthy baseline decides whether a change is drift.
 
-    * ADWIN (river's, ``delta``) runs on every error and is *not* reset after a cut.
-    * At a cut the rise is judged on the post-cut window (ADWIN's estimate after it
-      dropped the old part) against the ``baseline``: the mean of the errors ADWIN cut
-      away (the level before the change). A rise of at least the LOW effect (2 points)
-      is an alarm at once.
-    * A smaller rise (the first cut of a gradual drift) is not dropped: the detector
-      keeps watching the post-cut window and alarms as soon as its mean exceeds the
-      baseline by the LOW effect *and* by three standard errors (``watch``). At most
-      one alarm per cut, so it never alarms more often than ADWIN cuts.
-    * The baseline is refreshed safely: at each cut while not drifted it becomes the
-      pre-cut level, and a fall (the model improved) moves it down to the new level; a
-      rise never moves it up, so a drifted model is judged against its healthy level
-      until the error rate is back (``drifted`` clears when the estimate is within
-      the LOW effect of the baseline). The first ``baseline_labels`` labels only set
-      the initial baseline.
+    * river's ADWIN (``delta``) runs on every error; after a cut it restarts from the
+      errors after the cut, as river's detectors do. The judgement keeps its own state
+      across the cut.
+    * At a cut the rise is judged on the post-cut window (ADWIN's estimate once it has
+      dropped the old part, not an estimate still holding pre-drift errors) against
+      the ``baseline``. A rise of at least the LOW effect (2 points) is an alarm at once.
+    * A smaller rise (the first cut of a gradual drift) is not discarded: the detector
+      keeps watching the new window and alarms as soon as its mean exceeds the baseline
+      by the LOW effect *and* by three standard errors (``watch``, from
+      ``MIN_WATCH_WIDTH`` errors on). At most one alarm per ADWIN cut, so it never
+      alarms more often than ADWIN cuts.
+    * The baseline is the model's healthy error rate, refreshed safely: the first
+      ``baseline_labels`` labels set it; while not drifted and not watching, it follows
+      ADWIN's estimate *down* whenever ADWIN's window (homogeneous: no cut in it) holds
+      at least ``baseline_labels`` errors, so a model that improves is judged against its
+      current level (a fixed first-500 baseline delayed detection by ~2,700 labels); at
+      an upward cut it becomes the mean of the errors cut away (the level the change
+      started from) when that is lower. It never follows a rise, so errors leaking into
+      ADWIN's window before the cut cannot hide the drift. A drifted model is
+      judged against its healthy level until the error rate is back (``drifted``
+      clears when the estimate is within the LOW effect of the baseline).
 
     river's ADWIN cannot be saved, so the last ``replay`` errors are kept (a JSON
     list); :meth:`from_dict` feeds the last ``min(width, replay)`` of them to a new
@@ -213,11 +210,13 @@ class ConceptDetector:
     most ``replay`` long (its estimate over them is the same; only the bucket layout,
     hence the exact moment of a later cut, can differ)."""
 
-    #: standard errors by which a watched post-cut window must exceed the baseline
+    #: standard errors by which a watched window must exceed the baseline
     WATCH_Z = 3.0
+    #: errors a watched window needs before it may alarm
+    MIN_WATCH_WIDTH = 50
 
     def __init__(self, delta: float, baseline_labels: int, replay: int = 5_000) -> None:
-        self.adwin = _ContinuingADWIN(delta=delta)  # type: ignore[no-untyped-call]
+        self.adwin = ADWIN(delta=delta)  # type: ignore[no-untyped-call]
         self.delta = delta
         self.baseline_labels = baseline_labels
         self.n = 0
@@ -261,8 +260,8 @@ class ConceptDetector:
 
     def update(self, error: float) -> bool:
         """True when the error rate rose to drift (``alarm`` holds the details)."""
-        before = int(self.adwin.width)
-        self.adwin.update(error)
+        before = 0 if self.adwin.drift_detected else int(self.adwin.width)
+        self.adwin.update(error)  # type: ignore[no-untyped-call]
         self.recent.append(error)
         self.n += 1
         self.errors += error
@@ -273,29 +272,34 @@ class ConceptDetector:
             return False
         low = sev.SCALES["error_rate"][0]
         est = self.estimation
+        width = int(self.adwin.width)
         if self.adwin.drift_detected:
             self.cuts += 1
-            pre = self._pre_cut_mean(before, int(self.adwin.width))
-            if not self.drifted and pre is not None and pre < self.baseline:
-                self.baseline = pre  # the (lower) level the change started from
+            pre = self._pre_cut_mean(before, width)
             if est < self.baseline:  # a fall: improvement, or the drift is over
-                if not self.drifted:
-                    self.baseline = est
                 self.watch = False
-            elif not self.drifted:
-                if est - self.baseline >= low:
-                    return self._fire(at_cut=True)
-                self.watch = True
-            if self.drifted and est - self.baseline < low:
-                self.drifted = False
+                if self.drifted and est - self.baseline < low:
+                    self.drifted = False
+                return False
+            if self.drifted:
+                return False
+            if pre is not None and pre < self.baseline:
+                self.baseline = pre  # the (lower) level the change started from
+            if est - self.baseline >= low:
+                return self._fire(at_cut=True)
+            self.watch = True
             return False
-        if self.watch and not self.drifted:
-            width = int(self.adwin.width)
+        if self.drifted:
+            return False
+        if self.watch:
             rise = est - self.baseline
-            if rise >= low and width > 1:
+            if rise >= low and width >= self.MIN_WATCH_WIDTH:
                 se = math.sqrt(max(est * (1.0 - est), 1e-6) / width)
                 if rise >= self.WATCH_Z * se:
                     return self._fire(at_cut=False)
+            return False
+        if width >= self.baseline_labels and est < self.baseline:
+            self.baseline = est  # a homogeneous window of a model that got better
         return False
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,7 +322,7 @@ class ConceptDetector:
         c.recent.extend(float(e) for e in d["recent"])
         width = min(int(d["width"]), len(c.recent))
         for e in list(c.recent)[len(c.recent) - width :]:
-            c.adwin.update(e)
+            c.adwin.update(e)  # type: ignore[no-untyped-call]
         c.n = int(d["n"])
         c.errors = float(d["errors"])
         c.baseline = None if d["baseline"] is None else float(d["baseline"])
