@@ -356,3 +356,18 @@ def test_warmup_drops_are_reported_and_survive_a_checkpoint() -> None:
     assert state.warmup_dropped_by_version == {("m", "v1"): 600}
     restored = load_state(proc, json.loads(json.dumps(dump_state(proc, state))))
     assert restored.warmup_dropped_by_version == {("m", "v1"): 600}
+
+
+def test_warmup_drops_are_a_prometheus_counter() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from modelguard_services.drift.metrics import DriftMetrics
+
+    registry = CollectorRegistry()
+    metrics = DriftMetrics(registry)
+    metrics.on_warmup_dropped(WarmupDropped("m", "v1", 7, 7))
+    metrics.on_warmup_dropped(WarmupDropped("m", "v1", 5, 12))
+    value = registry.get_sample_value(
+        "model_drift_warmup_dropped_total", {"model_name": "m", "model_version": "v1"}
+    )
+    assert value == 12
