@@ -273,7 +273,11 @@ class SlidingWindowChi2(_WindowTest):
     ) -> None:
         bucket, shares = pooled_categories(reference, window)
         df = max(1, shares.size - 1)
-        threshold = float(chdtri(df, _union_alpha(alpha, horizon, stride)))
+        # the reference shares are estimated from ``reference.n`` values, not exact: the
+        # goodness-of-fit statistic of the window is about (1 + window / n) times the
+        # two-sample (homogeneity) statistic, whose chi-square tail gives the threshold
+        inflation = 1.0 + window / max(1, reference.n)
+        threshold = float(chdtri(df, _union_alpha(alpha, horizon, stride))) * inflation
         super().__init__(max(1, shares.size), window, stride, threshold)
         self.reference = reference
         self.bucket = bucket
