@@ -12,13 +12,17 @@ Each model's 0/1 error stream goes through
 * ours: ``DriftProcessor`` (predictions and labels joined by id, the concept detector,
   the signals it publishes; a signal counts when ``drift_detected``), i.e. the exact
   code of the drift service;
-* river's ``ADWIN`` (delta 0.002, our setting), ``DDM`` and ``PageHinkley`` (defaults).
+* river's ``ADWIN`` (delta 0.002, our setting), ``DDM`` and ``PageHinkley`` (defaults),
+  and ``ADWIN_rises``: ADWIN's alarms where its estimate went up (ADWIN also alarms
+  when a learning model gets *better*; a degradation monitor should not).
 
 Per cell: detection rate (an alarm at or after the start of the transition,
 ``position - width / 2``), median / p90 delay from ``position``, and false alarms
 (streams with an alarm before the transition; in the controls, any alarm), all after
 the first 500 labels (our baseline warm-up; the same cut for every detector). Target
-(issue 12): our detection rate >= ADWIN's on every stream, false alarms no higher.
+(issue 12): our detection rate >= ADWIN's on every stream, false alarms no higher;
+``meets_target_vs_river_ADWIN`` and ``..._rises`` check it against both counts. Ours
+reports only rises of at least the LOW effect (2 points), by design.
 
     .venv/bin/python benchmarks/bench_concept_drift.py [--seeds 10] [--seed 1] [--quick]
 """
@@ -121,9 +125,23 @@ def river_hits(factory: Callable[[], Any], errors: np.ndarray) -> list[int]:
     return hits
 
 
+def adwin_rises(errors: np.ndarray) -> list[int]:
+    """ADWIN's alarms where the error rate went *up* (its estimate after the cut is
+    above its estimate before): the changes a monitor of degradation should report.
+    ADWIN also cuts when a learning model gets better, which is no degradation."""
+    det, hits = rdrift.ADWIN(delta=0.002), []
+    for i, e in enumerate(errors):
+        before = det.estimation
+        det.update(float(e))
+        if det.drift_detected and det.estimation > before:
+            hits.append(i)
+    return hits
+
+
 DETECTORS: dict[str, Callable[[np.ndarray], list[int]]] = {
     "modelguard": ours,
     "river_ADWIN": lambda e: river_hits(lambda: rdrift.ADWIN(delta=0.002), e),
+    "river_ADWIN_rises": adwin_rises,
     "river_DDM": lambda e: river_hits(rbinary.DDM, e),
     "river_PageHinkley": lambda e: river_hits(rdrift.PageHinkley, e),
 }
@@ -185,12 +203,14 @@ def main(argv: list[str] | None = None) -> int:
                 cell = {
                     name: cell_summary(res, kind, args.position) for name, res in by_det.items()
                 }
-                mine, adwin = cell["modelguard"], cell["river_ADWIN"]
-                ok = mine["false_alarm_streams"] <= adwin["false_alarm_streams"] and (
-                    kind == "none" or mine["detected"] >= adwin["detected"]
-                )
-                cell["meets_target"] = ok
-                targets.append(ok)
+                mine = cell["modelguard"]
+                for ref in ("river_ADWIN", "river_ADWIN_rises"):
+                    other = cell[ref]
+                    ok = mine["false_alarm_streams"] <= other["false_alarm_streams"] and (
+                        kind == "none" or mine["detected"] >= other["detected"]
+                    )
+                    cell[f"meets_target_vs_{ref}"] = ok
+                    targets.append(ok)
                 cells[key] = cell
     result = {
         "benchmark": "concept_drift",

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from river.drift import ADWIN
 
 from modelguard.contracts.common import Severity
@@ -185,9 +186,10 @@ class ConceptDetector:
     * river's ADWIN (``delta``) runs on every error; after a cut it restarts from the
       errors after the cut, as river's detectors do. The judgement keeps its own state
       across the cut.
-    * At a cut the rise is judged on the post-cut window (ADWIN's estimate once it has
-      dropped the old part, not an estimate still holding pre-drift errors) against
-      the ``baseline``. A rise of at least the LOW effect (2 points) is an alarm at once.
+    * At an upward cut the rise is judged on the post-cut level against the
+      ``baseline``: the mean after the most likely change point of the window ADWIN cut
+      (or ADWIN's post-cut estimate when higher), not an estimate still holding
+      pre-drift errors. A rise of at least the LOW effect (2 points) is an alarm at once.
     * A smaller rise (the first cut of a gradual drift) is not discarded: the detector
       keeps watching the new window and alarms as soon as its mean exceeds the baseline
       by the LOW effect *and* by three standard errors (``watch``, from
@@ -198,7 +200,7 @@ class ConceptDetector:
       ADWIN's estimate *down* whenever ADWIN's window (homogeneous: no cut in it) holds
       at least ``baseline_labels`` errors, so a model that improves is judged against its
       current level (a fixed first-500 baseline delayed detection by ~2,700 labels); at
-      an upward cut it becomes the mean of the errors cut away (the level the change
+      an upward cut it becomes the mean before the change point (the level the change
       started from) when that is lower. It never follows a rise, so errors leaking into
       ADWIN's window before the cut cannot hide the drift. A drifted model is
       judged against its healthy level until the error rate is back (``drifted``
@@ -214,6 +216,8 @@ class ConceptDetector:
     WATCH_Z = 3.0
     #: errors a watched window needs before it may alarm
     MIN_WATCH_WIDTH = 50
+    #: errors on each side of a change point
+    MIN_SEGMENT = 200
 
     def __init__(self, delta: float, baseline_labels: int, replay: int = 5_000) -> None:
         self.adwin = ADWIN(delta=delta)  # type: ignore[no-untyped-call]
@@ -236,23 +240,37 @@ class ConceptDetector:
     def increase(self) -> float:
         return self.estimation - (self.baseline if self.baseline is not None else 0.0)
 
-    def _pre_cut_mean(self, before: int, after: int) -> float | None:
-        """Mean of the errors ADWIN cut away (within the replay buffer)."""
-        dropped = before + 1 - after
-        if dropped <= 0:
+    def _change_point(self, before: int) -> tuple[float, float, int] | None:
+        """(mean before, mean after, errors after) at the most likely change point of
+        the window ADWIN just cut (its last ``before + 1`` errors, within the replay
+        buffer): the split maximising the standardised difference of the two means,
+        each side at least ``MIN_SEGMENT`` long. ADWIN drops old buckets only until no
+        cut remains, so its post-cut window can still hold many pre-change errors; the
+        change point measures the new level itself."""
+        length = min(before + 1, len(self.recent))
+        m = self.MIN_SEGMENT
+        if length < 2 * m:
             return None
-        seq = self.recent
-        hi = len(seq) - after
-        lo = max(0, hi - dropped)
-        if hi - lo <= 0:
-            return None
-        return float(sum(itertools.islice(seq, lo, hi)) / (hi - lo))
+        x = np.fromiter(
+            itertools.islice(self.recent, len(self.recent) - length, None), np.float64, length
+        )
+        c = np.cumsum(x)
+        k = np.arange(m, length - m + 1)
+        pre = c[k - 1] / k
+        post = (c[-1] - c[k - 1]) / (length - k)
+        score = (post - pre) * np.sqrt(k * (length - k) / length)
+        i = int(np.argmax(score))
+        return float(pre[i]), float(post[i]), int(length - k[i])
 
-    def _fire(self, at_cut: bool) -> bool:
+    def _fire(self, at_cut: bool, level: float | None = None, width: int | None = None) -> bool:
         assert self.baseline is not None
-        est = self.estimation
+        est = self.estimation if level is None else level
         self.alarm = ConceptAlarm(
-            est, self.baseline, est - self.baseline, int(self.adwin.width), at_cut
+            est,
+            self.baseline,
+            est - self.baseline,
+            int(self.adwin.width) if width is None else width,
+            at_cut,
         )
         self.drifted = True
         self.watch = False
@@ -275,7 +293,6 @@ class ConceptDetector:
         width = int(self.adwin.width)
         if self.adwin.drift_detected:
             self.cuts += 1
-            pre = self._pre_cut_mean(before, width)
             if est < self.baseline:  # a fall: improvement, or the drift is over
                 self.watch = False
                 if self.drifted and est - self.baseline < low:
@@ -283,10 +300,15 @@ class ConceptDetector:
                 return False
             if self.drifted:
                 return False
-            if pre is not None and pre < self.baseline:
-                self.baseline = pre  # the (lower) level the change started from
-            if est - self.baseline >= low:
-                return self._fire(at_cut=True)
+            level, after = est, width
+            split = self._change_point(before)
+            if split is not None:
+                pre, post, n_post = split
+                self.baseline = min(self.baseline, pre)  # the level the change started from
+                if post > level:
+                    level, after = post, n_post
+            if level - self.baseline >= low:
+                return self._fire(at_cut=True, level=level, width=after)
             self.watch = True
             return False
         if self.drifted:
