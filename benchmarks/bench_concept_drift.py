@@ -17,7 +17,8 @@ Each model's 0/1 error stream goes through
   when a learning model gets *better*; a degradation monitor should not).
 
 Per cell: detection rate (an alarm at or after the start of the transition,
-``position - width / 2``), median / p90 delay from ``position``, and false alarms
+``position - width``, where river's sigmoid has moved 1.8 % of the examples to the
+new concept), median / p90 delay from ``position``, and false alarms
 (streams with an alarm before the transition; in the controls, any alarm), all after
 the first 500 labels (our baseline warm-up; the same cut for every detector). Target
 (issue 12): our detection rate >= ADWIN's on every stream, false alarms no higher;
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             raw: dict[str, dict[str, list[tuple[list[int], int, int]]]] = {}
             for seed in range(args.seed, args.seed + args.seeds):
                 errs = error_streams(gen, kind, seed, args.length, args.position)
-                start = args.position - width // 2
+                start = args.position - width
                 for model, e in errs.items():
                     for name, det in DETECTORS.items():
                         raw.setdefault(model, {}).setdefault(name, []).append(

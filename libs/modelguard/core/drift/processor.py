@@ -278,7 +278,9 @@ class ConceptDetector:
 
     def update(self, error: float) -> bool:
         """True when the error rate rose to drift (``alarm`` holds the details)."""
-        before = 0 if self.adwin.drift_detected else int(self.adwin.width)
+        reset = self.adwin.drift_detected  # river's ADWIN restarts on this update
+        before = 0 if reset else int(self.adwin.width)
+        previous = 0.0 if reset else float(self.adwin.estimation)
         self.adwin.update(error)  # type: ignore[no-untyped-call]
         self.recent.append(error)
         self.n += 1
@@ -293,7 +295,7 @@ class ConceptDetector:
         width = int(self.adwin.width)
         if self.adwin.drift_detected:
             self.cuts += 1
-            if est < self.baseline:  # a fall: improvement, or the drift is over
+            if est <= previous or est < self.baseline:  # a fall: better, or drift over
                 self.watch = False
                 if self.drifted and est - self.baseline < low:
                     self.drifted = False
@@ -451,7 +453,9 @@ class DriftProcessor:
                 if isinstance(prof, NumericProfile):
                     mon.numeric[name] = NumericDriftDetector(prof, alpha=a, horizon=h)
                 elif isinstance(prof, CategoricalProfile):
-                    mon.categorical[name] = SlidingWindowChi2(prof, alpha=a, horizon=h)
+                    mon.categorical[name] = SlidingWindowChi2(
+                        prof, alpha=a, horizon=h, min_psi=sev.SCALES["psi"][0]
+                    )
         return mon
 
     # ------------------------------------------------------------ partitions

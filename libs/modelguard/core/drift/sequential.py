@@ -136,6 +136,10 @@ class _WindowTest(ABC):
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
         """The test statistic of every window position in ``hist`` (one per row)."""
 
+    def _large_enough(self, hist: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which significant window positions are also a practical change (all here)."""
+        return np.ones(hist.shape[0], dtype=bool)
+
     def update_bins(self, bins: IntArray) -> list[Alarm]:
         alarms: list[Alarm] = []
         offset = 0
@@ -146,6 +150,8 @@ class _WindowTest(ABC):
                 stats = self._statistics(hist)
                 self.statistic = float(stats[-1])
                 hit = np.flatnonzero(stats > self.threshold)
+                if hit.size:  # significant *and* large enough: a trivial change slides on
+                    hit = hit[self._large_enough(hist[hit])]
                 if hit.size:
                     p = int(pos[hit[0]])
                     self.statistic = float(stats[hit[0]])
@@ -270,6 +276,7 @@ class SlidingWindowChi2(_WindowTest):
         stride: int = 8,
         alpha: float = 0.05,
         horizon: int = 10_000,
+        min_psi: float = 0.0,
     ) -> None:
         bucket, shares = pooled_categories(reference, window)
         df = max(1, shares.size - 1)
@@ -282,6 +289,10 @@ class SlidingWindowChi2(_WindowTest):
         self.reference = reference
         self.bucket = bucket
         self.shares = shares
+        #: an alarm needs the window's PSI to reach this too; below it the window keeps
+        #: sliding (no restart), so a change still growing in the window is reported as
+        #: soon as it is large enough instead of being lost with a restart
+        self.min_psi = min_psi
         self._expected = shares * window
         self._index = reference.index
 
@@ -292,6 +303,11 @@ class SlidingWindowChi2(_WindowTest):
         if h.size != self.shares.size or h.sum() <= 0:
             return 0.0
         return stats.psi(self.shares, h)
+
+    def _large_enough(self, hist: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        if self.min_psi <= 0.0:
+            return np.ones(hist.shape[0], dtype=bool)
+        return np.asarray([self.window_psi(h) >= self.min_psi for h in hist], dtype=bool)
 
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
         if self._expected.size < 2:
