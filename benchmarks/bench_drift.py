@@ -245,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--river-streams", type=int, default=20, help="streams for ADWIN/PH")
     ap.add_argument("--kswin-streams", type=int, default=5, help="streams for KSWIN (slow)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="small stream counts (smoke run)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.streams, args.river_streams, args.kswin_streams = 40, 5, 2
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     result = {
