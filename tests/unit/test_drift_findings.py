@@ -19,6 +19,7 @@ from modelguard.contracts.predictions import LabelObserved
 from modelguard.core.drift import stats
 from modelguard.core.drift.checkpoint import dump_state, load_state
 from modelguard.core.drift.processor import (
+    ConceptDetector,
     DriftConfig,
     DriftProcessor,
     DriftState,
@@ -386,3 +387,22 @@ def test_sliding_chi_square_accounts_for_a_sampled_reference() -> None:
         det = SlidingWindowChi2(ref, window=1000, stride=8, alpha=0.01, horizon=8)
         alarms += bool(det.update_many(list(rng.choice(["a", "b", "c"], p=p, size=1008))))
     assert alarms / runs <= 0.03
+
+
+def test_concept_drift_stays_up_while_adwin_restarts_after_its_cut() -> None:
+    """A window closing right after ADWIN's cut (its window restarted, a handful of
+    errors) must not clear the drift of a model still at the higher error rate."""
+    det = ConceptDetector(0.002, 500)
+    rng = np.random.default_rng(4)
+    errors = np.r_[rng.random(3000) < 0.1, rng.random(3000) < 0.3].astype(float)
+    fired_at = None
+    for i, e in enumerate(errors):
+        if det.update(float(e)):
+            fired_at = i
+            break
+    assert fired_at is not None and det.drifted
+    det.update(0.0)  # river's ADWIN restarts here: width 1, estimate 0
+    assert not det.recovered()
+    for e in errors[fired_at + 1 :]:
+        det.update(float(e))
+    assert det.drifted and not det.recovered()

@@ -240,6 +240,12 @@ class ConceptDetector:
     def increase(self) -> float:
         return self.estimation - (self.baseline if self.baseline is not None else 0.0)
 
+    def recovered(self) -> bool:
+        """The error rate is back within the LOW effect of the baseline, measured on at
+        least ``MIN_WATCH_WIDTH`` errors (a window just restarted by a cut says nothing)."""
+        low = sev.SCALES["error_rate"][0]
+        return int(self.adwin.width) >= self.MIN_WATCH_WIDTH and self.increase() < low
+
     def _change_point(self, before: int) -> tuple[float, float, int] | None:
         """(mean before, mean after, errors after) at the most likely change point of
         the window ADWIN just cut (its last ``before + 1`` errors, within the replay
@@ -787,9 +793,8 @@ class DriftProcessor:
                 continue
             signals.append(self._result_signal(mon, r))
         assert mon.window_start is not None and mon.window_end is not None
-        if mon.concept is not None and mon.concept.drifted:
-            still = sev.from_effect("error_rate", mon.concept.increase()) >= Severity.LOW
-            mon.concept.drifted = still
+        if mon.concept is not None and mon.concept.drifted and mon.concept.recovered():
+            mon.concept.drifted = False
         report = WindowReport(
             model=mon.reference.model,
             version=mon.version,
