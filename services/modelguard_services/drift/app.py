@@ -48,6 +48,7 @@ from modelguard.core.drift.processor import (
     DriftState,
     Output,
     ReferenceLearned,
+    WarmupDropped,
     WindowReport,
 )
 from modelguard.core.drift.reference import ReferenceDataError, ReferenceProfile
@@ -256,6 +257,15 @@ class DriftService:
                 self._report(out)
             elif isinstance(out, ReferenceLearned):
                 self._learned(out.reference)
+            elif isinstance(out, WarmupDropped):
+                self._metrics.on_warmup_dropped(out)
+                log.warning(
+                    "warmup_dropped",
+                    model=out.model,
+                    version=out.version,
+                    dropped=out.dropped,
+                    total=out.total,
+                )
 
     def _send(self, signal: DriftSignal) -> None:
         while True:

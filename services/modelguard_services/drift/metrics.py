@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from modelguard.contracts.drift import DriftSignal
-from modelguard.core.drift.processor import WindowReport
+from modelguard.core.drift.processor import WarmupDropped, WindowReport
 
 
 class DriftMetrics:
@@ -89,6 +89,13 @@ class DriftMetrics:
         self.windows = Counter(
             "model_drift_windows_total", "Drift windows evaluated.", mv, registry=registry
         )
+        self.warmup_dropped = Counter(
+            "model_drift_warmup_dropped_total",
+            "Warm-up predictions never tested: the warm-up buffer was full while the "
+            "worker's partitions caught up on a backlog (the latest by event time go).",
+            mv,
+            registry=registry,
+        )
         self.reference = Gauge(
             "model_drift_reference_info",
             "1 for the reference a model version is tested against.",
@@ -139,6 +146,9 @@ class DriftMetrics:
                 self.feature_drift.labels(*labels).set(1 if drifted else 0)
                 self._severity[labels] = int(res.severity)
                 self.feature_severity.labels(*labels).set(int(res.severity))
+
+    def on_warmup_dropped(self, d: WarmupDropped) -> None:
+        self.warmup_dropped.labels(d.model, d.version).inc(d.dropped)
 
     def on_reference(self, model: str, version: str, reference_id: str) -> None:
         self.reference.labels(model, version, reference_id).set(1)

@@ -7,6 +7,7 @@ from modelguard.core.drift.processor import (
     DriftState,
     Observation,
     ReferenceLearned,
+    WarmupDropped,
     WindowReport,
     learn_reference,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "SlidingWindowChi2",
     "SlidingWindowKS",
     "TestResult",
+    "WarmupDropped",
     "WindowReport",
     "WindowVerdict",
     "build_profile",

@@ -14,6 +14,7 @@ window sizes would not match the saved detector state).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
@@ -27,7 +28,7 @@ from modelguard.core.drift.processor import (
     ModelMonitor,
     Observation,
 )
-from modelguard.core.drift.reference import ReferenceProfile
+from modelguard.core.drift.reference import ReferenceProfile, category_of
 from modelguard.core.drift.window import WindowAccumulator
 
 FORMAT = 1
@@ -45,14 +46,34 @@ def _parse_time(s: str | None) -> datetime | None:
     return None if s is None else datetime.fromisoformat(s)
 
 
+_NONFINITE = "$nonfinite"
+
+
+def _enc(v: object) -> object:
+    """A raw value as strict JSON that decodes to a value the processor treats the same:
+    non-finite floats are tagged, ints too long for JSON text become their category
+    label (as numbers they are type errors either way)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return {_NONFINITE: repr(v)}
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 4_096:
+        return category_of(v)
+    return v
+
+
+def _dec(v: object) -> object:
+    if isinstance(v, dict) and set(v) == {_NONFINITE}:
+        return float(v[_NONFINITE])
+    return v
+
+
 def _obs_to_dict(o: Observation) -> dict[str, Any]:
     return {
         "model": o.model,
         "version": o.version,
         "event_time": o.event_time.isoformat(),
-        "features": dict(o.features),
-        "prediction": o.prediction,
-        "confidence": o.confidence,
+        "features": {k: _enc(v) for k, v in o.features.items()},
+        "prediction": _enc(o.prediction),
+        "confidence": _enc(o.confidence),
         "prediction_id": o.prediction_id,
         "task": o.task,
     }
@@ -63,9 +84,9 @@ def _obs_from_dict(d: Mapping[str, Any]) -> Observation:
         model=str(d["model"]),
         version=str(d["version"]),
         event_time=datetime.fromisoformat(d["event_time"]),
-        features=dict(d["features"]),
-        prediction=d["prediction"],
-        confidence=None if d["confidence"] is None else float(d["confidence"]),
+        features={str(k): _dec(v) for k, v in d["features"].items()},
+        prediction=_dec(d["prediction"]),
+        confidence=None if d["confidence"] is None else float(_dec(d["confidence"])),  # type: ignore[arg-type]
         prediction_id=d["prediction_id"],
         task=str(d["task"]),
     )
@@ -85,6 +106,7 @@ def _monitor_to_dict(mon: ModelMonitor) -> dict[str, Any]:
         "seq_signals": [s.model_dump(mode="json") for s in mon.seq_signals],
         "alarmed": sorted(mon.alarmed),
         "concept_signals": [s.model_dump(mode="json") for s in mon.concept_signals],
+        "origin": mon.origin,
     }
 
 
@@ -110,11 +132,17 @@ def dump_state(processor: DriftProcessor, state: DriftState) -> dict[str, Any]:
             [model, version, [_obs_to_dict(o) for o in obs]]
             for (model, version), obs in state.warmup.items()
         ],
-        "pending": [[pid, *rest] for pid, rest in state.pending.items()],
+        "pending": [
+            [pid, model, version, _enc(prediction), task]
+            for pid, (model, version, prediction, task) in state.pending.items()
+        ],
         "orphan_labels": state.orphan_labels,
         "sources": None if state.sources is None else sorted(state.sources),
         "watermarks": {str(p): t.isoformat() for p, t in state.watermarks.items()},
         "warmup_dropped": state.warmup_dropped,
+        "warmup_dropped_by_version": [
+            [model, version, n] for (model, version), n in state.warmup_dropped_by_version.items()
+        ],
     }
 
 
@@ -157,14 +185,19 @@ def _load(processor: DriftProcessor, data: Mapping[str, Any]) -> DriftState:
         mon.seq_signals = [DriftSignal.model_validate(s) for s in m["seq_signals"]]
         mon.alarmed = set(m["alarmed"])
         mon.concept_signals = [DriftSignal.model_validate(s) for s in m["concept_signals"]]
+        mon.origin = str(m.get("origin", ""))
     for model, version, obs in data["warmup"]:
         state.warmup[(model, version)] = [_obs_from_dict(o) for o in obs]
     state.pending = OrderedDict(
-        (str(pid), (str(model), str(version), prediction, str(task)))
+        (str(pid), (str(model), str(version), _dec(prediction), str(task)))
         for pid, model, version, prediction, task in data["pending"]
     )
     state.orphan_labels = int(data["orphan_labels"])
     state.sources = None if data["sources"] is None else frozenset(data["sources"])
     state.watermarks = {int(p): datetime.fromisoformat(t) for p, t in data["watermarks"].items()}
     state.warmup_dropped = int(data["warmup_dropped"])
+    state.warmup_dropped_by_version = {
+        (str(model), str(version)): int(n)
+        for model, version, n in data.get("warmup_dropped_by_version", [])
+    }
     return state

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from river.drift import ADWIN
 
 from modelguard.contracts.common import Severity
@@ -56,6 +57,9 @@ from modelguard.core.drift.reference import (
     NumericProfile,
     ReferenceProfile,
     build_profile,
+    category_of,
+    is_number,
+    safe_float,
 )
 from modelguard.core.drift.sequential import Alarm, NumericDriftDetector, SlidingWindowChi2
 from modelguard.core.drift.window import (
@@ -144,21 +148,76 @@ class ReferenceLearned:
     reference: ReferenceProfile
 
 
-Output = DriftSignal | WindowReport | ReferenceLearned
+@dataclass(frozen=True)
+class WarmupDropped:
+    """``dropped`` warm-up predictions of a version were not tested: the warm-up buffer
+    was full while partitions caught up on a backlog (the latest by event time go);
+    ``total`` is the worker's running count (the service logs it and counts it)."""
+
+    model: str
+    version: str
+    dropped: int
+    total: int
+
+
+Output = DriftSignal | WindowReport | ReferenceLearned | WarmupDropped
 #: Window tests whose signal is sent every window, drifted or not (so consumers see a
 #: recovery); the other window tests send a signal only when they fire.
 HEADLINE_TESTS = frozenset({"ks", "chi_square", "drifted_share"})
 
 
+@dataclass(frozen=True)
+class ConceptAlarm:
+    """A rise of the error rate by at least the LOW effect over ``baseline``, found by
+    an ADWIN cut (``at_cut``) or by watching the post-cut window grow after a cut whose
+    rise was still small (a gradual drift)."""
+
+    estimate: float
+    baseline: float
+    increase: float
+    width: int
+    at_cut: bool
+
+
 class ConceptDetector:
-    """ADWIN on the error stream, judged against a baseline error rate: the mean error
-    of the first ``baseline_labels`` labels (the model's normal error rate).
+    """Concept drift on the error stream: ADWIN finds changes, the rise of the error
+    rate over a healthy baseline decides whether a change is drift.
+
+    * river's ADWIN (``delta``) runs on every error; after a cut it restarts from the
+      errors after the cut, as river's detectors do. The judgement keeps its own state
+      across the cut.
+    * At an upward cut the rise is judged on the post-cut level against the
+      ``baseline``: the mean after the most likely change point of the window ADWIN cut
+      (or ADWIN's post-cut estimate when higher), not an estimate still holding
+      pre-drift errors. A rise of at least the LOW effect (2 points) is an alarm at once.
+    * A smaller rise (the first cut of a gradual drift) is not discarded: the detector
+      keeps watching the new window and alarms as soon as its mean exceeds the baseline
+      by the LOW effect *and* by three standard errors (``watch``, from
+      ``MIN_WATCH_WIDTH`` errors on). At most one alarm per ADWIN cut, so it never
+      alarms more often than ADWIN cuts.
+    * The baseline is the model's healthy error rate, refreshed safely: the first
+      ``baseline_labels`` labels set it; while not drifted and not watching, it follows
+      ADWIN's estimate *down* whenever ADWIN's window (homogeneous: no cut in it) holds
+      at least ``baseline_labels`` errors, so a model that improves is judged against its
+      current level (a fixed first-500 baseline delayed detection by ~2,700 labels); at
+      an upward cut it becomes the mean before the change point (the level the change
+      started from) when that is lower. It never follows a rise, so errors leaking into
+      ADWIN's window before the cut cannot hide the drift. A drifted model is
+      judged against its healthy level until the error rate is back (``drifted``
+      clears when the estimate is within the LOW effect of the baseline).
 
     river's ADWIN cannot be saved, so the last ``replay`` errors are kept (a JSON
     list); :meth:`from_dict` feeds the last ``min(width, replay)`` of them to a new
     ADWIN, which then covers the same errors as the one saved while its window is at
     most ``replay`` long (its estimate over them is the same; only the bucket layout,
-    hence the exact moment of a later alarm, can differ)."""
+    hence the exact moment of a later cut, can differ)."""
+
+    #: standard errors by which a watched window must exceed the baseline
+    WATCH_Z = 3.0
+    #: errors a watched window needs before it may alarm
+    MIN_WATCH_WIDTH = 50
+    #: errors on each side of a change point
+    MIN_SEGMENT = 200
 
     def __init__(self, delta: float, baseline_labels: int, replay: int = 5_000) -> None:
         self.adwin = ADWIN(delta=delta)  # type: ignore[no-untyped-call]
@@ -168,7 +227,11 @@ class ConceptDetector:
         self.errors = 0.0
         self.baseline: float | None = None
         self.drifted = False
+        #: a cut raised the error rate by less than the LOW effect: watch the window
+        self.watch = False
+        self.cuts = 0
         self.recent: deque[float] = deque(maxlen=max(1, replay))
+        self.alarm: ConceptAlarm | None = None
 
     @property
     def estimation(self) -> float:
@@ -177,17 +240,97 @@ class ConceptDetector:
     def increase(self) -> float:
         return self.estimation - (self.baseline if self.baseline is not None else 0.0)
 
+    def recovered(self) -> bool:
+        """The error rate is back within the LOW effect of the baseline, measured on at
+        least ``MIN_WATCH_WIDTH`` errors (a window just restarted by a cut says nothing)."""
+        low = sev.SCALES["error_rate"][0]
+        return int(self.adwin.width) >= self.MIN_WATCH_WIDTH and self.increase() < low
+
+    def _change_point(self, before: int) -> tuple[float, float, int] | None:
+        """(mean before, mean after, errors after) at the most likely change point of
+        the window ADWIN just cut (its last ``before + 1`` errors, within the replay
+        buffer): the split maximising the standardised difference of the two means,
+        each side at least ``MIN_SEGMENT`` long. ADWIN drops old buckets only until no
+        cut remains, so its post-cut window can still hold many pre-change errors; the
+        change point measures the new level itself."""
+        length = min(before + 1, len(self.recent))
+        m = self.MIN_SEGMENT
+        if length < 2 * m:
+            return None
+        x = np.fromiter(
+            itertools.islice(self.recent, len(self.recent) - length, None), np.float64, length
+        )
+        c = np.cumsum(x)
+        k = np.arange(m, length - m + 1)
+        pre = c[k - 1] / k
+        post = (c[-1] - c[k - 1]) / (length - k)
+        score = (post - pre) * np.sqrt(k * (length - k) / length)
+        i = int(np.argmax(score))
+        return float(pre[i]), float(post[i]), int(length - k[i])
+
+    def _fire(self, at_cut: bool, level: float | None = None, width: int | None = None) -> bool:
+        assert self.baseline is not None
+        est = self.estimation if level is None else level
+        self.alarm = ConceptAlarm(
+            est,
+            self.baseline,
+            est - self.baseline,
+            int(self.adwin.width) if width is None else width,
+            at_cut,
+        )
+        self.drifted = True
+        self.watch = False
+        return True
+
     def update(self, error: float) -> bool:
-        """True when ADWIN detects a change (after the baseline is known)."""
+        """True when the error rate rose to drift (``alarm`` holds the details)."""
+        reset = self.adwin.drift_detected  # river's ADWIN restarts on this update
+        before = 0 if reset else int(self.adwin.width)
+        previous = 0.0 if reset else float(self.adwin.estimation)
         self.adwin.update(error)  # type: ignore[no-untyped-call]
         self.recent.append(error)
         self.n += 1
         self.errors += error
+        self.alarm = None
         if self.baseline is None:
             if self.n >= self.baseline_labels:
                 self.baseline = self.errors / self.n
             return False
-        return bool(self.adwin.drift_detected)
+        low = sev.SCALES["error_rate"][0]
+        est = self.estimation
+        width = int(self.adwin.width)
+        if self.adwin.drift_detected:
+            self.cuts += 1
+            if est <= previous or est < self.baseline:  # a fall: better, or drift over
+                self.watch = False
+                if self.drifted and est - self.baseline < low:
+                    self.drifted = False
+                return False
+            if self.drifted:
+                return False
+            level, after = est, width
+            split = self._change_point(before)
+            if split is not None:
+                pre, post, n_post = split
+                self.baseline = min(self.baseline, pre)  # the level the change started from
+                if post > level:
+                    level, after = post, n_post
+            if level - self.baseline >= low:
+                return self._fire(at_cut=True, level=level, width=after)
+            self.watch = True
+            return False
+        if self.drifted:
+            return False
+        if self.watch:
+            rise = est - self.baseline
+            if rise >= low and width >= self.MIN_WATCH_WIDTH:
+                se = math.sqrt(max(est * (1.0 - est), 1e-6) / width)
+                if rise >= self.WATCH_Z * se:
+                    return self._fire(at_cut=False)
+            return False
+        if width >= self.baseline_labels and est < self.baseline:
+            self.baseline = est  # a homogeneous window of a model that got better
+        return False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +338,8 @@ class ConceptDetector:
             "errors": self.errors,
             "baseline": self.baseline,
             "drifted": self.drifted,
+            "watch": self.watch,
+            "cuts": self.cuts,
             "width": int(self.adwin.width),
             "recent": list(self.recent),
         }
@@ -212,6 +357,8 @@ class ConceptDetector:
         c.errors = float(d["errors"])
         c.baseline = None if d["baseline"] is None else float(d["baseline"])
         c.drifted = bool(d["drifted"])
+        c.watch = bool(d.get("watch", False))
+        c.cuts = int(d.get("cuts", 0))
         return c
 
 
@@ -231,6 +378,8 @@ class ModelMonitor:
     alarmed: set[str] = field(default_factory=set)
     concept_signals: list[DriftSignal] = field(default_factory=list)
     last_report: WindowReport | None = None
+    #: the monitor's first prediction (id or time): part of every signal id
+    origin: str = ""
 
 
 @dataclass
@@ -248,10 +397,17 @@ class DriftState:
     drained: frozenset[int] = frozenset()
     #: warm-up predictions dropped because the buffer was full (latest first)
     warmup_dropped: int = 0
+    #: the same per (model, version)
+    warmup_dropped_by_version: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _event_id(*parts: object) -> str:
     return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+
+
+def _origin(o: Observation) -> str:
+    """What identifies a monitor's stream: its first prediction (id, else time)."""
+    return o.prediction_id if o.prediction_id is not None else o.event_time.isoformat()
 
 
 def _by_time(o: Observation) -> datetime:
@@ -303,7 +459,9 @@ class DriftProcessor:
                 if isinstance(prof, NumericProfile):
                     mon.numeric[name] = NumericDriftDetector(prof, alpha=a, horizon=h)
                 elif isinstance(prof, CategoricalProfile):
-                    mon.categorical[name] = SlidingWindowChi2(prof, alpha=a, horizon=h)
+                    mon.categorical[name] = SlidingWindowChi2(
+                        prof, alpha=a, horizon=h, min_psi=sev.SCALES["psi"][0]
+                    )
         return mon
 
     # ------------------------------------------------------------ partitions
@@ -441,8 +599,14 @@ class DriftProcessor:
                 cap = max(need, need * self.config.warmup_buffer_factor)
                 if len(buf) > cap:  # keep the earliest: only they can be the warm-up
                     buf.sort(key=_by_time)
-                    state.warmup_dropped += len(buf) - cap
+                    dropped = len(buf) - cap
+                    state.warmup_dropped += dropped
+                    key = (model, version)
+                    state.warmup_dropped_by_version[key] = (
+                        state.warmup_dropped_by_version.get(key, 0) + dropped
+                    )
                     del buf[cap:]
+                    out.append(WarmupDropped(model, version, dropped, state.warmup_dropped))
             if not self._warmup_ready(state, buf):
                 return out
             if state.sources is not None:
@@ -456,6 +620,8 @@ class DriftProcessor:
             out.append(ReferenceLearned(ref))
             mon = self._monitor(state, model, version)
             assert mon is not None
+        if obs and not mon.origin:
+            mon.origin = _origin(obs[0])
         start = 0
         while start < len(obs):
             room = self.config.window_events - mon.window.n_events
@@ -488,18 +654,24 @@ class DriftProcessor:
                 x = acc.add(prof, values)
                 det = mon.numeric.get(name)
                 if det is not None and x.size:
+                    seen = det.ks.seen
                     for alarm in det.update_many(x):
                         if name not in mon.alarmed:
-                            mon.alarmed.add(name)
-                            out.append(self._numeric_alarm(mon, name, det, alarm, x.size))
+                            position = seen + alarm.index + 1
+                            signal = self._numeric_alarm(mon, name, det, alarm, x.size, position)
+                            if signal.drift_detected:  # an alarm graded NONE blocks nothing
+                                mon.alarmed.add(name)
+                                out.append(signal)
             elif isinstance(acc, CategoricalAccumulator) and isinstance(prof, CategoricalProfile):
                 labels = acc.add(prof, values)
                 chi = mon.categorical.get(name)
                 if chi is not None and labels:
                     for alarm in chi.update_many(labels):
                         if name not in mon.alarmed:
-                            mon.alarmed.add(name)
-                            out.append(self._categorical_alarm(mon, name, chi, alarm, len(labels)))
+                            signal = self._categorical_alarm(mon, name, chi, alarm, len(labels))
+                            if signal.drift_detected:  # an alarm graded NONE blocks nothing
+                                mon.alarmed.add(name)
+                                out.append(signal)
         for name, prof in ref.outputs.items():
             acc = mon.window.outputs[name]
             if name == "prediction":
@@ -533,8 +705,10 @@ class DriftProcessor:
         end = mon.window_end or start
         assert start is not None and end is not None
         return DriftSignal(
+            # deterministic: the same window / alarm of the same stream gets the same id
+            # after a restart (whatever the batching or the window's time span)
             event_id=_event_id(
-                ref.model, ref.version, kind, feature, test, tag, self.worker, end.isoformat()
+                ref.model, mon.version, ref.reference_id, mon.origin, kind, feature, test, tag
             ),
             model=ref.model,
             version=mon.version,
@@ -556,7 +730,13 @@ class DriftProcessor:
         )
 
     def _numeric_alarm(
-        self, mon: ModelMonitor, name: str, det: NumericDriftDetector, alarm: Alarm, n: int
+        self,
+        mon: ModelMonitor,
+        name: str,
+        det: NumericDriftDetector,
+        alarm: Alarm,
+        n: int,
+        position: int,
     ) -> DriftSignal:
         zmean, zsd = det.recent_shift()
         severity = max(
@@ -565,25 +745,16 @@ class DriftProcessor:
         )
         if alarm.test == "ks_window":
             severity = max(severity, sev.from_effect("ks", alarm.statistic))
-        return self._alarm_signal(
-            mon, name, alarm, zmean, severity, det.reference.n, n, det.ks.seen
-        )
+        return self._alarm_signal(mon, name, alarm, zmean, severity, det.reference.n, n, position)
 
     def _categorical_alarm(
         self, mon: ModelMonitor, name: str, chi: SlidingWindowChi2, alarm: Alarm, n: int
     ) -> DriftSignal:
-        # practical size: chi-square per observation, which approximates the PSI of the
-        # alarm window for small shifts (both are ~ sum (c - r)^2 / r)
-        psi_estimate = alarm.statistic / chi.window
+        # practical size: the PSI of the alarm window against the reference shares (the
+        # window tests' scale); chi-square / window understated it (0.06 at threshold)
+        psi = chi.window_psi(alarm.histogram)
         return self._alarm_signal(
-            mon,
-            name,
-            alarm,
-            psi_estimate,
-            sev.from_effect("psi", psi_estimate),
-            chi.reference.n,
-            n,
-            chi.seen,
+            mon, name, alarm, psi, sev.from_effect("psi", psi), chi.reference.n, n, alarm.position
         )
 
     def _alarm_signal(
@@ -595,7 +766,7 @@ class DriftProcessor:
         severity: Severity,
         n_reference: int,
         n: int,
-        seen: int,
+        position: int,
     ) -> DriftSignal:
         return self._signal(
             mon,
@@ -610,7 +781,7 @@ class DriftProcessor:
             severity=severity,
             n_reference=n_reference,
             n_current=n,
-            tag=f"seq{seen}-{alarm.index}",
+            tag=f"seq{alarm.test}-{position}",
         )
 
     def _close(self, mon: ModelMonitor) -> list[Output]:
@@ -622,9 +793,8 @@ class DriftProcessor:
                 continue
             signals.append(self._result_signal(mon, r))
         assert mon.window_start is not None and mon.window_end is not None
-        if mon.concept is not None and mon.concept.drifted:
-            still = sev.from_effect("error_rate", mon.concept.increase()) >= Severity.LOW
-            mon.concept.drifted = still
+        if mon.concept is not None and mon.concept.drifted and mon.concept.recovered():
+            mon.concept.drifted = False
         report = WindowReport(
             model=mon.reference.model,
             version=mon.version,
@@ -682,23 +852,12 @@ class DriftProcessor:
                 self.config.concept_baseline_labels,
                 self.config.adwin_replay,
             )
-        if (
-            task == "regression"
-            and isinstance(prediction, int | float)
-            and isinstance(label.label, int | float)
-        ):
-            prof = mon.reference.outputs.get("prediction")
-            scale = prof.std if isinstance(prof, NumericProfile) and prof.std > 0 else 1.0
-            error = min(1.0, abs(float(prediction) - float(label.label)) / (2 * scale))
-        else:
-            error = 0.0 if str(prediction) == str(label.label) else 1.0
+        error = _error(task, prediction, label.label, mon.reference.outputs.get("prediction"))
         if not mon.concept.update(error):
             return []
-        increase = mon.concept.increase()
-        after = mon.concept.estimation
-        severity = sev.from_effect("error_rate", increase) if increase > 0 else Severity.NONE
-        detected = severity >= Severity.LOW
-        mon.concept.drifted = detected
+        alarm = mon.concept.alarm
+        assert alarm is not None
+        severity = sev.from_effect("error_rate", alarm.increase)
         if mon.window_end is None:
             mon.window_end = label.event_time
         signal = self._signal(
@@ -706,18 +865,33 @@ class DriftProcessor:
             kind="concept",
             feature=None,
             test="adwin",
-            statistic=after,
+            statistic=alarm.estimate,
             p_value=None,
-            effect=increase,
-            threshold=mon.concept.baseline,
-            detected=detected,
+            effect=alarm.increase,
+            threshold=alarm.baseline,
+            detected=True,
             severity=severity,
             n_reference=mon.concept.n,
-            n_current=int(mon.concept.adwin.width),
+            n_current=alarm.width,
             tag=f"adwin{mon.concept.n}",
         )
         mon.concept_signals.append(signal)
         return [signal]
+
+
+def _error(task: str, prediction: object, label: object, prof: object) -> float:
+    """0/1 error of a class, or the absolute error of a regression output in units of
+    twice the reference output's sigma, capped at 1 (never raises on a finite value)."""
+    if task == "regression" and is_number(prediction) and is_number(label):
+        p, y = safe_float(prediction), safe_float(label)
+        if p is None or y is None:
+            return 1.0
+        scale = prof.std if isinstance(prof, NumericProfile) and prof.std > 0 else 1.0
+        diff = abs(p - y)
+        if not math.isfinite(diff):
+            return 1.0
+        return min(1.0, diff / (2 * scale))
+    return 0.0 if category_of(prediction) == category_of(label) else 1.0
 
 
 def learn_reference(

@@ -241,6 +241,20 @@ def is_number(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def safe_float(v: object) -> float | None:
+    """``v`` as a finite float, or None when it has none (an int beyond the float range,
+    such as a 400-digit integer, or a non-finite float). Never raises on a number."""
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+#: ints longer than this many bits become a size label, not their (huge) decimal text
+_MAX_CATEGORY_INT_BITS = 4_096
+
+
 def is_missing(v: object) -> bool:
     return v is None or (isinstance(v, float) and not math.isfinite(v))
 
@@ -263,31 +277,41 @@ def category_of(v: object) -> str:
     """Canonical category label: strings as they are, ints/bools as their text."""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, int) and v.bit_length() > _MAX_CATEGORY_INT_BITS:
+        # str() of a huge int raises (Python's digit limit) and would make a huge label
+        return f"<int of {v.bit_length()} bits>"
     return v if isinstance(v, str) else str(v)
 
 
 def numeric_profile(values: Sequence[object], n_bins: int = 100) -> NumericProfile:
-    present = [float(v) for v in values if is_number(v) and math.isfinite(float(v))]  # type: ignore[arg-type]
+    converted = (safe_float(v) for v in values if is_number(v))
+    present = [f for f in converted if f is not None]
     missing = len(values) - len(present)
     if not present:
         raise ReferenceDataError("no numeric values")
     x = np.sort(np.asarray(present, dtype=np.float64))
+    # moments and bin means on a scaled copy: values near the float limit (1e200 squared,
+    # or sums of 1e307) must not overflow to inf (a reference must be finite JSON)
+    scale = max(float(np.max(np.abs(x))), 1e-300)
+    xs = x / scale
     q = np.quantile(x, np.arange(1, n_bins) / n_bins, method="inverted_cdf")
     edges = np.unique(q)
     edges = edges[edges > x[0]]
     bins = np.searchsorted(edges, x, side="right")
     counts = np.bincount(bins, minlength=edges.size + 1)
-    sums = np.bincount(bins, weights=x, minlength=edges.size + 1)
+    sums = np.bincount(bins, weights=xs, minlength=edges.size + 1)
     return NumericProfile(
         edges=tuple(float(e) for e in edges),
         counts=tuple(int(c) for c in counts),
-        bin_means=tuple(float(s / c) for s, c in zip(sums, counts, strict=True)),
+        bin_means=tuple(
+            float(np.clip(s / c * scale, x[0], x[-1])) for s, c in zip(sums, counts, strict=True)
+        ),
         n=int(x.size),
         missing=missing,
         minimum=float(x[0]),
         maximum=float(x[-1]),
-        mean=float(x.mean()),
-        std=float(x.std()),
+        mean=float(np.clip(xs.mean() * scale, x[0], x[-1])),
+        std=float(min(xs.std() * scale, np.finfo(np.float64).max)),
     )
 
 

@@ -30,6 +30,7 @@ it and a restart continues exactly where it stopped.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import chdtri
 
+from modelguard.core.drift import stats
 from modelguard.core.drift.reference import CategoricalProfile, NumericProfile
 
 IntArray = npt.NDArray[np.intp]
@@ -48,12 +50,18 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """A detector fired after the ``index``-th value of the batch (0-based)."""
+    """A detector fired after the ``index``-th value of the batch (0-based).
+
+    ``position`` is the detector's own count of values at the alarm (restarts included),
+    independent of how the stream was cut into batches (-1 when unknown); ``histogram``
+    the window's counts per bucket at the alarm (sliding-window tests only)."""
 
     index: int
     test: str
     statistic: float
     threshold: float
+    position: int = -1
+    histogram: tuple[int, ...] = ()
 
 
 class _SlidingHistogram:
@@ -128,6 +136,10 @@ class _WindowTest(ABC):
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
         """The test statistic of every window position in ``hist`` (one per row)."""
 
+    def _large_enough(self, hist: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which significant window positions are also a practical change (all here)."""
+        return np.ones(hist.shape[0], dtype=bool)
+
     def update_bins(self, bins: IntArray) -> list[Alarm]:
         alarms: list[Alarm] = []
         offset = 0
@@ -138,10 +150,21 @@ class _WindowTest(ABC):
                 stats = self._statistics(hist)
                 self.statistic = float(stats[-1])
                 hit = np.flatnonzero(stats > self.threshold)
+                if hit.size:  # significant *and* large enough: a trivial change slides on
+                    hit = hit[self._large_enough(hist[hit])]
                 if hit.size:
                     p = int(pos[hit[0]])
                     self.statistic = float(stats[hit[0]])
-                    alarms.append(Alarm(offset + p, self.test_name, self.statistic, self.threshold))
+                    alarms.append(
+                        Alarm(
+                            offset + p,
+                            self.test_name,
+                            self.statistic,
+                            self.threshold,
+                            self._hist.seen + p + 1,
+                            tuple(int(v) for v in hist[hit[0]]),
+                        )
+                    )
                     self._hist.reset_after(p + 1)
                     offset += p + 1
                     continue
@@ -253,15 +276,38 @@ class SlidingWindowChi2(_WindowTest):
         stride: int = 8,
         alpha: float = 0.05,
         horizon: int = 10_000,
+        min_psi: float = 0.0,
     ) -> None:
         bucket, shares = pooled_categories(reference, window)
         df = max(1, shares.size - 1)
-        threshold = float(chdtri(df, _union_alpha(alpha, horizon, stride)))
+        # the reference shares are estimated from ``reference.n`` values, not exact: the
+        # goodness-of-fit statistic of the window is about (1 + window / n) times the
+        # two-sample (homogeneity) statistic, whose chi-square tail gives the threshold
+        inflation = 1.0 + window / max(1, reference.n)
+        threshold = float(chdtri(df, _union_alpha(alpha, horizon, stride))) * inflation
         super().__init__(max(1, shares.size), window, stride, threshold)
         self.reference = reference
         self.bucket = bucket
+        self.shares = shares
+        #: an alarm needs the window's PSI to reach this too; below it the window keeps
+        #: sliding (no restart), so a change still growing in the window is reported as
+        #: soon as it is large enough instead of being lost with a restart
+        self.min_psi = min_psi
         self._expected = shares * window
         self._index = reference.index
+
+    def window_psi(self, histogram: Sequence[int]) -> float:
+        """PSI of a window's bucket counts against the reference shares: the practical
+        size of a change, on the same scale as the window tests' PSI."""
+        h = np.asarray(histogram, dtype=np.float64)
+        if h.size != self.shares.size or h.sum() <= 0:
+            return 0.0
+        return stats.psi(self.shares, h)
+
+    def _large_enough(self, hist: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        if self.min_psi <= 0.0:
+            return np.ones(hist.shape[0], dtype=bool)
+        return np.asarray([self.window_psi(h) >= self.min_psi for h in hist], dtype=bool)
 
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
         if self._expected.size < 2:
@@ -284,7 +330,7 @@ class SlidingWindowChi2(_WindowTest):
         bins = self.bins_of(values)
         keep = np.flatnonzero(bins >= 0)
         alarms = self.update_bins(bins[keep])
-        return [Alarm(int(keep[a.index]), a.test, a.statistic, a.threshold) for a in alarms]
+        return [dataclasses.replace(a, index=int(keep[a.index])) for a in alarms]
 
     def update(self, x: str) -> bool:
         self.update_many([x])

@@ -40,6 +40,7 @@ from modelguard.core.drift.reference import (
     ReferenceProfile,
     category_of,
     is_number,
+    safe_float,
 )
 
 IntArray = npt.NDArray[np.intp]
@@ -69,23 +70,29 @@ class NumericAccumulator:
         kinds = set(map(type, values))
         if kinds <= _FAST_NUMERIC:  # the common case: numbers and missing values only
             n_none = values.count(None) if type(None) in kinds else 0
-            self.missing += n_none
             raw = [v for v in values if v is not None] if n_none else values
-            x = np.asarray(raw, dtype=np.float64)
-            finite = np.isfinite(x)
-            if not finite.all():
-                self.missing += int(x.size - finite.sum())
-                x = x[finite]
-            self._count(profile, x)
-            return x
+            try:
+                x = np.asarray(raw, dtype=np.float64)
+            except OverflowError:  # an int beyond the float range: the careful path
+                x = None
+            if x is not None:
+                self.missing += n_none
+                finite = np.isfinite(x)
+                if not finite.all():
+                    self.missing += int(x.size - finite.sum())
+                    x = x[finite]
+                self._count(profile, x)
+                return x
         present: list[float] = []
         for v in values:
             if is_number(v):
-                f = float(v)  # type: ignore[arg-type]
-                if math.isfinite(f):
+                f = safe_float(v)
+                if f is not None:
                     present.append(f)
-                else:
+                elif isinstance(v, float):  # nan / inf: missing, as in the reference
                     self.missing += 1
+                else:  # an int no float can hold: not a usable number
+                    self.type_errors += 1
             elif v is None:
                 self.missing += 1
             else:
@@ -98,7 +105,11 @@ class NumericAccumulator:
         if x.size:
             bins = profile.bin_of(x)
             self.counts += np.bincount(bins, minlength=profile.n_bins)
-            self.sums += np.bincount(bins, weights=x, minlength=profile.n_bins)
+            with np.errstate(over="ignore", invalid="ignore"):
+                self.sums += np.bincount(bins, weights=x, minlength=profile.n_bins)
+            if not np.isfinite(self.sums).all():  # values near the float limit: saturate
+                big = np.finfo(np.float64).max
+                np.nan_to_num(self.sums, copy=False, nan=0.0, posinf=big, neginf=-big)
             self.below += int(np.count_nonzero(x < profile.minimum))
             self.above += int(np.count_nonzero(x > profile.maximum))
 
@@ -400,16 +411,22 @@ def _numeric_tests(
 def _categorical_tests(
     kind: str, name: str, p: CategoricalProfile, a: CategoricalAccumulator, cfg: EvaluationConfig
 ) -> list[_Raw]:
-    n_known = int(a.counts.sum())
-    if n_known < cfg.min_samples:
+    """Chi-square test of homogeneity of the window against the reference sample (both
+    are samples: a 2 x K contingency table), PSI and Jensen-Shannon; categories unseen
+    in the reference form one more column, so a new category is drift too (and counts
+    towards the drifted-feature share), not only a quality signal."""
+    n_cur = a.n
+    if n_cur < cfg.min_samples:
         return []
-    ref = np.asarray(p.counts, dtype=np.float64)
-    keep = ref > 0
-    obs = a.counts[keep].astype(np.float64)
-    chi2, pv = stats.chi_square(obs, ref[keep])
-    psi = stats.psi(ref[keep], obs)
-    jsd = stats.jensen_shannon(ref[keep], obs)
+    ref = np.append(np.asarray(p.counts, dtype=np.float64), 0.0)
+    obs = np.append(a.counts.astype(np.float64), float(a.unseen_total))
+    keep = (ref + obs) > 0
+    chi2, pv = stats.chi_square_contingency(ref, obs)
+    psi = stats.psi(ref[keep], obs[keep])
+    jsd = stats.jensen_shannon(ref[keep], obs[keep])
     metrics = {"chi_square": chi2, "psi": psi, "jensen_shannon": jsd}
+    if a.unseen_total:
+        metrics["unseen_share"] = a.unseen_total / n_cur
     return [
         _Raw(
             kind,
@@ -420,7 +437,7 @@ def _categorical_tests(
             psi,
             sev.from_effect("psi", psi),
             p.n,
-            n_known,
+            n_cur,
             None,
             metrics,
         )
