@@ -1,5 +1,6 @@
 """docker-compose.yml: validated by ``docker-compose config`` (no daemon needed), then
-checked against the code: every service with a Dockerfile runs, its settings are
+checked against the code: every deployed service (``modelguard_services.SERVICES``) is
+built from ``deploy/Dockerfile`` and runs its module, its settings are
 accepted by the service's own settings class, Prometheus scrapes it (promtool checks the
 config with the real rule files), and the mounted files exist and load.
 
@@ -23,13 +24,14 @@ from modelguard.adapters.redis_acl import ROLES
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.control import load_policies
 from modelguard_devstack.servers import apt_install
+from modelguard_services import LOCAL_TOOLS
+from modelguard_services import SERVICES as DEPLOYED
 from modelguard_services.metrics.settings import MetricsSettings
 from modelguard_services.simulator.app import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = sorted(
-    p.parent.name for p in (ROOT / "services" / "modelguard_services").glob("*/Dockerfile")
-)
+SERVICES = sorted(DEPLOYED)
+DOCKERFILE = "deploy/Dockerfile"
 SETTINGS: dict[str, type[CommonSettings]] = {"metrics": MetricsSettings}
 EXTRA_ENV = {"MODELGUARD_POLICIES"}  # read by the controller's __main__
 
@@ -89,14 +91,40 @@ def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
     return out
 
 
-def test_every_service_with_a_dockerfile_is_built_and_runs_its_module(
+def test_the_service_list_is_every_runnable_package_but_the_local_tools() -> None:
+    runnable = {
+        p.parent.name for p in (ROOT / "services" / "modelguard_services").glob("*/__main__.py")
+    }
+    assert set(SERVICES) == runnable - set(LOCAL_TOOLS)
+    assert set(LOCAL_TOOLS) <= runnable
+    assert not list((ROOT / "services").rglob("Dockerfile")), "one Dockerfile: deploy/"
+
+
+def test_the_one_dockerfile_takes_the_service_as_a_build_argument() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / DOCKERFILE).read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert "ARG SERVICE" in lines
+    (cmd,) = [line for line in lines if line.startswith("CMD ")]
+    assert "modelguard_services.${SERVICE}" in cmd
+    assert "ENV SERVICE=$SERVICE" in lines  # the CMD runs after the build arguments are gone
+
+
+def test_every_service_is_built_from_the_one_dockerfile_and_runs_its_module(
     compose: dict[str, Any],
 ) -> None:
     services = compose["services"]
+    built = {name for name, svc in services.items() if "build" in svc}
+    assert built == set(SERVICES)
     for name in SERVICES:
         svc = services[name]
-        dockerfile = f"services/modelguard_services/{name}/Dockerfile"
-        assert svc["build"] == {"context": str(ROOT), "dockerfile": dockerfile}
+        assert svc["build"] == {
+            "context": str(ROOT),
+            "dockerfile": DOCKERFILE,
+            "args": {"SERVICE": name},
+        }
         command = svc.get("command")
         if command is not None:
             assert command[:3] == [".venv/bin/python", "-m", f"modelguard_services.{name}"]

@@ -20,7 +20,7 @@ from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.control import PolicyError, load_policies
 from modelguard.routing import RoutingTableStore
-from modelguard_services.controller.app import ControllerService
+from modelguard_services.controller import ControllerService
 from modelguard_services.runtime import serve
 
 

@@ -22,6 +22,10 @@ and outbox from Redis), so the one-decision-per-incident guarantee is the crash 
 Metric windows arrive as one partial per source partition (ADR 0002); the pure core
 merges them into whole windows (``modelguard.core.control.partials``), told the partition
 count of the predictions topic, which the leader reads from Kafka metadata on take-over.
+
+The parts live in their own modules: :mod:`.metrics` (Prometheus families),
+:mod:`.outbox` (apply, publish, finish an outbox), :mod:`.consumer` (the leader's
+assigned consumer) and :mod:`.store` (lease, snapshot); this module is the loop.
 """
 
 from __future__ import annotations
@@ -33,180 +37,49 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol, get_args
 
 import redis
 import structlog
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    TopicPartition,
-)
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from confluent_kafka import Consumer, KafkaException
+from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.dependency import REDIS_TRANSIENT, Backoff, DependencyGuard
 from modelguard.adapters.ingest import IngestMetrics, Received, ValidatingConsumer
-from modelguard.adapters.kafka import (
-    KafkaConnection,
-    client_config,
-    make_low_latency_consumer,
-    make_producer,
-)
+from modelguard.adapters.kafka import make_low_latency_consumer, make_producer
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
-from modelguard.contracts.codec import decode_event, encode_event
 from modelguard.contracts.decisions import RoutingDecision
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.contracts.routing import RoutingTable
 from modelguard.core.control import ModelState, Policy, RoutingView, assess, decide, observe
 from modelguard.core.control.machine import evidence_for
-from modelguard.routing import RevisionConflictError
+from modelguard_services.controller.consumer import AssignedConsumer, normalise_offsets
+from modelguard_services.controller.metrics import ACTIONS, ControllerMetrics
+from modelguard_services.controller.outbox import (
+    DecisionApplier,
+    RoutingWriter,
+    published_decision_ids,
+)
 from modelguard_services.controller.store import ControllerStore, LostLeaseError, Snapshot
+
+__all__ = [
+    "ACTIONS",
+    "SERVICE",
+    "ControlEvent",
+    "ControllerMetrics",
+    "ControllerService",
+    "RoutingWriter",
+    "published_decision_ids",
+]
 
 SERVICE = "controller"
 log = structlog.get_logger("modelguard.controller")
 ControlEvent = MetricWindowClosed | DriftSignal
-
-
-class RoutingWriter(Protocol):
-    """What the controller needs of the routing table writer
-    (``modelguard.routing.RoutingTableStore``)."""
-
-    def read(self, model: str) -> RoutingTable | None: ...
-
-    def write(
-        self,
-        model: str,
-        weights: dict[str, float],
-        *,
-        expected_revision: int,
-        actor: str,
-        reason: str = "",
-        decision_id: str | None = None,
-        base: RoutingTable | None = None,
-    ) -> RoutingTable: ...
-
-
-class ControllerMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.decisions = Counter(
-            "modelguard_controller_decisions_total",
-            "Routing decisions taken, by model, action and whether it was a dry run.",
-            ["model_name", "action", "dry_run"],
-            registry=registry,
-        )
-        self.leader = Gauge(
-            "modelguard_controller_leader",
-            "1 while this replica holds the controller lease.",
-            ["replica"],
-            registry=registry,
-        )
-        self.verdict = Gauge(
-            "modelguard_controller_verdict",
-            "Latest verdict per version: 1 for the current status, 0 for the others.",
-            ["model_name", "model_version", "status"],
-            registry=registry,
-        )
-        self.weight = Gauge(
-            "modelguard_routing_weight",
-            "Traffic weight of a version in the routing table, as last read.",
-            ["model_name", "model_version"],
-            registry=registry,
-        )
-        self.incidents = Gauge(
-            "modelguard_controller_open_incidents",
-            "Incidents currently open per model.",
-            ["model_name"],
-            registry=registry,
-        )
-        self.conflicts = Counter(
-            "modelguard_controller_cas_conflicts_total",
-            "Compare-and-set conflicts on the routing table (another writer went first).",
-            ["model_name"],
-            registry=registry,
-        )
-        self.late_partials = Counter(
-            "modelguard_controller_late_partials_total",
-            "Partial metric windows that arrived after their window had been merged"
-            " (grace or timeout ran out) and were dropped.",
-            ["model_name"],
-            registry=registry,
-        )
-        self.pending_partials = Gauge(
-            "modelguard_controller_pending_partial_windows",
-            "Windows waiting for the partials of other source partitions.",
-            ["model_name"],
-            registry=registry,
-        )
-        self.decide_seconds = Histogram(
-            "modelguard_controller_apply_seconds",
-            "Time from the start of an evaluation to the decision being applied and published.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-            registry=registry,
-        )
-        self._initialised: set[tuple[str, str]] = set()
-
-    def init_decisions(self, model: str, dry_run: bool) -> None:
-        """Create every action's decision series of ``model`` at 0, so that the first
-        decision is a 0 -> 1 step ``increase()`` sees (a series born at 1 has none)."""
-        key = (model, str(dry_run).lower())
-        if key in self._initialised:
-            return
-        self._initialised.add(key)
-        for action in ACTIONS:
-            self.decisions.labels(model, action, key[1])
-        self.late_partials.labels(model)
-        self.pending_partials.labels(model)
-
-    def count_decision(self, d: RoutingDecision) -> None:
-        self.init_decisions(d.model, d.dry_run)
-        self.decisions.labels(d.model, d.action, str(d.dry_run).lower()).inc()
-
-
-#: Every ``RoutingDecision.action``.
-ACTIONS: tuple[str, ...] = get_args(RoutingDecision.model_fields["action"].annotation)
-
-
-class _AssignedConsumer:
-    """A consumer that, asked to subscribe, assigns every partition of the topics at
-    the snapshot's offsets (only the lease holder consumes: no group rebalances)."""
-
-    def __init__(self, consumer: Consumer, offsets: dict[str, int]) -> None:
-        self._c = consumer
-        self._offsets = offsets
-        self.partitions: list[TopicPartition] = []
-
-    def subscribe(self, topics: list[str]) -> None:
-        deadline = time.monotonic() + 15
-        meta = self._c.list_topics(timeout=10)
-        while any(t not in meta.topics for t in topics) and time.monotonic() < deadline:
-            time.sleep(0.2)  # just-created topics take a moment to appear in metadata
-            meta = self._c.list_topics(timeout=10)
-        parts: list[TopicPartition] = []
-        for t in topics:
-            if t not in meta.topics:
-                raise RuntimeError(f"topic {t!r} does not exist")
-            for p in sorted(meta.topics[t].partitions):
-                parts.append(TopicPartition(t, p, self._offsets.get(f"{t}|{p}", OFFSET_BEGINNING)))
-        self.partitions = parts
-        self._c.assign(parts)
-
-    def positions(self) -> dict[str, int]:
-        out = {}
-        for tp in self._c.position(self.partitions):
-            if tp.offset >= 0:
-                out[f"{tp.topic}|{tp.partition}"] = tp.offset
-        return out
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._c, name)
 
 
 class ControllerService:
@@ -248,26 +121,40 @@ class ControllerService:
         self.metrics = ControllerMetrics(registry)
         self._producer = make_producer(settings.kafka_connection(), linger_ms=0)
         self._consumer: ValidatingConsumer[ControlEvent] | None = None
-        self._assigned: _AssignedConsumer | None = None
+        self._assigned: AssignedConsumer | None = None
         self._snap = Snapshot()
-        self.decisions: list[RoutingDecision] = []
         self.is_leader = False
         #: Partition count of the predictions topic (partials per window), from metadata.
         self.source_partitions: int | None = None
         self._log = log.bind(replica=self.replica, dry_run=dry_run)
+        self._applier = DecisionApplier(
+            writer,
+            self._producer,
+            settings.kafka_connection(),
+            self._topics.routing_decisions,
+            actor=f"controller:{self.replica}",
+            metrics=self.metrics,
+            log=self._log,
+        )
         for model in sorted(policies):
             self.metrics.init_decisions(model, dry_run)
+
+    @property
+    def decisions(self) -> list[RoutingDecision]:
+        """Every decision this replica published, in order."""
+        return self._applier.published
 
     # --- leadership -------------------------------------------------------------------
 
     def _take_over(self) -> None:
         self._snap = self._store.load()
+        self._snap.offsets = normalise_offsets(self._snap.offsets)
         raw = make_low_latency_consumer(
             self._settings.kafka_connection(),
             self._settings.consumer_group(SERVICE),
             enable_auto_commit=False,
         )
-        self._assigned = _AssignedConsumer(raw, dict(self._snap.offsets))
+        self._assigned = AssignedConsumer(raw, self._snap.offsets)
         self.source_partitions = self._source_partitions(raw)
         models: dict[str, type[ControlEvent]] = {
             self._topics.metric_windows: MetricWindowClosed,
@@ -370,10 +257,12 @@ class ControllerService:
         return len(self.decisions)
 
     def _iteration(self, last_seen: float, next_tick: float) -> tuple[float, float]:
-        assert self._consumer is not None
+        consumer, assigned = self._consumer, self._assigned
+        if consumer is None or assigned is None:
+            raise LostLeaseError("not the leader: no consumer (take over first)")
         if self._snap.outbox:
             self._finish_outbox()
-        batch = self._consumer.poll(max_messages=500, timeout=0.1)
+        batch = consumer.poll(max_messages=500, timeout=0.1)
         dirty: set[str] = set()
         for received in batch:
             if self._observe(received):
@@ -385,10 +274,9 @@ class ControllerService:
             next_tick = time.monotonic() + self._tick
         for model in sorted(dirty):
             self._evaluate(model)
-        self._consumer.done(batch)
+        consumer.done(batch)
         if batch or dirty:
-            assert self._assigned is not None
-            self._snap.offsets.update(self._assigned.positions())
+            self._snap.offsets.update(assigned.positions())
             self._store.save(self._snap)
         self._producer.poll(0)
         return last_seen, next_tick
@@ -445,7 +333,7 @@ class ControllerService:
             self._snap.outbox = decisions
             self._store.save(self._snap)
             self._maybe_crash("after_outbox")
-            applied = self._apply(decisions, table)
+            applied = self._applier.apply(decisions, table)
             if applied is None:  # another writer went first: decide again on fresh data
                 self.metrics.conflicts.labels(model).inc()
                 self._snap.models[model] = state
@@ -453,119 +341,20 @@ class ControllerService:
                 self._store.save(self._snap)
                 continue
             self._maybe_crash("after_cas")
-            self._publish(applied)
+            self._applier.publish(applied)
             self._maybe_crash("after_publish")
             self._snap.outbox = []
             self._store.save(self._snap)
             self.metrics.decide_seconds.observe(time.monotonic() - started)
             return
 
-    def _apply(
-        self, decisions: list[RoutingDecision], table: RoutingTable | None
-    ) -> list[RoutingDecision] | None:
-        """Apply the weight change (if any); decisions with ``revision_after`` set from
-        the table, or None on a conflict with another writer."""
-        out = []
-        for d in decisions:
-            if d.new_weights == d.old_weights or d.dry_run:
-                out.append(d)
-                continue
-            written = self._write(d, table)
-            if written is None:
-                return None
-            out.append(d.model_copy(update={"revision_after": written.revision}))
-        return out
-
-    def _write(self, d: RoutingDecision, table: RoutingTable | None) -> RoutingTable | None:
-        assert d.revision_before is not None
-        try:
-            return self._writer.write(
-                d.model,
-                dict(d.new_weights),
-                expected_revision=d.revision_before,
-                actor=f"controller:{self.replica}",
-                reason=d.reason[:500],
-                decision_id=d.decision_id,
-                base=table,
-            )
-        except RevisionConflictError:
-            current = self._writer.read(d.model)
-            if current is not None and current.decision_id == d.decision_id:
-                return current  # our own earlier write (a retry after a crash)
-            self._log.info(
-                "routing_conflict",
-                model=d.model,
-                decision_id=d.decision_id,
-                expected=d.revision_before,
-                current=current.revision if current else None,
-            )
-            return None
-
-    def _publish(self, decisions: Iterable[RoutingDecision]) -> None:
-        errors: list[str] = []
-
-        def delivered(err: KafkaError | None, _msg: object) -> None:
-            if err is not None:
-                errors.append(str(err))
-
-        batch = list(decisions)
-        for d in batch:
-            self._producer.produce(
-                self._topics.routing_decisions,
-                key=d.model.encode(),
-                value=encode_event(d),
-                headers=[("event_type", RoutingDecision.schema_name.encode())],
-                on_delivery=delivered,
-            )
-        remaining = self._producer.flush(10)
-        if remaining or errors:
-            raise RuntimeError(f"decision publish failed: {errors or 'timeout'}")
-        for d in batch:
-            self.decisions.append(d)
-            self.metrics.count_decision(d)
-            self._log.warning(
-                "routing_decision",
-                model=d.model,
-                version=_subject(d),
-                decision_id=d.decision_id,
-                incident_id=d.incident_id,
-                action=d.action,
-                reason=d.reason,
-                old_weights=d.old_weights,
-                new_weights=d.new_weights,
-                revision=d.revision_after,
-                dry_run=d.dry_run,
-            )
-
     def _finish_outbox(self) -> None:
         """Complete decisions a predecessor saved but may not have applied/published."""
         pending = list(self._snap.outbox)
         if not pending:
             return
-        published = published_decision_ids(
-            self._settings.kafka_connection(), self._topics.routing_decisions
-        )
-        todo: list[RoutingDecision] = []
-        for d in pending:
-            if d.new_weights != d.old_weights and not d.dry_run:
-                current = self._writer.read(d.model)
-                if current is not None and current.decision_id == d.decision_id:
-                    d = d.model_copy(update={"revision_after": current.revision})
-                elif current is not None and current.revision == d.revision_before:
-                    written = self._write(d, current)
-                    if written is None:
-                        continue
-                    d = d.model_copy(update={"revision_after": written.revision})
-                else:
-                    self._log.warning(
-                        "outbox_decision_superseded", model=d.model, decision_id=d.decision_id
-                    )
-                    continue
-            if d.decision_id not in published:
-                todo.append(d)
-        if todo:
-            self._publish(todo)
-        self._log.info("outbox_finished", pending=len(pending), republished=len(todo))
+        republished = self._applier.finish(pending)
+        self._log.info("outbox_finished", pending=len(pending), republished=republished)
         self._snap.outbox = []
         self._store.save(self._snap)
 
@@ -583,61 +372,3 @@ class ControllerService:
         if self._crash_at == point:
             self._log.warning("crash_injected", point=point)
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _subject(d: RoutingDecision) -> str | None:
-    """The version a decision is about: the one losing traffic in a rollback, the one
-    gaining it in a ramp or promotion."""
-    sign = -1.0 if d.action in ("rollback", "hold") else 1.0
-    delta = {v: sign * (w - d.old_weights.get(v, 0.0)) for v, w in d.new_weights.items()}
-    best = max(delta, key=lambda v: delta[v], default=None)
-    return best if best is not None and delta[best] > 0 else None
-
-
-def published_decision_ids(connection: KafkaConnection, topic: str, tail: int = 1000) -> set[str]:
-    """Decision ids among the last ``tail`` records of every partition of ``topic``.
-
-    Reads by assignment (no group membership, nothing committed); the group id only
-    satisfies librdkafka and is derived from the topic name (so from the deployment).
-    """
-    consumer = Consumer(
-        client_config(
-            connection,
-            **{
-                "group.id": f"{topic}-outbox-check-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            },
-        )
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=10)
-        parts = []
-        ends: dict[int, int] = {}
-        for p in meta.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                parts.append(TopicPartition(topic, p, max(low, high - tail)))
-                ends[p] = high
-        if not parts:
-            return set()
-        consumer.assign(parts)
-        seen: set[str] = set()
-        done: set[int] = set()
-        deadline = time.monotonic() + 15
-        while len(done) < len(ends) and time.monotonic() < deadline:
-            for msg in consumer.consume(500, timeout=0.5):
-                part, err = msg.partition() or 0, msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        done.add(part)
-                    continue
-                with contextlib.suppress(ValueError):
-                    seen.add(decode_event(RoutingDecision, msg.value()).decision_id)
-                if (msg.offset() or 0) + 1 >= ends[part]:
-                    done.add(part)
-        if len(done) < len(ends):
-            raise RuntimeError(f"could not read the tail of {topic} to check the outbox")
-        return seen
-    finally:
-        consumer.close()

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelguard.contracts.decisions import ControlKeys, RoutingDecision
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.core.control import ModelState
+from modelguard.errors import ConflictError
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -46,7 +47,7 @@ return 0
 """
 
 
-class LostLeaseError(RuntimeError):
+class LostLeaseError(ConflictError):
     """This replica no longer holds the leader lease: it must stop acting."""
 
 
@@ -56,7 +57,8 @@ class Snapshot(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, ModelState] = Field(default_factory=dict)
-    #: "topic|partition" -> next offset to read.
+    #: ``offset_key(topic, partition)`` ("topic:partition") -> next offset to read
+    #: (snapshots from before it used "topic|partition": ``consumer.normalise_offsets``).
     offsets: dict[str, int] = Field(default_factory=dict)
     #: Decisions decided but not yet fully applied and published.
     outbox: list[RoutingDecision] = Field(default_factory=list)

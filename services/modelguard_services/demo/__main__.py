@@ -16,7 +16,7 @@ from pathlib import Path
 
 from modelguard.adapters.logging import configure_logging
 from modelguard_devstack import Stack, StackError
-from modelguard_services.demo.loop import ClosedLoop, LoopConfig, LoopResult
+from modelguard_services.demo import ClosedLoop, LoopConfig, LoopResult
 from modelguard_services.demo.narrator import Narrator
 
 

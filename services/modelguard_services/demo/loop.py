@@ -6,6 +6,11 @@ end-to-end tests, which check its outcome independently in Redis, Kafka and Prom
 The services run as subprocesses (``python -m modelguard_services.<name>``), as in
 production; the simulator runs in this process in real time (speed 1), so simulated
 incident times and the services' wall clocks agree.
+
+The parts live in their own modules: :mod:`.results` (what to run, what was seen),
+:mod:`.observability` (Prometheus rules, Alertmanager, the webhook), :mod:`.tail` (the
+output topics), :mod:`.timeline` (milestones and their lines) and :mod:`.processes`
+(service subprocesses); this module starts, watches and stops the loop.
 """
 
 from __future__ import annotations
@@ -16,227 +21,60 @@ import threading
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
-from modelguard.adapters.kafka import KafkaConnection, client_config, delete_topics, ensure_topics
+from modelguard.adapters.kafka import delete_topics, ensure_topics
 from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
-from modelguard.contracts.codec import decode_event
 from modelguard.contracts.decisions import RoutingDecision
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.metric_window import MetricWindowClosed
-from modelguard.contracts.routing import RoutingTable
 from modelguard.core.simulation import Scenario
 from modelguard.core.simulation.scenario import AccuracyDrop, DataDrift
+from modelguard.errors import ConfigError
 from modelguard.routing import RoutingTableStore
 from modelguard_devstack import Endpoints
+from modelguard_services.demo.observability import (
+    WebhookReceiver,
+    active_alerts,
+    ensure_rules_loaded,
+)
 from modelguard_services.demo.processes import ServiceError, ServiceProcess
+from modelguard_services.demo.results import DRIFT_ALERT, REPO, LoopConfig, LoopResult
+from modelguard_services.demo.tail import Tailed, TopicTail
+from modelguard_services.demo.timeline import Timeline, weights
 from modelguard_services.simulator import SimulatorService, load_scenario
+
+__all__ = [
+    "DRIFT_ALERT",
+    "REDIS_ROLE",
+    "REPO",
+    "ClosedLoop",
+    "LoopConfig",
+    "LoopResult",
+    "Tailed",
+    "TopicTail",
+    "WebhookReceiver",
+    "active_alerts",
+    "ensure_rules_loaded",
+]
 
 log = structlog.get_logger("modelguard.demo")
 
-REPO = Path(__file__).resolve().parents[3]
 #: The Redis user each service runs as (ADR 0012); the metrics service needs no Redis
 #: and gets the read-only one.
 REDIS_ROLE: dict[str, str] = {"controller": "controller", "drift": "drift", "metrics": "router"}
-DRIFT_ALERT = "ModelDataDriftDetected"
-Tailed = RoutingDecision | DriftSignal | MetricWindowClosed
 
 
-@dataclass(frozen=True)
-class LoopConfig:
-    """What to run. The defaults are the README demo (about a minute)."""
-
-    scenario: Path = REPO / "deploy" / "scenarios" / "demo-canary.yaml"
-    policies: Path = REPO / "deploy" / "policies" / "demo" / "fraud.yaml"
-    rules_dir: Path = REPO / "deploy" / "prometheus" / "rules"
-    window_seconds: float = 4.0
-    drift_window_events: int = 500
-    #: Wall seconds from the start of traffic until the loop must have closed.
-    deadline_seconds: float = 100.0
-    #: Seconds to wait for each service to come up.
-    start_timeout: float = 30.0
-    run_dir: Path = REPO / ".run" / "demo"
-    webhook_port: int | None = None
-
-
-@dataclass
-class LoopResult:
-    """What the loop did; times are UTC wall clock (= simulated time: speed 1)."""
-
-    prefix: str
-    model: str
-    champion: str
-    challenger: str
-    drift_feature: str
-    start_time: datetime
-    degrade_at: datetime
-    drift_at: datetime
-    decisions: list[RoutingDecision] = field(default_factory=list)
-    bad_window: MetricWindowClosed | None = None
-    bad_window_seen_at: datetime | None = None
-    rollback: RoutingDecision | None = None
-    rollback_table: RoutingTable | None = None
-    drift_signal: DriftSignal | None = None
-    drift_signal_seen_at: datetime | None = None
-    champion_alert: RoutingDecision | None = None
-    alert: dict[str, Any] | None = None
-    alert_seen_at: datetime | None = None
-    webhook_alerts: list[dict[str, Any]] = field(default_factory=list)
-    table: RoutingTable | None = None
-    metrics_urls: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-
-    def t(self, when: datetime | None) -> float | None:
-        """Seconds since the start of traffic."""
-        return None if when is None else (when - self.start_time).total_seconds()
-
-    @property
-    def missing(self) -> list[str]:
-        out = []
-        if self.rollback is None or self.rollback_table is None:
-            out.append(f"no rollback of {self.model}/{self.challenger} in the routing table")
-        if self.drift_signal is None:
-            out.append(f"no drift signal for {self.model}/{self.champion}.{self.drift_feature}")
-        if self.alert is None:
-            out.append(f"no {DRIFT_ALERT} alert in Alertmanager")
-        return out
-
-    @property
-    def closed(self) -> bool:
-        return not self.missing and self.error is None
-
-    @property
-    def degradation_to_routing_seconds(self) -> float | None:
-        if self.rollback_table is None:
-            return None
-        return (self.rollback_table.updated_at - self.degrade_at).total_seconds()
-
-
-# --------------------------------------------------------------------------- helpers
-def _get_json(url: str, timeout: float = 3.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return json.load(resp)
-
-
-def ensure_rules_loaded(prometheus_url: str, alert: str, timeout: float = 15.0) -> None:
-    """Reload Prometheus when it started before ``alert``'s rule file was added."""
-
-    def loaded() -> bool:
-        groups = _get_json(f"{prometheus_url}/api/v1/rules")["data"]["groups"]
-        return any(r.get("name") == alert for g in groups for r in g["rules"])
-
-    if loaded():
-        return
-    req = urllib.request.Request(f"{prometheus_url}/-/reload", method="POST")
-    with urllib.request.urlopen(req, timeout=10):
-        pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if loaded():
-            return
-        time.sleep(0.3)
-    raise RuntimeError(f"Prometheus at {prometheus_url} does not load the rule {alert!r}")
-
-
-def active_alerts(alertmanager_url: str, **labels: str) -> list[dict[str, Any]]:
-    """Active alerts in Alertmanager matching ``labels`` exactly."""
-    query = urllib.parse.urlencode(
-        [("active", "true"), ("silenced", "false"), ("inhibited", "false")]
-        + [("filter", f'{k}="{v}"') for k, v in labels.items()]
-    )
-    alerts: list[dict[str, Any]] = _get_json(f"{alertmanager_url}/api/v2/alerts?{query}")
-    return alerts
-
-
-class WebhookReceiver:
-    """The local stand-in for PagerDuty/Slack: Alertmanager's webhook on loopback."""
-
-    def __init__(self, port: int) -> None:
-        self.received: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                with contextlib.suppress(ValueError):
-                    body = json.loads(self.rfile.read(min(length, 1 << 20)))
-                    if isinstance(body, dict):
-                        receiver.received.extend(body.get("alerts", []))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def ours(self, job_id: str) -> list[dict[str, Any]]:
-        """Notified alerts of this run's series (Alertmanager sends every alert here)."""
-        return [
-            a
-            for a in list(self.received)
-            if isinstance(a.get("labels"), dict) and a["labels"].get("job_id") == job_id
-        ]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-class TopicTail:
-    """Reads the loop's output topics (decisions, drift signals, metric windows) from
-    their beginning; yields each event with its Kafka timestamp."""
-
-    def __init__(self, connection: KafkaConnection, topics: dict[str, type[Tailed]]) -> None:
-        self._models = topics
-        self._c = Consumer(
-            client_config(
-                connection,
-                **{
-                    "group.id": f"{min(topics)}-demo-tail-{uuid.uuid4().hex[:8]}",
-                    "enable.auto.commit": False,
-                },
-            )
-        )
-        meta = self._c.list_topics(timeout=10)
-        self._c.assign(
-            [
-                TopicPartition(t, p, OFFSET_BEGINNING)
-                for t in topics
-                for p in meta.topics[t].partitions
-            ]
-        )
-
-    def poll(self, timeout: float) -> Iterator[tuple[Tailed, datetime]]:
-        for msg in self._c.consume(500, timeout=timeout):
-            topic = msg.topic()
-            if msg.error() is not None or topic is None:
-                continue
-            _kind, ms = msg.timestamp()
-            at = datetime.fromtimestamp(ms / 1000.0, UTC)
-            yield decode_event(self._models[topic], msg.value() or b""), at
-
-    def close(self) -> None:
-        self._c.close()
-
-
-# --------------------------------------------------------------------------- the loop
 class ClosedLoop:
     """Runs the loop once on ``endpoints``; see the module docstring.
 
@@ -269,14 +107,15 @@ class ClosedLoop:
         drops = [i for i in self.scenario.incidents if isinstance(i, AccuracyDrop)]
         drifts = [i for i in self.scenario.incidents if isinstance(i, DataDrift)]
         if not drops or not drifts:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.cfg.scenario}: the loop needs an accuracy_drop and a data_drift incident"
             )
         self.drop, self.drift = drops[0], drifts[0]
         spec = self.scenario.model(self.drop.model)
         self.champion = max(spec.weights, key=lambda v: spec.weights[v])
         #: A challenger window below this accuracy shows the incident.
-        self._bad_accuracy = (spec.versions[self.drop.version].accuracy + self.drop.accuracy) / 2
+        bad_accuracy = (spec.versions[self.drop.version].accuracy + self.drop.accuracy) / 2
+        self._timeline = Timeline(self._say, bad_accuracy)
         self.services: list[ServiceProcess] = []
         self.metrics_urls: dict[str, str] = {}
         self._target_file = endpoints.prometheus_targets / f"{self.prefix}.json"
@@ -404,7 +243,7 @@ class ClosedLoop:
             )
             self._say(
                 0.0,
-                f"traffic starts: {result.model} {_weights(initial)} "
+                f"traffic starts: {result.model} {weights(initial)} "
                 f"(routing table rev {initial.revision}), {self.scenario.rate_per_second:g}/s",
             )
             runner, outcome = sim, result
@@ -474,7 +313,7 @@ class ClosedLoop:
                     f"(shift {self.drift.shift:+g}, scale x{self.drift.scale:g})",
                 )
             for event, at in tail.poll(0.2):
-                self._on_event(r, event, at, table)
+                self._timeline.on_event(r, event, at, table)
             if (
                 r.drift_signal is not None
                 and r.alert is None
@@ -512,71 +351,6 @@ class ClosedLoop:
                 return
         r.table = table.read(r.model)
 
-    def _on_event(
-        self, r: LoopResult, event: Tailed, at: datetime, table: RoutingTableStore
-    ) -> None:
-        if isinstance(event, MetricWindowClosed):
-            accuracy = event.metrics.get("accuracy")
-            if (
-                r.bad_window is None
-                and event.version == r.challenger
-                and event.window_end > r.degrade_at
-                and accuracy is not None
-                and accuracy < self._bad_accuracy
-            ):
-                r.bad_window, r.bad_window_seen_at = event, at
-                self._say(
-                    r.t(at),
-                    f"metrics processor: {event.model}/{event.version} window "
-                    f"[{r.t(event.window_start):.0f}s, {r.t(event.window_end):.0f}s) closed "
-                    f"with accuracy {accuracy:.2f} ({event.n_labelled} labelled, "
-                    f"partition {','.join(map(str, event.partitions)) or 'all'})",
-                )
-            return
-        if isinstance(event, DriftSignal):
-            if (
-                r.drift_signal is None
-                and event.drift_detected
-                and event.kind == "data"
-                and event.feature == r.drift_feature
-                and event.version == r.champion
-                and event.window_end >= r.drift_at
-            ):
-                r.drift_signal, r.drift_signal_seen_at = event, at
-                self._say(
-                    r.t(at),
-                    f"DETECTED by the drift processor: {event.model}/{event.version} "
-                    f"{event.feature} {event.test}={event.statistic:.3g} "
-                    f"severity {event.severity.name}",
-                )
-            return
-        r.decisions.append(event)
-        d = event
-        if d.action == "rollback" and r.rollback is None:
-            r.rollback = d
-            r.rollback_table = next(
-                (t for t in table.history(d.model) if t.decision_id == d.decision_id), None
-            )
-            self._say(r.t(d.decided_at), f"DETECTED by the controller: {_short(d.reason)}")
-            if r.rollback_table is not None:
-                changed = r.rollback_table.updated_at
-                self._say(
-                    r.t(changed),
-                    f"ROUTING CHANGED: {d.model} {_weights(r.rollback_table)} "
-                    f"(rev {r.rollback_table.revision}; "
-                    f"{r.degradation_to_routing_seconds:.1f}s after the incident)",
-                )
-        elif d.action in ("ramp", "promote"):
-            self._say(
-                r.t(d.decided_at),
-                f"routing: {d.action} -> {_pct(d.new_weights)} (rev {d.revision_after})",
-            )
-        elif d.action == "alert" and r.champion_alert is None:
-            r.champion_alert = d
-            self._say(r.t(d.decided_at), f"controller alert: {_short(d.reason)}")
-        elif d.action not in ("alert", "retrain"):
-            self._say(r.t(d.decided_at), f"controller {d.action}: {_short(d.reason)}")
-
     def _clean_up(self) -> None:
         with contextlib.suppress(Exception):
             delete_topics(self.ep.kafka_bootstrap, self.settings.topics.all())
@@ -586,15 +360,3 @@ class ClosedLoop:
             client = make_redis(admin.redis_connection())
             for key in client.scan_iter(f"{self.prefix}:*"):
                 client.delete(key)
-
-
-def _pct(weights: dict[str, float]) -> str:
-    return " / ".join(f"{v} {w * 100:g}%" for v, w in sorted(weights.items()))
-
-
-def _weights(table: RoutingTable) -> str:
-    return _pct(dict(table.weights))
-
-
-def _short(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -12,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from modelguard.errors import DependencyError
 
-class ServiceError(RuntimeError):
+
+class ServiceError(DependencyError):
     """A service did not start or died; the message carries the tail of its log."""
 
 

@@ -63,6 +63,7 @@ from modelguard.contracts.experiments import (
 from modelguard.core.experiments import bookkeeping as bk
 from modelguard.core.experiments.analysis import analysis_task, analyze
 from modelguard.core.experiments.bandit import bandit_update, ramp_split
+from modelguard.errors import DependencyError
 from modelguard.experiments.registry import ExperimentRegistry
 from modelguard.routing.store import RoutingTableStore
 
@@ -315,7 +316,7 @@ class ExperimentsService:
             topic = meta.topics.get(self._topics.exposures)
             count = len(topic.partitions) if topic is not None else 0
             if count == 0:
-                raise RuntimeError(f"topic {self._topics.exposures!r} has no partitions")
+                raise DependencyError(f"topic {self._topics.exposures!r} has no partitions")
             self._partitions = count
         return self._partitions
 

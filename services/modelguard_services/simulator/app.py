@@ -20,6 +20,7 @@ from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.base import Event
 from modelguard.core.simulation import Scenario, ScenarioError, SimulationEngine, SimulationStats
 from modelguard.core.simulation import parse_scenario as _parse
+from modelguard.errors import ConfigError
 from modelguard.routing import RoutingClient, RoutingTableStore
 from modelguard.sdk import EventSDK
 
@@ -75,7 +76,7 @@ class SimulatorService:
         id_prefix: str | None = None,
     ) -> None:
         if speed is not None and speed <= 0:
-            raise ValueError(f"speed must be > 0 (or None for as fast as possible), got {speed}")
+            raise ConfigError(f"speed must be > 0 (or None for as fast as possible), got {speed}")
         self.settings = settings
         self.scenario = scenario
         self.registry = registry if registry is not None else CollectorRegistry()
