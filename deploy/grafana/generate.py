@@ -169,8 +169,8 @@ def model_performance() -> dash.Dashboard:
     ).with_variable(
         dash.CustomVariable("stage")
         .label("Latency stage")
-        .values("total,inference,preprocessing,postprocessing")
-        .current(model.VariableOption(selected=True, text="total", value="total"))
+        .values(",".join((t.TOTAL_STAGE, *t.LATENCY_STAGES)))
+        .current(model.VariableOption(selected=True, text=t.TOTAL_STAGE, value=t.TOTAL_STAGE))
     )
     d = d.with_row(dash.Row("Quality (last N labelled predictions)"))
     for title, metric in quality:
