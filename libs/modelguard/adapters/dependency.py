@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from modelguard.adapters.prometheus import gauge as build_gauge
 from modelguard.contracts.telemetry import MODELGUARD_DEPENDENCY_UP
+from modelguard.errors import DependencyError
 
 log = structlog.get_logger("modelguard.dependency")
 
@@ -58,7 +59,7 @@ def dependency_gauge(registry: CollectorRegistry) -> Gauge:
         return gauge
 
 
-class DependencyUnavailableError(RuntimeError):
+class DependencyUnavailableError(DependencyError):
     """The dependency was still down when the service was asked to stop."""
 
     def __init__(self, dependency: str, cause: BaseException) -> None:

@@ -59,12 +59,13 @@ from modelguard.contracts.telemetry import (
     MODELGUARD_ROUTING_TABLES_REFUSED,
 )
 from modelguard.core.routing import CompiledTable
+from modelguard.errors import DependencyError, ModelguardError
 from modelguard.sdk.safelog import safe_logger
 
 log = safe_logger("modelguard.routing")
 
 
-class RoutingError(RuntimeError):
+class RoutingError(ModelguardError, RuntimeError):
     """No routing table can be used for a model."""
 
 
@@ -72,7 +73,7 @@ class NoRoutingTableError(RoutingError):
     """The model has no routing table in Redis."""
 
 
-class RoutingUnavailableError(RoutingError):
+class RoutingUnavailableError(RoutingError, DependencyError):
     """Redis is unreachable and no table of the model was ever loaded."""
 
 
@@ -239,7 +240,8 @@ class RoutingClient:
         return compiled
 
     def _expose(self, table: RoutingTable, unit_id: str, version: str) -> None:
-        assert self._exposures is not None and table.experiment_id is not None
+        if self._exposures is None or table.experiment_id is None:
+            return  # no exposure log, or no experiment on this table: nothing to expose
         try:
             self._exposures(
                 ExposureLogged(

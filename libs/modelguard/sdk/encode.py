@@ -39,6 +39,7 @@ from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.limits import LIMITS
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 from modelguard.contracts.telemetry import LATENCY_STAGES
+from modelguard.errors import InvalidInputError
 
 _MAX_ID = LIMITS.max_id_length
 _MAX_NAME = LIMITS.max_name_length
@@ -61,7 +62,7 @@ _NUMBER_TYPES = frozenset((int, float))
 _PROBABILITY_FAST_TOLERANCE = 0.5e-3
 
 
-class InvalidEventError(ValueError):
+class InvalidEventError(InvalidInputError):
     """An SDK call with invalid arguments; the message names the argument."""
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelguard.contracts.decisions import ControlKeys, RoutingDecision
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.core.control import ModelState
+from modelguard.errors import ConflictError
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -46,7 +47,7 @@ return 0
 """
 
 
-class LostLeaseError(RuntimeError):
+class LostLeaseError(ConflictError):
     """This replica no longer holds the leader lease: it must stop acting."""
 
 
