@@ -7,9 +7,8 @@ provisions (docker-compose mounts them; the Helm chart leaves Grafana to its own
 
 Every query selects ``job=~"$job"`` so one service (or one test's scrape target) can be
 isolated. Metric names come from the catalogue (``modelguard.contracts.telemetry``).
-Series that two services both export for the same predictions (the edge validator and
-the metrics processor) are summed per job and then maxed across jobs, so they are never
-double counted; a name with one exporter (ADR 0014) is summed over its replicas.
+Every name has one exporter (ADR 0014), so rates are summed over its replicas and never
+count an event twice.
 """
 
 from __future__ import annotations
@@ -133,13 +132,9 @@ def base(uid: str, title: str, desc: str, *, versions: bool = True) -> dash.Dash
     return d
 
 
-def per_job_max(metric: str, by: str, selector: str = MV, window: str = "$__rate_interval") -> str:
-    """rate(metric) summed per job (replicas), then maxed across jobs (same events)."""
-    return f"max by ({by}) (sum by (job, {by}) (rate({metric}{{{selector}}}[{window}])))"
-
-
 def summed(metric: str, by: str, selector: str = MV, window: str = "$__rate_interval") -> str:
-    """rate(metric) summed over the replicas of its one exporter."""
+    """rate(metric) summed over the replicas of its one exporter (ADR 0014: every name has
+    one exporter, so nothing is counted twice)."""
     return f"sum by ({by}) (rate({metric}{{{selector}}}[{window}]))"
 
 
@@ -248,7 +243,7 @@ def model_performance() -> dash.Dashboard:
                 "Prediction volume",
                 "reqps",
                 q(
-                    per_job_max(total(t.MODEL_PREDICTIONS), "model_name, model_version"),
+                    summed(total(t.MODEL_PREDICTIONS), "model_name, model_version"),
                     "{{model_name}} {{model_version}}",
                 ),
             )
@@ -260,14 +255,14 @@ def model_performance() -> dash.Dashboard:
                 "Predictions by class",
                 "reqps",
                 q(
-                    per_job_max(total(t.MODEL_PREDICTIONS), "model_name, predicted_class"),
+                    summed(total(t.MODEL_PREDICTIONS), "model_name, predicted_class"),
                     "{{model_name}} class {{predicted_class}}",
                 ),
             )
         )
     )
-    errors = per_job_max(total(t.MODEL_PREDICTION_ERRORS), "model_name, model_version")
-    served = per_job_max(total(t.MODEL_PREDICTIONS), "model_name, model_version")
+    errors = summed(total(t.MODEL_PREDICTION_ERRORS), "model_name, model_version")
+    served = summed(total(t.MODEL_PREDICTIONS), "model_name, model_version")
     d = d.with_panel(
         ts(
             "Error rate",
@@ -285,7 +280,7 @@ def model_performance() -> dash.Dashboard:
                 "Errors by type",
                 "reqps",
                 q(
-                    per_job_max(total(t.MODEL_PREDICTION_ERRORS), "model_name, error_type"),
+                    summed(total(t.MODEL_PREDICTION_ERRORS), "model_name, error_type"),
                     "{{model_name}} {{error_type}}",
                 ),
             )
