@@ -6,9 +6,9 @@ provisions (docker-compose mounts them; the Helm chart leaves Grafana to its own
 ``--check`` writes nothing and exits 1 when a committed file differs from the generator.
 
 Every query selects ``job=~"$job"`` so one service (or one test's scrape target) can be
-isolated. Series that two services both export for the same predictions (the edge
-validator and the metrics processor, or the SDK and the metrics processor) are summed
-per job and then maxed across jobs, so they are never double counted.
+isolated. Metric names come from the catalogue (``modelguard.contracts.telemetry``).
+Every name has one exporter (ADR 0014), so rates are summed over its replicas and never
+count an event twice.
 """
 
 from __future__ import annotations
@@ -27,11 +27,42 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import DataSourceRef, StackingMode
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from modelguard.contracts import telemetry as t
+from modelguard.contracts.telemetry import Family
+
 OUT_DIR = Path(__file__).resolve().parent / "dashboards"
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 MV = 'job=~"$job", model_name=~"$model", model_version=~"$version"'
 M = 'job=~"$job", model_name=~"$model"'
 J = 'job=~"$job"'
+
+
+def _sample(family: Family, suffix: str) -> str:
+    name = f"{family.name}_{suffix}" if suffix else family.name
+    if name not in family.series:
+        raise ValueError(f"{family.name} ({family.kind}) has no sample {name}")
+    return name
+
+
+def n(family: Family) -> str:
+    """A gauge's name, from the catalogue (``modelguard.contracts.telemetry``)."""
+    return _sample(family, "")
+
+
+def total(family: Family) -> str:
+    return _sample(family, "total")
+
+
+def bucket(family: Family) -> str:
+    return _sample(family, "bucket")
+
+
+def sum_(family: Family) -> str:
+    return _sample(family, "sum")
+
+
+def count(family: Family) -> str:
+    return _sample(family, "count")
 
 
 def q(expr: str, legend: str = "") -> prometheus.Dataquery:
@@ -41,8 +72,8 @@ def q(expr: str, legend: str = "") -> prometheus.Dataquery:
 def ts(title: str, unit: str, *targets: prometheus.Dataquery, desc: str = "") -> timeseries.Panel:
     p = timeseries.Panel().title(title).unit(unit).datasource(DS).height(8).span(12)
     p = p.description(desc) if desc else p
-    for t in targets:
-        p = p.with_target(t)
+    for target in targets:
+        p = p.with_target(target)
     return p
 
 
@@ -85,28 +116,31 @@ def base(uid: str, title: str, desc: str, *, versions: bool = True) -> dash.Dash
         )
         .with_variable(variable("job", "label_values(up, job)", "Job"))
         .with_variable(
-            variable("model", f"label_values(model_predictions_total{{{J}}}, model_name)", "Model")
+            variable(
+                "model", f"label_values({total(t.MODEL_PREDICTIONS)}{{{J}}}, model_name)", "Model"
+            )
         )
     )
     if versions:
         d = d.with_variable(
             variable(
                 "version",
-                f"label_values(model_predictions_total{{{M}}}, model_version)",
+                f"label_values({total(t.MODEL_PREDICTIONS)}{{{M}}}, model_version)",
                 "Version",
             )
         )
     return d
 
 
-def per_job_max(metric: str, by: str, selector: str = MV, window: str = "$__rate_interval") -> str:
-    """rate(metric) summed per job (replicas), then maxed across jobs (same events)."""
-    return f"max by ({by}) (sum by (job, {by}) (rate({metric}{{{selector}}}[{window}])))"
+def summed(metric: str, by: str, selector: str = MV, window: str = "$__rate_interval") -> str:
+    """rate(metric) summed over the replicas of its one exporter (ADR 0014: every name has
+    one exporter, so nothing is counted twice)."""
+    return f"sum by ({by}) (rate({metric}{{{selector}}}[{window}]))"
 
 
 def latency(quantile: str) -> prometheus.Dataquery:
-    inner = per_job_max(
-        "model_inference_duration_seconds_bucket",
+    inner = summed(
+        bucket(t.MODEL_INFERENCE_DURATION_SECONDS),
         "le, model_name, model_version",
         MV + ', stage="$stage"',
     )
@@ -118,10 +152,10 @@ def latency(quantile: str) -> prometheus.Dataquery:
 
 def model_performance() -> dash.Dashboard:
     quality = [
-        ("Accuracy", "model_accuracy"),
-        ("Precision", "model_precision"),
-        ("Recall", "model_recall"),
-        ("F1 score", "model_f1_score"),
+        ("Accuracy", n(t.MODEL_ACCURACY)),
+        ("Precision", n(t.MODEL_PRECISION)),
+        ("Recall", n(t.MODEL_RECALL)),
+        ("F1 score", n(t.MODEL_F1_SCORE)),
     ]
     d = base(
         "modelguard-model-performance",
@@ -130,8 +164,8 @@ def model_performance() -> dash.Dashboard:
     ).with_variable(
         dash.CustomVariable("stage")
         .label("Latency stage")
-        .values("total,inference,preprocessing,postprocessing")
-        .current(model.VariableOption(selected=True, text="total", value="total"))
+        .values(",".join((t.TOTAL_STAGE, *t.LATENCY_STAGES)))
+        .current(model.VariableOption(selected=True, text=t.TOTAL_STAGE, value=t.TOTAL_STAGE))
     )
     d = d.with_row(dash.Row("Quality (last N labelled predictions)"))
     for title, metric in quality:
@@ -163,7 +197,7 @@ def model_performance() -> dash.Dashboard:
             "Accuracy drop vs baseline",
             "percent",
             q(
-                f"max by (model_name) (model_accuracy_drop_percent{{{M}}})",
+                f"max by (model_name) ({n(t.MODEL_ACCURACY_DROP_PERCENT)}{{{M}}})",
                 "{{model_name}}",
             ),
             desc="Largest accuracy drop among a model's versions, percent of its baseline.",
@@ -177,8 +211,8 @@ def model_performance() -> dash.Dashboard:
             latency("0.5"),
             latency("0.95"),
             latency("0.99"),
-            desc="From model_inference_duration_seconds (SDK and metrics processor, "
-            "deduplicated), for the selected stage.",
+            desc=f"From {t.MODEL_INFERENCE_DURATION_SECONDS.name} (the metrics processor, "
+            "from the prediction events of every model server), for the selected stage.",
         )
     )
     d = d.with_panel(
@@ -186,11 +220,21 @@ def model_performance() -> dash.Dashboard:
             "Mean latency by stage",
             "s",
             q(
-                f"{per_job_max('model_inference_duration_seconds_sum', 'stage')}"
-                f" / {per_job_max('model_inference_duration_seconds_count', 'stage')}",
+                f"{summed(sum_(t.MODEL_INFERENCE_DURATION_SECONDS), 'stage')}"
+                f" / {summed(count(t.MODEL_INFERENCE_DURATION_SECONDS), 'stage')}",
                 "{{stage}}",
             ),
         )
+    )
+    sdk_p95 = summed(bucket(t.MODELGUARD_SDK_INFERENCE_DURATION_SECONDS), "le, stage")
+    d = d.with_panel(
+        ts(
+            "Model-server stage latency p95 (SDK)",
+            "s",
+            q(f"histogram_quantile(0.95, {sdk_p95})", "{{stage}}"),
+            desc=f"From {t.MODELGUARD_SDK_INFERENCE_DURATION_SECONDS.name}: the stages as "
+            "timed in the model servers (sdk.timer), live, without the event pipeline.",
+        ).span(24)
     )
     d = d.with_row(dash.Row("Volume and errors"))
     d = d.with_panel(
@@ -199,7 +243,7 @@ def model_performance() -> dash.Dashboard:
                 "Prediction volume",
                 "reqps",
                 q(
-                    per_job_max("model_predictions_total", "model_name, model_version"),
+                    summed(total(t.MODEL_PREDICTIONS), "model_name, model_version"),
                     "{{model_name}} {{model_version}}",
                 ),
             )
@@ -211,14 +255,14 @@ def model_performance() -> dash.Dashboard:
                 "Predictions by class",
                 "reqps",
                 q(
-                    per_job_max("model_predictions_total", "model_name, predicted_class"),
+                    summed(total(t.MODEL_PREDICTIONS), "model_name, predicted_class"),
                     "{{model_name}} class {{predicted_class}}",
                 ),
             )
         )
     )
-    errors = per_job_max("model_prediction_errors_total", "model_name, model_version")
-    served = per_job_max("model_predictions_total", "model_name, model_version")
+    errors = summed(total(t.MODEL_PREDICTION_ERRORS), "model_name, model_version")
+    served = summed(total(t.MODEL_PREDICTIONS), "model_name, model_version")
     d = d.with_panel(
         ts(
             "Error rate",
@@ -236,7 +280,7 @@ def model_performance() -> dash.Dashboard:
                 "Errors by type",
                 "reqps",
                 q(
-                    per_job_max("model_prediction_errors_total", "model_name, error_type"),
+                    summed(total(t.MODEL_PREDICTION_ERRORS), "model_name, error_type"),
                     "{{model_name}} {{error_type}}",
                 ),
             )
@@ -247,7 +291,7 @@ def model_performance() -> dash.Dashboard:
             "Label coverage",
             "percentunit",
             q(
-                f"max by (model_name, model_version) (model_label_coverage_ratio{{{MV}}})",
+                f"max by (model_name, model_version) ({n(t.MODEL_LABEL_COVERAGE_RATIO)}{{{MV}}})",
                 "{{model_name}} {{model_version}}",
             ),
             desc="Share of resolved predictions that got their label in time.",
@@ -263,7 +307,7 @@ def drift() -> dash.Dashboard:
         "modelguard / Drift",
         "Data and concept drift per model version and feature (last closed window).",
     ).with_variable(
-        variable("feature", f"label_values(psi_score{{{MV}}}, feature)", "Feature").current(
+        variable("feature", f"label_values({n(t.PSI_SCORE)}{{{MV}}}, feature)", "Feature").current(
             model.VariableOption(selected=True, text="All", value="$__all")
         )
     )
@@ -272,14 +316,14 @@ def drift() -> dash.Dashboard:
         st(
             "Data drift detected",
             "bool_yes_no",
-            q(f"max by (model_name, model_version) (model_data_drift_detected{{{MV}}})"),
+            q(f"max by (model_name, model_version) ({n(t.MODEL_DATA_DRIFT_DETECTED)}{{{MV}}})"),
         )
     )
     d = d.with_panel(
         st(
             "Concept drift detected",
             "bool_yes_no",
-            q(f"max by (model_name) (model_concept_drift_detected{{{M}}})"),
+            q(f"max by (model_name) ({n(t.MODEL_CONCEPT_DRIFT_DETECTED)}{{{M}}})"),
             "From the drift processor (error-rate ADWIN, per version) and the metrics "
             "processor (accuracy drop, per model); 1 when either fires.",
         )
@@ -288,14 +332,14 @@ def drift() -> dash.Dashboard:
         st(
             "Drifted columns",
             "percentunit",
-            q(f"max by (model_name, model_version) (model_drifted_columns_ratio{{{MV}}})"),
+            q(f"max by (model_name, model_version) ({n(t.MODEL_DRIFTED_COLUMNS_RATIO)}{{{MV}}})"),
         )
     )
     d = d.with_panel(
         st(
             "Drift signals (1h)",
             "short",
-            q(f"sum by (model_name) (increase(model_drift_signals_total{{{M}}}[1h]))"),
+            q(f"sum by (model_name) (increase({total(t.MODEL_DRIFT_SIGNALS)}{{{M}}}[1h]))"),
         )
     )
     d = d.with_panel(
@@ -303,11 +347,11 @@ def drift() -> dash.Dashboard:
             "Data and concept drift",
             "short",
             q(
-                f"max by (model_name, model_version) (model_data_drift_detected{{{MV}}})",
+                f"max by (model_name, model_version) ({n(t.MODEL_DATA_DRIFT_DETECTED)}{{{MV}}})",
                 "data {{model_name}} {{model_version}}",
             ),
             q(
-                f"max by (model_name) (model_concept_drift_detected{{{M}}})",
+                f"max by (model_name) ({n(t.MODEL_CONCEPT_DRIFT_DETECTED)}{{{M}}})",
                 "concept {{model_name}}",
             ),
         )
@@ -319,7 +363,7 @@ def drift() -> dash.Dashboard:
             "Drifted columns ratio",
             "percentunit",
             q(
-                f"max by (model_name, model_version) (model_drifted_columns_ratio{{{MV}}})",
+                f"max by (model_name, model_version) ({n(t.MODEL_DRIFTED_COLUMNS_RATIO)}{{{MV}}})",
                 "{{model_name}} {{model_version}}",
             ),
         )
@@ -332,7 +376,10 @@ def drift() -> dash.Dashboard:
         ts(
             "PSI by feature",
             "short",
-            q(f"max by ({by_feature}) (psi_score{{{mvf}}})", "{{feature}} {{model_version}}"),
+            q(
+                f"max by ({by_feature}) ({n(t.PSI_SCORE)}{{{mvf}}})",
+                "{{feature}} {{model_version}}",
+            ),
             desc="Population stability index; 0.1 moderate, 0.25 significant shift.",
         )
     )
@@ -341,7 +388,7 @@ def drift() -> dash.Dashboard:
             "KS statistic by feature",
             "short",
             q(
-                f"max by ({by_feature}) (ks_statistic{{{mvf}}})",
+                f"max by ({by_feature}) ({n(t.KS_STATISTIC)}{{{mvf}}})",
                 "{{feature}} {{model_version}}",
             ),
         )
@@ -353,15 +400,17 @@ def drift() -> dash.Dashboard:
         .height(8)
         .span(24)
         .with_target(
-            q(f"max by ({by_feature}) (psi_score{{{mvf}}})").instant().format(PromQueryFormat.TABLE)
-        )
-        .with_target(
-            q(f"max by ({by_feature}) (ks_statistic{{{mvf}}})")
+            q(f"max by ({by_feature}) ({n(t.PSI_SCORE)}{{{mvf}}})")
             .instant()
             .format(PromQueryFormat.TABLE)
         )
         .with_target(
-            q(f"max by ({by_feature}) (model_feature_drift_severity{{{mvf}}})")
+            q(f"max by ({by_feature}) ({n(t.KS_STATISTIC)}{{{mvf}}})")
+            .instant()
+            .format(PromQueryFormat.TABLE)
+        )
+        .with_target(
+            q(f"max by ({by_feature}) ({n(t.MODEL_FEATURE_DRIFT_SEVERITY)}{{{mvf}}})")
             .instant()
             .format(PromQueryFormat.TABLE)
         )
@@ -380,7 +429,7 @@ def rollout() -> dash.Dashboard:
         st(
             "Leader replicas",
             "short",
-            q(f"sum(modelguard_controller_leader{{{J}}})"),
+            q(f"sum({n(t.MODELGUARD_CONTROLLER_LEADER)}{{{J}}})"),
             "Replicas holding the controller lease; anything but 1 needs attention.",
         )
     )
@@ -388,7 +437,7 @@ def rollout() -> dash.Dashboard:
         st(
             "Open incidents",
             "short",
-            q(f"sum(modelguard_controller_open_incidents{{{M}}})"),
+            q(f"sum({n(t.MODELGUARD_CONTROLLER_OPEN_INCIDENTS)}{{{M}}})"),
         )
     )
     d = d.with_panel(
@@ -396,7 +445,7 @@ def rollout() -> dash.Dashboard:
             "Rollbacks (24h)",
             "short",
             q(
-                "sum(increase(modelguard_controller_decisions_total"
+                f"sum(increase({total(t.MODELGUARD_CONTROLLER_DECISIONS)}"
                 f'{{{M}, action="rollback", dry_run="false"}}[24h]))'
             ),
         )
@@ -407,7 +456,7 @@ def rollout() -> dash.Dashboard:
             "s",
             q(
                 "histogram_quantile(0.95, sum by (le) "
-                f"(rate(modelguard_controller_apply_seconds_bucket{{{J}}}[$__rate_interval])))"
+                f"(rate({bucket(t.MODELGUARD_CONTROLLER_APPLY_SECONDS)}{{{J}}}[$__rate_interval])))"
             ),
             "From the start of an evaluation to the decision applied and published.",
         )
@@ -419,7 +468,8 @@ def rollout() -> dash.Dashboard:
                 "Traffic weight by version",
                 "percentunit",
                 q(
-                    f"max by (model_name, model_version) (modelguard_routing_weight{{{MV}}})",
+                    "max by (model_name, model_version) "
+                    f"({n(t.MODELGUARD_ROUTING_WEIGHT)}{{{MV}}})",
                     "{{model_name}} {{model_version}}",
                 ),
                 desc="Weights in the routing table as last read by the controller.",
@@ -432,7 +482,7 @@ def rollout() -> dash.Dashboard:
             "short",
             q(
                 "max by (model_name, model_version, status) "
-                f"(modelguard_controller_verdict{{{MV}}}) == 1",
+                f"({n(t.MODELGUARD_CONTROLLER_VERDICT)}{{{MV}}}) == 1",
                 "{{model_name}} {{model_version}} {{status}}",
             ),
             desc="Current status per version: healthy, breach, inconclusive or error.",
@@ -444,7 +494,8 @@ def rollout() -> dash.Dashboard:
                 "Decisions",
                 "short",
                 q(
-                    "sum by (model_name, action) (increase(modelguard_controller_decisions_total"
+                    "sum by (model_name, action) "
+                    f"(increase({total(t.MODELGUARD_CONTROLLER_DECISIONS)}"
                     f"{{{M}}}[$__rate_interval]))",
                     "{{model_name}} {{action}}",
                 ),
@@ -457,12 +508,12 @@ def rollout() -> dash.Dashboard:
             "ops",
             q(
                 "sum by (model_name) "
-                f"(rate(modelguard_controller_cas_conflicts_total{{{M}}}[$__rate_interval]))",
+                f"(rate({total(t.MODELGUARD_CONTROLLER_CAS_CONFLICTS)}{{{M}}}[$__rate_interval]))",
                 "CAS conflicts {{model_name}}",
             ),
             q(
                 "sum by (operation) "
-                f"(rate(modelguard_routing_redis_errors_total{{{J}}}[$__rate_interval]))",
+                f"(rate({total(t.MODELGUARD_ROUTING_REDIS_ERRORS)}{{{J}}}[$__rate_interval]))",
                 "client Redis errors {{operation}}",
             ),
         )
@@ -474,7 +525,7 @@ def rollout() -> dash.Dashboard:
             "ops",
             q(
                 "sum by (service, outcome) "
-                f"(rate(modelguard_events_consumed_total{{{J}}}[$__rate_interval]))",
+                f"(rate({total(t.MODELGUARD_EVENTS_CONSUMED)}{{{J}}}[$__rate_interval]))",
                 "{{service}} {{outcome}}",
             ),
         )
@@ -485,7 +536,7 @@ def rollout() -> dash.Dashboard:
             "ops",
             q(
                 "sum by (service, error_kind) "
-                f"(rate(modelguard_dead_letters_total{{{J}}}[$__rate_interval]))",
+                f"(rate({total(t.MODELGUARD_DEAD_LETTERS)}{{{J}}}[$__rate_interval]))",
                 "{{service}} {{error_kind}}",
             ),
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelguard.adapters.redis_acl import ROLES, acl_file
+from modelguard.errors import DependencyError
 from modelguard_devstack.config import (
     KAFKA_LOG4J,
     KAFKA_SCRAM_MECHANISM,
@@ -28,7 +29,7 @@ from modelguard_devstack.config import (
 )
 
 
-class StackError(RuntimeError):
+class StackError(DependencyError):
     """A server could not be installed or started; the message says which and why."""
 
 

@@ -17,6 +17,7 @@ from modelguard.adapters.kafka import ensure_topics
 from modelguard.contracts.codec import decode_event
 from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.contracts.telemetry import MODELGUARD_SDK_INFERENCE_DURATION_SECONDS
 from modelguard.contracts.topics import Topics
 from modelguard.sdk import EventSDK, InvalidEventError
 from modelguard_devstack import StackConfig
@@ -97,7 +98,7 @@ def test_events_arrive_intact_with_keys_and_headers(servers: Servers, topics: To
     )
     assert (
         registry.get_sample_value(
-            "model_inference_duration_seconds_count",
+            f"{MODELGUARD_SDK_INFERENCE_DURATION_SECONDS.name}_count",
             {"model_name": "fraud", "model_version": "v1", "stage": "inference"},
         )
         == 200

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modelguard.contracts.telemetry import CATALOGUE
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "metrics.yml"
-EXPOSITION = ROOT / "services" / "modelguard_services" / "metrics" / "exposition.py"
-INGEST = ROOT / "libs" / "modelguard" / "adapters" / "ingest.py"
 
 
 def _promtool() -> str:
@@ -52,14 +52,18 @@ def test_metrics_alerts_fire_on_their_scenario_only() -> None:
 
 
 def test_rules_use_only_series_the_services_export() -> None:
-    exported = set(re.findall(r'"((?:model|modelguard)_[a-z0-9_]+)"', EXPOSITION.read_text()))
-    exported |= set(re.findall(r'"((?:model|modelguard)_[a-z0-9_]+)"', INGEST.read_text()))
-    counters = {"model_prediction_errors", "model_labels_joined", "model_labels_expired"}
-    known = exported | {f"{c}_total" for c in counters} | {"modelguard_events_consumed_total"}
-    known |= {f"model_inference_duration_seconds_{s}" for s in ("bucket", "count", "sum")}
+    # what the metrics processor exports, by the catalogue (exporters are checked against
+    # it in tests/unit/test_telemetry_catalogue.py)
+    known = {
+        series
+        for family in CATALOGUE.values()
+        if family.exporter in {"metrics", "every consumer", "every service"}
+        for series in family.series
+    }
     used = set()
     for group in yaml.safe_load(RULES.read_text())["groups"]:
         for rule in group["rules"]:
             used |= set(re.findall(r"\b((?:model|modelguard)_[a-z0-9_]+)\b", rule["expr"]))
+    used -= {label for family in CATALOGUE.values() for label in family.labels}
     assert used <= known, used - known
     assert "model_concept_drift_detected" not in used  # the drift processor's series

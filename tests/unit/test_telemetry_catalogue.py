@@ -16,9 +16,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics import MetricWrapperBase
 
-from modelguard.contracts.telemetry import CATALOGUE, by_series
+from modelguard.adapters.dependency import dependency_gauge
+from modelguard.adapters.ingest import IngestMetrics
+from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts.telemetry import (
+    CATALOGUE,
+    DURATION_BUCKETS,
+    LATENCY_STAGES,
+    MODEL_INFERENCE_DURATION_SECONDS,
+    MODELGUARD_SDK_INFERENCE_DURATION_SECONDS,
+    by_series,
+)
+from modelguard.routing import RoutingClient
+from modelguard.sdk import EventSDK
+from modelguard_services.controller.app import ControllerMetrics
+from modelguard_services.experiments.app import ExperimentMetrics
+from modelguard_services.simulator.app import SimulatorService, load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
@@ -193,3 +211,136 @@ def test_a_drifted_threshold_is_caught() -> None:
     assert threshold_problems("x > 0.7", "expr: x > 0.7\n") != []
     own = "# threshold: own: the paging level for all models\n"
     assert threshold_problems("x > 0.7", own) == []
+
+
+# -- exporters build from the catalogue ----------------------------------------------------
+
+
+def exported(registry: CollectorRegistry) -> dict[str, tuple[str, tuple[str, ...] | None]]:
+    """Family name -> (type, label names) of everything ``registry`` exports.
+
+    Label names come from the metric objects (so families without samples count too);
+    for custom collectors, from their samples (None when a family has none).
+    """
+    out: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+    for collector in list(registry._collector_to_names):
+        if isinstance(collector, MetricWrapperBase):
+            out[collector._name] = (collector._type, tuple(collector._labelnames))
+            continue
+        for family in collector.collect():
+            seen = {tuple(k for k in s.labels if k != "le") for s in family.samples}
+            assert len(seen) <= 1, family.name
+            out[family.name] = (family.type, seen.pop() if seen else None)
+    return out
+
+
+def catalogue_problems(
+    families: dict[str, tuple[str, tuple[str, ...] | None]], exporters: set[str]
+) -> list[str]:
+    """What an exporter exports that the catalogue does not declare as exported by it."""
+    problems = []
+    for name, (kind, labels) in sorted(families.items()):
+        family = CATALOGUE.get(name)
+        if family is None:
+            problems.append(f"{name}: not in the catalogue")
+            continue
+        if family.kind != kind:
+            problems.append(f"{name}: exported as a {kind}, catalogued as a {family.kind}")
+        if labels is not None and labels != family.labels:
+            problems.append(f"{name}: labels {labels}, catalogued {family.labels}")
+        if family.exporter not in exporters:
+            problems.append(f"{name}: catalogued as exported by {family.exporter!r}")
+    return problems
+
+
+def _sdk(registry: CollectorRegistry) -> EventSDK:
+    # the producer connects lazily: nothing listens on this port and nothing is sent
+    sdk = EventSDK("127.0.0.1:1", registry=registry, message_timeout_s=1)
+    sdk.queued["prediction"] = 1
+    sdk.dropped["prediction"] = 1
+    sdk.invalid["prediction"] = 1
+    sdk.delivery_failures[("t", "_MSG_TIMED_OUT")] = 1
+    return sdk
+
+
+def _build_ingest(registry: CollectorRegistry) -> None:
+    IngestMetrics(registry, "svc")
+
+
+def _build_dependency(registry: CollectorRegistry) -> None:
+    dependency_gauge(registry)
+
+
+def _build_routing(registry: CollectorRegistry) -> None:
+    # the client connects lazily (on start): nothing listens on this port
+    RoutingClient(redis.Redis(port=1), CommonSettings().redis_keys, registry=registry)
+
+
+def _build_sdk(registry: CollectorRegistry) -> None:
+    _sdk(registry).close()
+
+
+def _build_controller(registry: CollectorRegistry) -> None:
+    ControllerMetrics(registry)
+
+
+def _build_experiments(registry: CollectorRegistry) -> None:
+    ExperimentMetrics(registry)
+
+
+def _build_simulator(registry: CollectorRegistry) -> None:
+    scenario = load_scenario(ROOT / "deploy" / "scenarios" / "demo-canary.yaml")
+    sdk = _sdk(registry)
+    SimulatorService(CommonSettings(), scenario, registry=registry, sdk=sdk, routing=False)
+    sdk.close()
+
+
+EXPORTERS = {
+    "ingest": (_build_ingest, {"every consumer"}),
+    "dependency": (_build_dependency, {"every service"}),
+    "routing-client": (_build_routing, {"routing-client"}),
+    "sdk": (_build_sdk, {"sdk"}),
+    "controller": (_build_controller, {"controller"}),
+    "experiments": (_build_experiments, {"experiments"}),
+    "simulator": (_build_simulator, {"simulator", "sdk"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTERS))
+def test_migrated_exporters_export_only_their_catalogued_families(name: str) -> None:
+    build, exporters = EXPORTERS[name]
+    registry = CollectorRegistry()
+    build(registry)
+    families = exported(registry)
+    assert catalogue_problems(families, exporters) == []
+    # and every family the catalogue gives this exporter is there
+    own = {f.name for f in CATALOGUE.values() if f.exporter in exporters}
+    assert own - set(families) == set()
+
+
+def test_an_uncatalogued_or_reshaped_family_is_caught() -> None:
+    registry = CollectorRegistry()
+    Counter("modelguard_made_up", "x", ["a"], registry=registry)
+    Gauge("model_accuracy", "x", ["model_name"], registry=registry)
+    Counter("modelguard_controller_leader", "x", ["replica"], registry=registry)
+    problems = catalogue_problems(exported(registry), {"controller"})
+    assert problems == [
+        "model_accuracy: labels ('model_name',), catalogued ('model_name', 'model_version')",
+        "model_accuracy: catalogued as exported by 'metrics'",
+        "modelguard_controller_leader: exported as a counter, catalogued as a gauge",
+        "modelguard_made_up: not in the catalogue",
+    ]
+
+
+def test_one_exporter_per_metric_name() -> None:
+    """The SDK times stages in its own family; the metrics processor owns the fleet view."""
+    registry = CollectorRegistry()
+    _build_sdk(registry)
+    families = exported(registry)
+    assert MODEL_INFERENCE_DURATION_SECONDS.name not in families
+    sdk = families[MODELGUARD_SDK_INFERENCE_DURATION_SECONDS.name]
+    assert sdk == ("histogram", MODEL_INFERENCE_DURATION_SECONDS.labels)
+    assert MODEL_INFERENCE_DURATION_SECONDS.exporter == "metrics"
+    assert MODELGUARD_SDK_INFERENCE_DURATION_SECONDS.buckets == DURATION_BUCKETS
+    assert DURATION_BUCKETS[0] == 0.01 and DURATION_BUCKETS[-1] == 10.0
+    assert LATENCY_STAGES == ("preprocessing", "inference", "postprocessing")

@@ -28,13 +28,17 @@ import redis
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
+from modelguard.adapters.prometheus import gauge as build_gauge
+from modelguard.contracts.telemetry import MODELGUARD_DEPENDENCY_UP
+from modelguard.errors import DependencyError
+
 log = structlog.get_logger("modelguard.dependency")
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 #: Name of the gauge: 1 while the dependency answers, 0 during an outage.
-DEPENDENCY_UP = "modelguard_dependency_up"
+DEPENDENCY_UP = MODELGUARD_DEPENDENCY_UP.name
 #: Exceptions that mean "Redis is unreachable for now" (retried), not "the call is wrong".
 REDIS_TRANSIENT: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
 #: Subclasses of a transient error that are not transient (redis' AuthenticationError is a
@@ -50,17 +54,12 @@ def dependency_gauge(registry: CollectorRegistry) -> Gauge:
     with _gauges_lock:
         gauge = _gauges.get(registry)
         if gauge is None:
-            gauge = Gauge(
-                DEPENDENCY_UP,
-                "1 while the service reaches the dependency, 0 during an outage.",
-                ["dependency"],
-                registry=registry,
-            )
+            gauge = build_gauge(MODELGUARD_DEPENDENCY_UP, registry)
             _gauges[registry] = gauge
         return gauge
 
 
-class DependencyUnavailableError(RuntimeError):
+class DependencyUnavailableError(DependencyError):
     """The dependency was still down when the service was asked to stop."""
 
     def __init__(self, dependency: str, cause: BaseException) -> None:

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from modelguard.contracts.limits import LIMITS
 from modelguard.core.drift.reference import ReferenceProfile
+from modelguard.errors import InvalidInputError
 
 RESERVED = ("prediction", "confidence", "event_time", "model", "version")
 #: Row limit of one file (keeps memory bounded; a reference needs thousands, not millions).
 MAX_ROWS = 2_000_000
 
 
-class DataFileError(ValueError):
+class DataFileError(InvalidInputError):
     """A data file that cannot be read; the message names the file and where."""
 
 

@@ -13,13 +13,19 @@ from typing import Generic, NamedTuple, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.dependency import DependencyGuard
+from modelguard.adapters.prometheus import counter
 from modelguard.contracts.base import Event
 from modelguard.contracts.codec import DecodeError, decode_event
 from modelguard.contracts.limits import LIMITS, Limits
+from modelguard.contracts.telemetry import (
+    MODELGUARD_CONSUMER_ERRORS,
+    MODELGUARD_DEAD_LETTERS,
+    MODELGUARD_EVENTS_CONSUMED,
+)
 
 E = TypeVar("E", bound=Event)
 log = structlog.get_logger("modelguard.ingest")
@@ -32,24 +38,9 @@ class IngestMetrics:
 
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.service = service
-        self.events = Counter(
-            "modelguard_events_consumed_total",
-            "Events consumed, by topic and validation outcome (valid/invalid).",
-            ["service", "topic", "outcome"],
-            registry=registry,
-        )
-        self.dead_letters = Counter(
-            "modelguard_dead_letters_total",
-            "Events sent to the dead-letter topic, by source topic and error kind.",
-            ["service", "source_topic", "error_kind"],
-            registry=registry,
-        )
-        self.consumer_errors = Counter(
-            "modelguard_consumer_errors_total",
-            "Errors reported by the Kafka consumer (not per message).",
-            ["service", "code"],
-            registry=registry,
-        )
+        self.events = counter(MODELGUARD_EVENTS_CONSUMED, registry)
+        self.dead_letters = counter(MODELGUARD_DEAD_LETTERS, registry)
+        self.consumer_errors = counter(MODELGUARD_CONSUMER_ERRORS, registry)
 
 
 class Received(NamedTuple, Generic[E]):

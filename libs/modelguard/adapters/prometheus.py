@@ -68,18 +68,38 @@ def histogram(family: Family, registry: CollectorRegistry) -> Histogram:
 def snapshot(family: Family) -> Metric:
     """An empty family for a custom collector's ``collect()`` (fill with ``add_metric``).
 
+    Typed callers use :func:`counter_snapshot` / :func:`gauge_snapshot` /
+    :func:`histogram_snapshot`, whose ``add_metric`` mypy knows.
+
     >>> from modelguard.contracts.telemetry import MODEL_ACCURACY
-    >>> m = snapshot(MODEL_ACCURACY)
+    >>> m = gauge_snapshot(MODEL_ACCURACY)
     >>> m.add_metric(["fraud", "v1"], 0.9)
     >>> (m.name, m.type, m.samples[0].value)
     ('model_accuracy', 'gauge', 0.9)
     """
-    labels = list(family.labels)
     if family.kind == "counter":
-        return CounterMetricFamily(family.name, family.help, labels=labels)
+        return counter_snapshot(family)
     if family.kind == "histogram":
-        return HistogramMetricFamily(family.name, family.help, labels=labels)
-    return GaugeMetricFamily(family.name, family.help, labels=labels)
+        return histogram_snapshot(family)
+    return gauge_snapshot(family)
+
+
+def counter_snapshot(family: Family) -> CounterMetricFamily:
+    """The catalogue's counter ``family``, empty, for a custom collector."""
+    _expect(family, "counter")
+    return CounterMetricFamily(family.name, family.help, labels=list(family.labels))
+
+
+def gauge_snapshot(family: Family) -> GaugeMetricFamily:
+    """The catalogue's gauge ``family``, empty, for a custom collector."""
+    _expect(family, "gauge")
+    return GaugeMetricFamily(family.name, family.help, labels=list(family.labels))
+
+
+def histogram_snapshot(family: Family) -> HistogramMetricFamily:
+    """The catalogue's histogram ``family``, empty, for a custom collector."""
+    _expect(family, "histogram")
+    return HistogramMetricFamily(family.name, family.help, labels=list(family.labels))
 
 
 def _expect(family: Family, kind: str) -> None:

@@ -17,12 +17,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from modelguard.adapters.redis_client import RedisConnection
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.topics import Topics
+from modelguard.errors import ConfigError
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
-class SecretFileError(ValueError):
+class SecretFileError(ConfigError):
     """A secret file named in the settings cannot be read (the message names it)."""
 
 
@@ -119,7 +120,8 @@ class CommonSettings(BaseSettings):
             return conf
         conf["security.protocol"] = protocol.lower()
         if protocol.startswith("SASL_"):
-            assert self.kafka_sasl_password_file is not None  # checked by the validator
+            if self.kafka_sasl_password_file is None:  # the validator checks it already
+                raise SecretFileError("MODELGUARD_KAFKA_SASL_PASSWORD_FILE is not set")
             conf["sasl.mechanism"] = self.kafka_sasl_mechanism
             conf["sasl.username"] = self.kafka_sasl_username
             conf["sasl.password"] = read_secret(

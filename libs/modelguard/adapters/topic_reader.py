@@ -16,9 +16,10 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from modelguard.adapters.kafka import KafkaConnection, client_config
+from modelguard.errors import DependencyError
 
 
-class TopicReadError(RuntimeError):
+class TopicReadError(DependencyError):
     """The topic could not be read to its end in time."""
 
 

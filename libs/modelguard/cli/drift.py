@@ -47,12 +47,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="",
         help="comma-separated columns to treat as categorical even when numeric",
     )
-    p.add_argument("--alpha", type=float, default=0.05, help="false discovery rate (0.05)")
+    # defaults resolved in run() from DriftConfig (the drift core is not imported for --help)
+    p.add_argument(
+        "--alpha", type=float, default=None, help="false discovery rate (default: the service's)"
+    )
     p.add_argument(
         "--dataset-share",
         type=float,
-        default=0.2,
-        help="dataset drift above this share of drifted features (0.2)",
+        default=None,
+        help="dataset drift above this share of drifted features (default: the service's)",
     )
     p.add_argument("--format", choices=["text", "html", "json"], default="text")
     p.add_argument("-o", "--output", type=Path, help="write the report here (default stdout)")
@@ -141,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
     from modelguard.core.drift.reference import ReferenceDataError
     from modelguard.core.drift.report import render_html, render_json, render_text
 
+    defaults = DriftConfig()
+    if args.alpha is None:
+        args.alpha = defaults.alpha
+    if args.dataset_share is None:
+        args.dataset_share = defaults.dataset_share
     if not 0 < args.alpha < 1:
         return _fail(f"--alpha must be in (0, 1), got {args.alpha}")
     if not 0 <= args.dataset_share < 1:

@@ -26,11 +26,12 @@ from pydantic import BaseModel, ValidationError
 
 from modelguard.contracts.base import Event
 from modelguard.contracts.limits import LIMITS, Limits
+from modelguard.errors import InvalidInputError
 
 E = TypeVar("E", bound=Event)
 
 
-class DecodeError(ValueError):
+class DecodeError(InvalidInputError):
     """An event that cannot be accepted; ``reason`` is short and names the field.
 
     ``kind`` classifies the failure for metrics: ``too_large``, ``not_json``,

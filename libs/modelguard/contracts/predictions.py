@@ -28,13 +28,13 @@ from modelguard.contracts.common import (
     LaxBoundedFloat,
 )
 from modelguard.contracts.limits import LIMITS
+from modelguard.contracts.telemetry import Stage
 
 #: A feature value: number (within ``±max_abs_number``), bounded string or missing (null).
 FeatureValue = BoundedInt | BoundedFloat | BoundedStr | None
 #: A prediction or label: a class (int, or string following the class rules) or a
 #: number (regression), numbers within ``±max_abs_number``.
 Target = BoundedInt | BoundedFloat | ClassName
-Stage = Literal["preprocessing", "inference", "postprocessing"]
 ErrorType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 

@@ -19,13 +19,14 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Kind = Literal["counter", "gauge", "histogram"]
 
 #: Serving stages a model server times (the SDK's ``timer.stage``); ``total`` is the
 #: whole request and is derived, never timed as a stage of its own.
-LATENCY_STAGES: tuple[str, ...] = ("preprocessing", "inference", "postprocessing")
+Stage = Literal["preprocessing", "inference", "postprocessing"]
+LATENCY_STAGES: tuple[Stage, ...] = get_args(Stage)
 TOTAL_STAGE = "total"
 #: Buckets of ``model_inference_duration_seconds``: 10 ms to 10 s (the requirement).
 DURATION_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -114,6 +115,17 @@ MODELGUARD_SDK_BUFFERED_MESSAGES = _family(
     "Messages waiting in the SDK's send buffer.",
     exporter="sdk",
 )
+MODELGUARD_SDK_INFERENCE_DURATION_SECONDS = _family(
+    "modelguard_sdk_inference_duration_seconds",
+    "histogram",
+    (
+        "Time spent serving a prediction, by stage, as timed in this model server "
+        "(sdk.timer / sdk.timed); the fleet-wide view is model_inference_duration_seconds."
+    ),
+    ("model_name", "model_version", "stage"),
+    buckets=DURATION_BUCKETS,
+    exporter="sdk",
+)
 
 # -- routing ------------------------------------------------------------------
 MODELGUARD_ROUTING_TABLE_REVISION = _family(
@@ -157,6 +169,14 @@ MODELGUARD_ROUTING_STALE_ASSIGNMENTS = _family(
     exporter="routing-client",
 )
 
+MODELGUARD_ROUTING_TABLES_REFUSED = _family(
+    "modelguard_routing_tables_refused",
+    "counter",
+    "Routing tables not applied because they name an unregistered version.",
+    ("model_name",),
+    exporter="routing-client",
+)
+
 # -- ingest -------------------------------------------------------------------
 MODELGUARD_EVENTS_CONSUMED = _family(
     "modelguard_events_consumed",
@@ -178,6 +198,16 @@ MODELGUARD_CONSUMER_ERRORS = _family(
     "Errors reported by the Kafka consumer (not per message).",
     ("service", "code"),
     exporter="every consumer",
+)
+
+
+# -- every service ------------------------------------------------------------
+MODELGUARD_DEPENDENCY_UP = _family(
+    "modelguard_dependency_up",
+    "gauge",
+    "1 while the service reaches the dependency, 0 during an outage.",
+    ("dependency",),
+    exporter="every service",
 )
 
 # -- metrics ------------------------------------------------------------------

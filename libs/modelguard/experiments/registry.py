@@ -32,11 +32,12 @@ from modelguard.contracts.routing import RoutingTable
 from modelguard.core.experiments.analysis import SplitEpoch
 from modelguard.core.experiments.bandit import ramp_split
 from modelguard.core.experiments.bookkeeping import ExperimentPartial, merge_partials
+from modelguard.errors import ConflictError, InvalidInputError
 
 log = structlog.get_logger("modelguard.experiments.registry")
 
 
-class RegistryError(ValueError):
+class RegistryError(InvalidInputError):
     """A refused registry change; the message says what is wrong."""
 
 
@@ -285,8 +286,8 @@ class ExperimentRegistry:
                     keep_experiment=keep,
                     experiment_salt=spec.salt if keep else None,
                 )
-            except Exception as exc:  # RevisionConflictError of the writer: retry
-                if type(exc).__name__ != "RevisionConflictError" or attempt == 4:
+            except ConflictError:  # another writer went first (RevisionConflictError): retry
+                if attempt == 4:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 

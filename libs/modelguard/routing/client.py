@@ -39,22 +39,33 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
 from modelguard.adapters.clock import utc_now
+from modelguard.adapters.prometheus import counter, counter_snapshot, gauge, histogram
 from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.routing import RoutingTable
+from modelguard.contracts.telemetry import (
+    MODELGUARD_ROUTING_PROPAGATION_SECONDS,
+    MODELGUARD_ROUTING_REDIS_CONNECTED,
+    MODELGUARD_ROUTING_REDIS_ERRORS,
+    MODELGUARD_ROUTING_STALE_ASSIGNMENTS,
+    MODELGUARD_ROUTING_TABLE_REVISION,
+    MODELGUARD_ROUTING_TABLE_UPDATES,
+    MODELGUARD_ROUTING_TABLES_REFUSED,
+)
 from modelguard.core.routing import CompiledTable
+from modelguard.errors import DependencyError, ModelguardError
 from modelguard.sdk.safelog import safe_logger
 
 log = safe_logger("modelguard.routing")
 
 
-class RoutingError(RuntimeError):
+class RoutingError(ModelguardError, RuntimeError):
     """No routing table can be used for a model."""
 
 
@@ -62,7 +73,7 @@ class NoRoutingTableError(RoutingError):
     """The model has no routing table in Redis."""
 
 
-class RoutingUnavailableError(RoutingError):
+class RoutingUnavailableError(RoutingError, DependencyError):
     """Redis is unreachable and no table of the model was ever loaded."""
 
 
@@ -96,52 +107,20 @@ class _StaleCollector(Collector):
     def __init__(self, client: RoutingClient) -> None:
         self._client = client
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "modelguard_routing_stale_assignments",
-            "Assignments served from the last known good table while Redis was unreachable.",
-        )
+    def collect(self) -> Iterator[Metric]:
+        family = counter_snapshot(MODELGUARD_ROUTING_STALE_ASSIGNMENTS)
         family.add_metric([], self._client.stale_assignments)
         yield family
 
 
 class _Metrics:
     def __init__(self, registry: CollectorRegistry, client: RoutingClient) -> None:
-        self.revision = Gauge(
-            "modelguard_routing_table_revision",
-            "Revision of the routing table in use, per model.",
-            ["model_name"],
-            registry=registry,
-        )
-        self.updates = Counter(
-            "modelguard_routing_table_updates_total",
-            "Routing tables applied by the client, per model.",
-            ["model_name"],
-            registry=registry,
-        )
-        self.errors = Counter(
-            "modelguard_routing_redis_errors_total",
-            "Failed Redis operations of the routing client (listen, load, decode).",
-            ["operation"],
-            registry=registry,
-        )
-        self.refused = Counter(
-            "modelguard_routing_tables_refused_total",
-            "Routing tables not applied because they name an unregistered version.",
-            ["model_name"],
-            registry=registry,
-        )
-        self.connected = Gauge(
-            "modelguard_routing_redis_connected",
-            "1 while the routing client's change subscription is up.",
-            registry=registry,
-        )
-        self.propagation = Histogram(
-            "modelguard_routing_propagation_seconds",
-            "Time from a table's write (updated_at) to its use by this client.",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0),
-            registry=registry,
-        )
+        self.revision = gauge(MODELGUARD_ROUTING_TABLE_REVISION, registry)
+        self.updates = counter(MODELGUARD_ROUTING_TABLE_UPDATES, registry)
+        self.errors = counter(MODELGUARD_ROUTING_REDIS_ERRORS, registry)
+        self.refused = counter(MODELGUARD_ROUTING_TABLES_REFUSED, registry)
+        self.connected = gauge(MODELGUARD_ROUTING_REDIS_CONNECTED, registry)
+        self.propagation = histogram(MODELGUARD_ROUTING_PROPAGATION_SECONDS, registry)
         registry.register(_StaleCollector(client))
 
 
@@ -261,7 +240,8 @@ class RoutingClient:
         return compiled
 
     def _expose(self, table: RoutingTable, unit_id: str, version: str) -> None:
-        assert self._exposures is not None and table.experiment_id is not None
+        if self._exposures is None or table.experiment_id is None:
+            return  # no exposure log, or no experiment on this table: nothing to expose
         try:
             self._exposures(
                 ExposureLogged(

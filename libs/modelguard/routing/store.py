@@ -37,6 +37,7 @@ from modelguard.contracts.codec import encode_event
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.routing import RoutingTable
 from modelguard.core.routing import assign_slots, validate_weights
+from modelguard.errors import ConflictError
 from modelguard.sdk.safelog import safe_logger
 
 log = safe_logger("modelguard.routing")
@@ -62,7 +63,7 @@ return {1, revision}
 """
 
 
-class RevisionConflictError(RuntimeError):
+class RevisionConflictError(ConflictError):
     """The table's revision was not the expected one: another writer went first."""
 
     def __init__(self, model: str, expected: int, current: int) -> None:

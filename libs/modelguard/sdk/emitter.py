@@ -35,20 +35,30 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from confluent_kafka import KafkaError, Message, Producer
-from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from modelguard.adapters.clock import utc_now
 from modelguard.adapters.kafka import PRODUCER_DEFAULTS, KafkaConnection, client_config
+from modelguard.adapters.prometheus import counter_snapshot, gauge_snapshot, histogram
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.base import Event
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.experiments import ExposureLogged, OutcomeObserved
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.contracts.telemetry import (
+    LATENCY_STAGES,
+    MODELGUARD_SDK_BUFFERED_MESSAGES,
+    MODELGUARD_SDK_DELIVERY_FAILURES,
+    MODELGUARD_SDK_DROPPED,
+    MODELGUARD_SDK_EVENTS,
+    MODELGUARD_SDK_INFERENCE_DURATION_SECONDS,
+    MODELGUARD_SDK_INVALID_CALLS,
+)
 from modelguard.contracts.topics import Topics
 from modelguard.sdk.encode import InvalidEventError, PredictionEncoder
-from modelguard.sdk.latency import DURATION_BUCKETS, LatencyTimer, Stage
+from modelguard.sdk.latency import LatencyTimer, Stage
 from modelguard.sdk.safelog import safe_logger
 
 log = safe_logger("modelguard.sdk")
@@ -62,43 +72,25 @@ class _Collector(Collector):
     def __init__(self, sdk: EventSDK) -> None:
         self._sdk = sdk
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         s = self._sdk
-        queued = CounterMetricFamily(
-            "modelguard_sdk_events",
-            "Events accepted into the SDK's send buffer, by event type.",
-            labels=["event_type"],
-        )
+        queued = counter_snapshot(MODELGUARD_SDK_EVENTS)
         for event_type, n in sorted(s.queued.items()):
             queued.add_metric([event_type], n)
         yield queued
-        dropped = CounterMetricFamily(
-            "modelguard_sdk_dropped",
-            "Events dropped before sending (buffer full), by event type.",
-            labels=["event_type", "reason"],
-        )
+        dropped = counter_snapshot(MODELGUARD_SDK_DROPPED)
         for event_type, n in sorted(s.dropped.items()):
             dropped.add_metric([event_type, "buffer_full"], n)
         yield dropped
-        failed = CounterMetricFamily(
-            "modelguard_sdk_delivery_failures",
-            "Events the broker did not acknowledge (e.g. timed out), by topic and error.",
-            labels=["topic", "error"],
-        )
+        failed = counter_snapshot(MODELGUARD_SDK_DELIVERY_FAILURES)
         for (topic, error), n in sorted(s.delivery_failures.items()):
             failed.add_metric([topic, error], n)
         yield failed
-        invalid = CounterMetricFamily(
-            "modelguard_sdk_invalid_calls",
-            "SDK calls rejected for invalid arguments, by event type.",
-            labels=["event_type"],
-        )
+        invalid = counter_snapshot(MODELGUARD_SDK_INVALID_CALLS)
         for event_type, n in sorted(s.invalid.items()):
             invalid.add_metric([event_type], n)
         yield invalid
-        buffered = GaugeMetricFamily(
-            "modelguard_sdk_buffered_messages", "Messages waiting in the SDK's send buffer."
-        )
+        buffered = gauge_snapshot(MODELGUARD_SDK_BUFFERED_MESSAGES)
         buffered.add_metric([], s.buffered)
         yield buffered
 
@@ -106,7 +98,7 @@ class _Collector(Collector):
 class EventSDK:
     """Asynchronous, bounded, idempotent publisher of modelguard events.
 
-    ``registry`` receives the SDK's metrics and ``model_inference_duration_seconds``
+    ``registry`` receives the SDK's metrics and ``modelguard_sdk_inference_duration_seconds``
     (a private registry when None, see :attr:`registry`). ``clock`` gives default event
     times. ``producer_config`` adds librdkafka settings.
     """
@@ -173,12 +165,8 @@ class EventSDK:
         self._prediction_headers = self._headers["prediction"]
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(_Collector(self))
-        self.inference_duration = Histogram(
-            "model_inference_duration_seconds",
-            "Time spent serving a prediction, by stage.",
-            ["model_name", "model_version", "stage"],
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
+        self.inference_duration = histogram(
+            MODELGUARD_SDK_INFERENCE_DURATION_SECONDS, self.registry
         )
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="modelguard-sdk", daemon=True)
@@ -344,10 +332,10 @@ class EventSDK:
 
     # -- latency ------------------------------------------------------------------------------
     def timer(self, model: str, version: str) -> LatencyTimer:
-        """A :class:`LatencyTimer` whose stages feed ``model_inference_duration_seconds``."""
+        """A :class:`LatencyTimer` whose stages feed
+        ``modelguard_sdk_inference_duration_seconds``."""
         children = {
-            stage: self.inference_duration.labels(model, version, stage)
-            for stage in ("preprocessing", "inference", "postprocessing")
+            stage: self.inference_duration.labels(model, version, stage) for stage in LATENCY_STAGES
         }
 
         def observe(stage: Stage, seconds: float) -> None:

@@ -38,6 +38,8 @@ from modelguard.contracts.common import CLASS_PATTERN, event_time_in_range
 from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.limits import LIMITS
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.contracts.telemetry import LATENCY_STAGES
+from modelguard.errors import InvalidInputError
 
 _MAX_ID = LIMITS.max_id_length
 _MAX_NAME = LIMITS.max_name_length
@@ -51,7 +53,7 @@ _MAX_ABS_INT = int(LIMITS.max_abs_number)
 #: The event-time bounds of the contract (``contracts.limits``), for an inline check.
 _MIN_TIME = datetime.fromtimestamp(LIMITS.min_event_time, tz=UTC)
 _MAX_TIME = datetime.fromtimestamp(LIMITS.max_event_time, tz=UTC)
-_STAGES = frozenset(("preprocessing", "inference", "postprocessing"))
+_STAGES = frozenset(LATENCY_STAGES)
 _MAX_LATENCY_MS = 3_600_000.0
 _CACHE_LIMIT = 4096
 _NAME_CACHE_LIMIT = 65536
@@ -60,7 +62,7 @@ _NUMBER_TYPES = frozenset((int, float))
 _PROBABILITY_FAST_TOLERANCE = 0.5e-3
 
 
-class InvalidEventError(ValueError):
+class InvalidEventError(InvalidInputError):
     """An SDK call with invalid arguments; the message names the argument."""
 
 

@@ -9,7 +9,9 @@
 True
 
 With the SDK, each finished stage is also observed in the
-``model_inference_duration_seconds`` histogram ``{model_name, model_version, stage}``::
+``modelguard_sdk_inference_duration_seconds`` histogram ``{model_name, model_version,
+stage}`` of this model server (the metrics processor exports the fleet-wide
+``model_inference_duration_seconds`` from the events, ``stage="total"`` included)::
 
     with sdk.timer("fraud", "v2") as timer:
         with timer.stage("preprocessing"):
@@ -26,12 +28,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal
 
-Stage = Literal["preprocessing", "inference", "postprocessing"]
-STAGES: tuple[Stage, ...] = ("preprocessing", "inference", "postprocessing")
-#: Buckets of ``model_inference_duration_seconds`` (10 ms to 10 s, DESIGN.md).
-DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from modelguard.contracts.telemetry import DURATION_BUCKETS, LATENCY_STAGES, Stage
+
+STAGES = LATENCY_STAGES
+__all__ = ["DURATION_BUCKETS", "STAGES", "LatencyTimer", "Stage"]
 
 
 class LatencyTimer:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import get_args
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
+from modelguard.adapters.prometheus import counter, gauge, histogram
+from modelguard.contracts import telemetry
 from modelguard.contracts.decisions import RoutingDecision
 
 #: Every ``RoutingDecision.action``.
@@ -15,61 +17,17 @@ ACTIONS: tuple[str, ...] = get_args(RoutingDecision.model_fields["action"].annot
 
 class ControllerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.decisions = Counter(
-            "modelguard_controller_decisions_total",
-            "Routing decisions taken, by model, action and whether it was a dry run.",
-            ["model_name", "action", "dry_run"],
-            registry=registry,
+        self.decisions = counter(telemetry.MODELGUARD_CONTROLLER_DECISIONS, registry)
+        self.leader = gauge(telemetry.MODELGUARD_CONTROLLER_LEADER, registry)
+        self.verdict = gauge(telemetry.MODELGUARD_CONTROLLER_VERDICT, registry)
+        self.weight = gauge(telemetry.MODELGUARD_ROUTING_WEIGHT, registry)
+        self.incidents = gauge(telemetry.MODELGUARD_CONTROLLER_OPEN_INCIDENTS, registry)
+        self.conflicts = counter(telemetry.MODELGUARD_CONTROLLER_CAS_CONFLICTS, registry)
+        self.late_partials = counter(telemetry.MODELGUARD_CONTROLLER_LATE_PARTIALS, registry)
+        self.pending_partials = gauge(
+            telemetry.MODELGUARD_CONTROLLER_PENDING_PARTIAL_WINDOWS, registry
         )
-        self.leader = Gauge(
-            "modelguard_controller_leader",
-            "1 while this replica holds the controller lease.",
-            ["replica"],
-            registry=registry,
-        )
-        self.verdict = Gauge(
-            "modelguard_controller_verdict",
-            "Latest verdict per version: 1 for the current status, 0 for the others.",
-            ["model_name", "model_version", "status"],
-            registry=registry,
-        )
-        self.weight = Gauge(
-            "modelguard_routing_weight",
-            "Traffic weight of a version in the routing table, as last read.",
-            ["model_name", "model_version"],
-            registry=registry,
-        )
-        self.incidents = Gauge(
-            "modelguard_controller_open_incidents",
-            "Incidents currently open per model.",
-            ["model_name"],
-            registry=registry,
-        )
-        self.conflicts = Counter(
-            "modelguard_controller_cas_conflicts_total",
-            "Compare-and-set conflicts on the routing table (another writer went first).",
-            ["model_name"],
-            registry=registry,
-        )
-        self.late_partials = Counter(
-            "modelguard_controller_late_partials_total",
-            "Partial metric windows that arrived after their window had been merged"
-            " (grace or timeout ran out) and were dropped.",
-            ["model_name"],
-            registry=registry,
-        )
-        self.pending_partials = Gauge(
-            "modelguard_controller_pending_partial_windows",
-            "Windows waiting for the partials of other source partitions.",
-            ["model_name"],
-            registry=registry,
-        )
-        self.decide_seconds = Histogram(
-            "modelguard_controller_apply_seconds",
-            "Time from the start of an evaluation to the decision being applied and published.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-            registry=registry,
-        )
+        self.decide_seconds = histogram(telemetry.MODELGUARD_CONTROLLER_APPLY_SECONDS, registry)
         self._initialised: set[tuple[str, str]] = set()
 
     def init_decisions(self, model: str, dry_run: bool) -> None:

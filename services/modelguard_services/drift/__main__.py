@@ -13,22 +13,30 @@ from modelguard.core.drift.processor import DriftConfig
 from modelguard_services.drift.app import DriftService
 from modelguard_services.runtime import serve
 
+#: The drift core's defaults (one home: ``DriftConfig``).
+_DEFAULTS = DriftConfig()
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modelguard-drift", description=__doc__)
     parser.add_argument(
         "--window-events",
         type=int,
-        default=5000,
-        help="predictions per drift window and model version (5000)",
+        default=_DEFAULTS.window_events,
+        help="predictions per drift window and model version (%(default)s)",
     )
     parser.add_argument(
         "--warmup-events",
         type=int,
-        default=2000,
-        help="predictions learned as reference when none is stored (2000)",
+        default=_DEFAULTS.warmup_events,
+        help="predictions learned as reference when none is stored (%(default)s)",
     )
-    parser.add_argument("--alpha", type=float, default=0.05, help="false discovery rate")
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=_DEFAULTS.alpha,
+        help="false discovery rate (%(default)s)",
+    )
     parser.add_argument(
         "--report-dir",
         type=Path,

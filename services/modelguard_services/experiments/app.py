@@ -39,7 +39,7 @@ import numpy as np
 import redis
 import structlog
 from confluent_kafka import OFFSET_BEGINNING
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dependency import DependencyGuard
@@ -51,7 +51,9 @@ from modelguard.adapters.partitioned import (
     offset_key,
     offsets_of,
 )
+from modelguard.adapters.prometheus import counter, gauge
 from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts import telemetry
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.experiments import (
     ExperimentAnalysis,
@@ -74,61 +76,16 @@ Event = ExposureLogged | OutcomeObserved
 
 class ExperimentMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        arm = ["experiment_id", "model_name", "arm"]
-        self.events = Counter(
-            "experiment_events_total",
-            "Exposure and outcome events by bookkeeping outcome (new, duplicate, ...).",
-            ["outcome"],
-            registry=registry,
-        )
-        self.units = Gauge(
-            "experiment_arm_units", "Unique units exposed per arm.", arm, registry=registry
-        )
-        self.mean = Gauge(
-            "experiment_arm_metric_mean",
-            "Primary metric mean per arm.",
-            [*arm, "metric"],
-            registry=registry,
-        )
-        self.lift = Gauge(
-            "experiment_arm_relative_lift",
-            "Relative lift vs the control.",
-            [*arm, "metric"],
-            registry=registry,
-        )
-        self.p_value = Gauge(
-            "experiment_arm_always_valid_p_value",
-            "Always-valid (mSPRT) p-value vs the control.",
-            [*arm, "metric"],
-            registry=registry,
-        )
-        self.chance = Gauge(
-            "experiment_arm_chance_to_beat_control",
-            "Posterior probability the arm beats the control.",
-            [*arm, "metric"],
-            registry=registry,
-        )
-        self.weight = Gauge(
-            "experiment_arm_weight", "Traffic weight routed to the arm.", arm, registry=registry
-        )
-        self.srm_p = Gauge(
-            "experiment_srm_p_value",
-            "Sample-ratio-mismatch chi-square p-value.",
-            ["experiment_id", "model_name"],
-            registry=registry,
-        )
-        self.srm = Gauge(
-            "experiment_srm_detected",
-            "1 while the SRM check fires (p < 0.001).",
-            ["experiment_id", "model_name"],
-            registry=registry,
-        )
-        self.analyses = Counter(
-            "experiment_analyses_total",
-            "Analyses published.",
-            ["experiment_id", "model_name", "recommendation"],
-            registry=registry,
-        )
+        self.events = counter(telemetry.EXPERIMENT_EVENTS, registry)
+        self.units = gauge(telemetry.EXPERIMENT_ARM_UNITS, registry)
+        self.mean = gauge(telemetry.EXPERIMENT_ARM_METRIC_MEAN, registry)
+        self.lift = gauge(telemetry.EXPERIMENT_ARM_RELATIVE_LIFT, registry)
+        self.p_value = gauge(telemetry.EXPERIMENT_ARM_ALWAYS_VALID_P_VALUE, registry)
+        self.chance = gauge(telemetry.EXPERIMENT_ARM_CHANCE_TO_BEAT_CONTROL, registry)
+        self.weight = gauge(telemetry.EXPERIMENT_ARM_WEIGHT, registry)
+        self.srm_p = gauge(telemetry.EXPERIMENT_SRM_P_VALUE, registry)
+        self.srm = gauge(telemetry.EXPERIMENT_SRM_DETECTED, registry)
+        self.analyses = counter(telemetry.EXPERIMENT_ANALYSES, registry)
 
     def observe(self, a: ExperimentAnalysis) -> None:
         self.srm.labels(a.experiment_id, a.model).set(float(a.srm_detected))

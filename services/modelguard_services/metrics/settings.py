@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.metrics import MetricsConfig
 
+#: The processor's defaults (one home: ``MetricsConfig``); settings only bound them.
 _DEFAULTS = MetricsConfig()
 
 
@@ -16,14 +17,14 @@ class MetricsSettings(CommonSettings):
     ``MODELGUARD_METRICS_BASELINES='{"fraud": 0.92}'`` declares baseline accuracies.
     """
 
-    metrics_window_lengths_s: tuple[float, ...] = (60.0, 300.0, 3600.0)
-    metrics_last_n: int = Field(default=1000, gt=0, le=100_000)
-    metrics_label_ttl_s: float = Field(default=3600.0, gt=0)
-    metrics_orphan_grace_s: float = Field(default=600.0, ge=0)
-    metrics_allowed_lateness_s: float = Field(default=10.0, ge=0)
-    metrics_max_input_lag_s: float = Field(default=300.0, ge=0)
+    metrics_window_lengths_s: tuple[float, ...] = _DEFAULTS.window_lengths_s
+    metrics_last_n: int = Field(default=_DEFAULTS.last_n, gt=0, le=100_000)
+    metrics_label_ttl_s: float = Field(default=_DEFAULTS.label_ttl_s, gt=0)
+    metrics_orphan_grace_s: float = Field(default=_DEFAULTS.orphan_grace_s, ge=0)
+    metrics_allowed_lateness_s: float = Field(default=_DEFAULTS.allowed_lateness_s, ge=0)
+    metrics_max_input_lag_s: float = Field(default=_DEFAULTS.max_input_lag_s, ge=0)
     metrics_baselines: dict[str, float] = Field(default_factory=dict)
-    metrics_drift_drop_percent: float = Field(default=10.0, gt=0)
+    metrics_drift_drop_percent: float = Field(default=_DEFAULTS.drift_drop_percent, gt=0)
     metrics_checkpoint_interval_s: float = Field(default=1.0, gt=0)
     #: Largest share of the loop's time spent in checkpoints (the interval stretches).
     metrics_checkpoint_max_share: float = Field(default=0.05, gt=0, le=1)

@@ -11,13 +11,18 @@ from datetime import datetime
 from pathlib import Path
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
 from modelguard.adapters.kafka import ensure_topics
+from modelguard.adapters.prometheus import counter, gauge
 from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.base import Event
+from modelguard.contracts.telemetry import (
+    MODELGUARD_SIMULATOR_EVENTS,
+    MODELGUARD_SIMULATOR_SIMULATED_SECONDS,
+)
 from modelguard.core.simulation import Scenario, ScenarioError, SimulationEngine, SimulationStats
 from modelguard.core.simulation import parse_scenario as _parse
 from modelguard.errors import ConfigError
@@ -91,17 +96,8 @@ class SimulatorService:
             start_time=start_time or scenario.start_time or clock(),
             id_prefix=id_prefix or f"{scenario.name}-{uuid.uuid4().hex[:8]}",
         )
-        self._sent = Counter(
-            "modelguard_simulator_events_total",
-            "Events published by the simulator, by event type.",
-            ["event_type"],
-            registry=self.registry,
-        )
-        self._sim_time = Gauge(
-            "modelguard_simulator_simulated_seconds",
-            "Simulated seconds elapsed in the current run.",
-            registry=self.registry,
-        )
+        self._sent = counter(MODELGUARD_SIMULATOR_EVENTS, self.registry)
+        self._sim_time = gauge(MODELGUARD_SIMULATOR_SIMULATED_SECONDS, self.registry)
         self.router: RoutingClient | None = None
 
     def _start_routing(self) -> RoutingClient:

@@ -31,6 +31,7 @@ from modelguard.core.control.assess import Evidence, Verdict, assess
 from modelguard.core.control.evidence import DriftRecord, WindowRecord, window_key
 from modelguard.core.control.partials import PendingWindow
 from modelguard.core.control.policy import Policy, policy_hash
+from modelguard.errors import InvalidInputError
 
 MAX_WINDOWS_PER_VERSION = 50
 MAX_DRIFT = 400
@@ -369,7 +370,8 @@ def _track_incident(d: Decide, version: str, verdict: Verdict) -> None:
 def _rollback(d: Decide, version: str, incident_id: str, verdict: Verdict) -> None:
     s, r = d.s, d.r
     champion = s.champion
-    assert champion is not None
+    if champion is None:
+        raise InvalidInputError(f"cannot roll {version} back: the model has no champion")
     weights = dict(r.weights)
     moved = weights.get(version, 0.0)
     weights[version] = 0.0

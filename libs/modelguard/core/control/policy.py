@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from modelguard.contracts.base import ModelName
 from modelguard.contracts.codec import format_validation_error
 from modelguard.contracts.common import Severity
+from modelguard.errors import ConfigError
 
 SeverityName = Literal["low", "medium", "high", "critical"]
 
@@ -195,7 +196,7 @@ class PolicyFile(_Strict):
     models: dict[ModelName, dict[str, object]] = Field(min_length=1)
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigError):
     """A policy file that cannot be used; the message names the file and field."""
 
 

@@ -18,13 +18,15 @@ import math
 import re
 from collections.abc import Collection, Mapping
 
+from modelguard.errors import InvalidInputError
+
 #: Allowed distance of the weight sum from 1.
 WEIGHT_TOLERANCE = 1e-6
 #: Same rule as ``contracts.base.VersionName``.
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-class WeightsError(ValueError):
+class WeightsError(InvalidInputError):
     """Weights that cannot be written to a routing table; the message names the entry."""
 
 

@@ -49,6 +49,7 @@ from pydantic import (
 
 from modelguard.contracts.base import Identifier, ModelName, Name, VersionName
 from modelguard.core.routing import MAX_SLOTS, validate_weights
+from modelguard.errors import ConfigError
 
 
 class _Spec(BaseModel):
@@ -290,7 +291,7 @@ class Scenario(_Spec):
         raise KeyError(name)
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ConfigError):
     """A scenario file that cannot be used; the message names the file and field."""
 
 
