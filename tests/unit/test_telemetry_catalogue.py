@@ -35,8 +35,11 @@ from modelguard.contracts.telemetry import (
 from modelguard.routing import RoutingClient
 from modelguard.sdk import EventSDK
 from modelguard_services.controller.app import ControllerMetrics
+from modelguard_services.drift.metrics import DriftMetrics
 from modelguard_services.experiments.app import ExperimentMetrics
+from modelguard_services.metrics.exposition import MetricsCollector
 from modelguard_services.simulator.app import SimulatorService, load_scenario
+from modelguard_services.validator.app import PredictionCounters
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
@@ -126,6 +129,9 @@ def test_catalogue_declares_each_family_once_with_a_valid_shape() -> None:
         assert not name.endswith("_total"), f"{name}: counters are declared without _total"
         assert family.help and family.exporter, name
         assert (family.buckets is not None) == (family.kind == "histogram"), name
+        assert "quantile" not in family.labels, (
+            f"{name}: 'quantile' is reserved for summaries (promtool lint)"
+        )
 
 
 @pytest.mark.parametrize(("file", "alert", "expr", "block"), ALL_RULES)
@@ -295,7 +301,22 @@ def _build_simulator(registry: CollectorRegistry) -> None:
     sdk.close()
 
 
+def _build_metrics(registry: CollectorRegistry) -> None:
+    registry.register(MetricsCollector())
+
+
+def _build_validator(registry: CollectorRegistry) -> None:
+    PredictionCounters(registry)
+
+
+def _build_drift(registry: CollectorRegistry) -> None:
+    DriftMetrics(registry)
+
+
 EXPORTERS = {
+    "metrics": (_build_metrics, {"metrics"}),
+    "validator": (_build_validator, {"validator"}),
+    "drift": (_build_drift, {"drift"}),
     "ingest": (_build_ingest, {"every consumer"}),
     "dependency": (_build_dependency, {"every service"}),
     "routing-client": (_build_routing, {"routing-client"}),

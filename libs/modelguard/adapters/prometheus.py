@@ -14,7 +14,6 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
-    Metric,
 )
 
 from modelguard.contracts.telemetry import Family
@@ -65,25 +64,6 @@ def histogram(family: Family, registry: CollectorRegistry) -> Histogram:
     )
 
 
-def snapshot(family: Family) -> Metric:
-    """An empty family for a custom collector's ``collect()`` (fill with ``add_metric``).
-
-    Typed callers use :func:`counter_snapshot` / :func:`gauge_snapshot` /
-    :func:`histogram_snapshot`, whose ``add_metric`` mypy knows.
-
-    >>> from modelguard.contracts.telemetry import MODEL_ACCURACY
-    >>> m = gauge_snapshot(MODEL_ACCURACY)
-    >>> m.add_metric(["fraud", "v1"], 0.9)
-    >>> (m.name, m.type, m.samples[0].value)
-    ('model_accuracy', 'gauge', 0.9)
-    """
-    if family.kind == "counter":
-        return counter_snapshot(family)
-    if family.kind == "histogram":
-        return histogram_snapshot(family)
-    return gauge_snapshot(family)
-
-
 def counter_snapshot(family: Family) -> CounterMetricFamily:
     """The catalogue's counter ``family``, empty, for a custom collector."""
     _expect(family, "counter")
@@ -91,7 +71,14 @@ def counter_snapshot(family: Family) -> CounterMetricFamily:
 
 
 def gauge_snapshot(family: Family) -> GaugeMetricFamily:
-    """The catalogue's gauge ``family``, empty, for a custom collector."""
+    """The catalogue's gauge ``family``, empty, for a custom collector's ``collect()``.
+
+    >>> from modelguard.contracts.telemetry import MODEL_ACCURACY
+    >>> m = gauge_snapshot(MODEL_ACCURACY)
+    >>> m.add_metric(["fraud", "v1"], 0.9)
+    >>> (m.name, m.type, m.samples[0].value)
+    ('model_accuracy', 'gauge', 0.9)
+    """
     _expect(family, "gauge")
     return GaugeMetricFamily(family.name, family.help, labels=list(family.labels))
 

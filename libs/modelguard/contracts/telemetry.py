@@ -322,8 +322,8 @@ MODEL_ACCURACY_TREND = _family(
 MODEL_LATENCY_QUANTILE_SECONDS = _family(
     "model_latency_quantile_seconds",
     "gauge",
-    "Latency quantiles (p50/p95/p99) over the last closed window, per window.",
-    ("model_name", "model_version", "window", "quantile"),
+    "Latency percentiles (p50/p95/p99) over the last closed window, per window.",
+    ("model_name", "model_version", "window", "percentile"),
     exporter="metrics",
 )
 MODEL_LABEL_COVERAGE_RATIO = _family(
@@ -339,8 +339,8 @@ MODEL_LABEL_COVERAGE_RATIO = _family(
 MODEL_LABEL_DELAY_SECONDS = _family(
     "model_label_delay_seconds",
     "gauge",
-    "Label delay quantiles (label time minus prediction time), since start.",
-    ("model_name", "model_version", "quantile"),
+    "Label delay percentiles (label time minus prediction time), since start.",
+    ("model_name", "model_version", "percentile"),
     exporter="metrics",
 )
 MODEL_PREDICTIONS = _family(
@@ -429,6 +429,26 @@ MODELGUARD_METRICS_PENDING_PREDICTIONS = _family(
     exporter="metrics",
 )
 
+MODELGUARD_METRICS_CLAMPED_EVENTS = _family(
+    "modelguard_metrics_clamped_events",
+    "counter",
+    (
+        "Events dated further ahead of their arrival (broker) time than the tolerance, "
+        "counted at arrival time plus the tolerance."
+    ),
+    ("kind",),
+    exporter="metrics",
+)
+MODELGUARD_METRICS_EVICTED = _family(
+    "modelguard_metrics_evicted",
+    "counter",
+    (
+        "Entries evicted by a memory bound (prediction: expired early; label: counted "
+        "orphan; id: forgotten for deduplication)."
+    ),
+    ("kind",),
+    exporter="metrics",
+)
 # -- validator ----------------------------------------------------------------
 MODELGUARD_VALIDATED_PREDICTIONS = _family(
     "modelguard_validated_predictions",
@@ -445,6 +465,12 @@ MODELGUARD_VALIDATED_PREDICTION_ERRORS = _family(
     exporter="validator",
 )
 
+MODELGUARD_VALIDATED_DUPLICATES = _family(
+    "modelguard_validated_duplicates",
+    "counter",
+    "Predictions whose id the edge validator had seen already (counted once).",
+    exporter="validator",
+)
 # -- drift --------------------------------------------------------------------
 MODEL_DATA_DRIFT_DETECTED = _family(
     "model_data_drift_detected",
@@ -530,6 +556,16 @@ MODEL_DRIFT_WINDOWS = _family(
     "model_drift_windows",
     "counter",
     "Drift windows evaluated.",
+    ("model_name", "model_version"),
+    exporter="drift",
+)
+MODEL_DRIFT_WARMUP_DROPPED = _family(
+    "model_drift_warmup_dropped",
+    "counter",
+    (
+        "Warm-up predictions never tested: the warm-up buffer was full while the "
+        "worker's partitions caught up on a backlog (the latest by event time go)."
+    ),
     ("model_name", "model_version"),
     exporter="drift",
 )

@@ -7,8 +7,10 @@ last closed window's values.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
+from modelguard.adapters.prometheus import counter, gauge
+from modelguard.contracts import telemetry
 from modelguard.contracts.drift import DriftSignal
 from modelguard.core.drift.processor import WarmupDropped, WindowReport
 
@@ -16,92 +18,21 @@ from modelguard.core.drift.processor import WarmupDropped, WindowReport
 class DriftMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self._severity: dict[tuple[str, str, str], int] = {}
-        mv = ["model_name", "model_version"]
-        mvf = [*mv, "feature"]
-        self.data_drift = Gauge(
-            "model_data_drift_detected",
-            "1 when the model version's data drifted (dataset share above "
-            "the threshold, or a sequential alarm in the current window).",
-            mv,
-            registry=registry,
-        )
-        self.ratio = Gauge(
-            "model_drifted_columns_ratio",
-            "Share of features that drifted in the last closed window.",
-            mv,
-            registry=registry,
-        )
-        self.concept = Gauge(
-            "model_concept_drift_detected",
-            "1 when the error rate rose above its baseline (ADWIN alarm), until it is back.",
-            mv,
-            registry=registry,
-        )
-        self.psi = Gauge(
-            "psi_score",
-            "Population stability index of a feature, last window.",
-            mvf,
-            registry=registry,
-        )
-        self.ks = Gauge(
-            "ks_statistic",
-            "Kolmogorov-Smirnov distance of a feature, last window.",
-            mvf,
-            registry=registry,
-        )
-        self.ks_p = Gauge(
-            "ks_p_value",
-            "KS p-value of a feature (unadjusted), last window.",
-            mvf,
-            registry=registry,
-        )
-        self.jsd = Gauge(
-            "jensen_shannon_distance",
-            "Jensen-Shannon distance (base 2) of a feature, last window.",
-            mvf,
-            registry=registry,
-        )
-        self.wasserstein = Gauge(
-            "wasserstein_distance",
-            "Wasserstein distance of a numeric feature in reference "
-            "standard deviations, last window.",
-            mvf,
-            registry=registry,
-        )
-        self.feature_drift = Gauge(
-            "model_feature_drift_detected",
-            "1 when the feature drifted (window test or sequential alarm).",
-            mvf,
-            registry=registry,
-        )
-        self.feature_severity = Gauge(
-            "model_feature_drift_severity",
-            "Drift severity of the feature, 0 NONE .. 4 CRITICAL.",
-            mvf,
-            registry=registry,
-        )
-        self.signals = Counter(
-            "model_drift_signals_total",
-            "Drift signals published, by kind, test and severity.",
-            ["model_name", "kind", "test", "severity"],
-            registry=registry,
-        )
-        self.windows = Counter(
-            "model_drift_windows_total", "Drift windows evaluated.", mv, registry=registry
-        )
-        self.warmup_dropped = Counter(
-            "model_drift_warmup_dropped_total",
-            "Warm-up predictions never tested: the warm-up buffer was full while the "
-            "worker's partitions caught up on a backlog (the latest by event time go).",
-            mv,
-            registry=registry,
-        )
-        self.reference = Gauge(
-            "model_drift_reference_info",
-            "1 for the reference a model version is tested against.",
-            [*mv, "reference_id"],
-            registry=registry,
-        )
+        t = telemetry
+        self.data_drift = gauge(t.MODEL_DATA_DRIFT_DETECTED, registry)
+        self.ratio = gauge(t.MODEL_DRIFTED_COLUMNS_RATIO, registry)
+        self.concept = gauge(t.MODEL_CONCEPT_DRIFT_DETECTED, registry)
+        self.psi = gauge(t.PSI_SCORE, registry)
+        self.ks = gauge(t.KS_STATISTIC, registry)
+        self.ks_p = gauge(t.KS_P_VALUE, registry)
+        self.jsd = gauge(t.JENSEN_SHANNON_DISTANCE, registry)
+        self.wasserstein = gauge(t.WASSERSTEIN_DISTANCE, registry)
+        self.feature_drift = gauge(t.MODEL_FEATURE_DRIFT_DETECTED, registry)
+        self.feature_severity = gauge(t.MODEL_FEATURE_DRIFT_SEVERITY, registry)
+        self.signals = counter(t.MODEL_DRIFT_SIGNALS, registry)
+        self.windows = counter(t.MODEL_DRIFT_WINDOWS, registry)
+        self.warmup_dropped = counter(t.MODEL_DRIFT_WARMUP_DROPPED, registry)
+        self.reference = gauge(t.MODEL_DRIFT_REFERENCE_INFO, registry)
 
     def on_signal(self, s: DriftSignal) -> None:
         self.signals.labels(s.model, s.kind, s.test, s.severity.name).inc()

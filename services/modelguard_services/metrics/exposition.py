@@ -17,37 +17,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from modelguard.adapters.prometheus import counter_snapshot, gauge_snapshot, histogram_snapshot
+from modelguard.contracts import telemetry
+from modelguard.contracts.telemetry import Family
 from modelguard.core.metrics import DURATION_BUCKETS_S, LogSketch, MetricsProcessor, PartitionState
 from modelguard.core.metrics.processor import VersionKey
 
 #: The label of the percentile gauges ("quantile" is reserved for summaries).
 PERCENTILE = "percentile"
 
-#: Last-N metric -> gauge name (labels model_name, model_version).
-LIVE_GAUGES = {
-    "accuracy": ("model_accuracy", "Accuracy over the last N labelled predictions."),
-    "precision": ("model_precision", "Precision (binary, else macro) over the last N labels."),
-    "recall": ("model_recall", "Recall (binary, else macro) over the last N labels."),
-    "f1": ("model_f1_score", "F1 score (binary, else macro) over the last N labels."),
-    "f1_macro": ("model_f1_macro_score", "Macro F1 over the last N labels."),
-    "auc": ("model_roc_auc", "ROC-AUC over the last N labels (with probabilities)."),
-    "log_loss": ("model_log_loss", "Log-loss over the last N labels (with probabilities)."),
-    "brier": ("model_brier_score", "Brier score over the last N labels."),
-    "mae": ("model_mae", "Mean absolute error over the last N labels (regression)."),
-    "rmse": ("model_rmse", "Root mean squared error over the last N labels (regression)."),
-    "mape": ("model_mape", "Mean absolute percentage error, last N labels (regression)."),
-    "accuracy_drop_percent": (
-        "model_version_accuracy_drop_percent",
-        "Accuracy drop of a version against the model's baseline, percent of baseline.",
-    ),
+#: Last-N metric -> its gauge (labels model_name, model_version).
+LIVE_GAUGES: dict[str, Family] = {
+    "accuracy": telemetry.MODEL_ACCURACY,
+    "precision": telemetry.MODEL_PRECISION,
+    "recall": telemetry.MODEL_RECALL,
+    "f1": telemetry.MODEL_F1_SCORE,
+    "f1_macro": telemetry.MODEL_F1_MACRO_SCORE,
+    "auc": telemetry.MODEL_ROC_AUC,
+    "log_loss": telemetry.MODEL_LOG_LOSS,
+    "brier": telemetry.MODEL_BRIER_SCORE,
+    "mae": telemetry.MODEL_MAE,
+    "rmse": telemetry.MODEL_RMSE,
+    "mape": telemetry.MODEL_MAPE,
+    "accuracy_drop_percent": telemetry.MODEL_VERSION_ACCURACY_DROP_PERCENT,
 }
 
 
@@ -156,66 +151,19 @@ class MetricsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         view = self.view
-        mv = ["model_name", "model_version"]
-        gauges = {k: GaugeMetricFamily(n, h, labels=mv) for k, (n, h) in LIVE_GAUGES.items()}
-        drop = GaugeMetricFamily(
-            "model_accuracy_drop_percent",
-            "Largest accuracy drop among a model's versions, percent of its baseline.",
-            labels=["model_name"],
-        )
-        degraded = GaugeMetricFamily(
-            "model_accuracy_degraded",
-            "1 when a version's last-N accuracy dropped significantly (one-sided z test) "
-            "by at least the configured percentage below the model's baseline.",
-            labels=["model_name"],
-        )
-        trend = GaugeMetricFamily(
-            "model_accuracy_trend",
-            "Accuracy of the last closed window minus the previous one, per window.",
-            labels=[*mv, "window"],
-        )
-        latency = GaugeMetricFamily(
-            "model_latency_quantile_seconds",
-            "Latency percentiles (50/95/99) over the last closed window, per window.",
-            labels=[*mv, "window", PERCENTILE],
-        )
-        coverage = GaugeMetricFamily(
-            "model_label_coverage_ratio",
-            "Share of resolved predictions (labelled or expired without a label) that got a "
-            "label, in the latest closed event-time window of the finest length.",
-            labels=mv,
-        )
-        delay = GaugeMetricFamily(
-            "model_label_delay_seconds",
-            "Label delay percentiles (label time minus prediction time), since start.",
-            labels=[*mv, PERCENTILE],
-        )
-        predictions = CounterMetricFamily(
-            "model_predictions",
-            "Predictions served, by model version and predicted class (empty for regression).",
-            labels=[*mv, "predicted_class"],
-        )
-        errors = CounterMetricFamily(
-            "model_prediction_errors",
-            "Failed predictions, by model version and error type.",
-            labels=[*mv, "error_type"],
-        )
-        labelled = CounterMetricFamily(
-            "model_labels_joined", "Predictions joined with their label.", labels=mv
-        )
-        correct = CounterMetricFamily(
-            "model_correct_predictions", "Labelled predictions that were right.", labels=mv
-        )
-        expired = CounterMetricFamily(
-            "model_labels_expired",
-            "Predictions whose label did not arrive within the label TTL.",
-            labels=mv,
-        )
-        duration = HistogramMetricFamily(
-            "model_inference_duration_seconds",
-            "Serving latency by stage (total = whole request).",
-            labels=[*mv, "stage"],
-        )
+        gauges = {k: gauge_snapshot(family) for k, family in LIVE_GAUGES.items()}
+        drop = gauge_snapshot(telemetry.MODEL_ACCURACY_DROP_PERCENT)
+        degraded = gauge_snapshot(telemetry.MODEL_ACCURACY_DEGRADED)
+        trend = gauge_snapshot(telemetry.MODEL_ACCURACY_TREND)
+        latency = gauge_snapshot(telemetry.MODEL_LATENCY_QUANTILE_SECONDS)
+        coverage = gauge_snapshot(telemetry.MODEL_LABEL_COVERAGE_RATIO)
+        delay = gauge_snapshot(telemetry.MODEL_LABEL_DELAY_SECONDS)
+        predictions = counter_snapshot(telemetry.MODEL_PREDICTIONS)
+        errors = counter_snapshot(telemetry.MODEL_PREDICTION_ERRORS)
+        labelled = counter_snapshot(telemetry.MODEL_LABELS_JOINED)
+        correct = counter_snapshot(telemetry.MODEL_CORRECT_PREDICTIONS)
+        expired = counter_snapshot(telemetry.MODEL_LABELS_EXPIRED)
+        duration = histogram_snapshot(telemetry.MODEL_INFERENCE_DURATION_SECONDS)
         worst: dict[str, float] = {}
         drift: dict[str, float] = {}
         for (model, version), v in view.versions.items():
@@ -269,62 +217,28 @@ class MetricsCollector(Collector):
         yield from gauges.values()
         yield from (drop, degraded, trend, latency, coverage, delay)
         yield from (predictions, errors, labelled, correct, expired, duration)
-        orphans = CounterMetricFamily(
-            "model_orphan_labels",
-            "Labels whose prediction never arrived within the grace period (model from the label).",
-            labels=["model_name"],
-        )
+        orphans = counter_snapshot(telemetry.MODEL_ORPHAN_LABELS)
         for model, n in sorted(view.orphans.items()):
             orphans.add_metric([model or "unknown"], n)
-        late = CounterMetricFamily(
-            "modelguard_metrics_late_events",
-            "Events (or expiries) for an already closed window, left out of that window.",
-            labels=["kind"],
-        )
+        late = counter_snapshot(telemetry.MODELGUARD_METRICS_LATE_EVENTS)
         for kind, n in sorted(view.late.items()):
             late.add_metric([kind], n)
-        dup = CounterMetricFamily(
-            "modelguard_metrics_duplicate_events",
-            "Predictions or labels seen again (same prediction id), not counted twice.",
-            labels=["kind"],
-        )
+        dup = counter_snapshot(telemetry.MODELGUARD_METRICS_DUPLICATE_EVENTS)
         for kind, n in sorted(view.duplicates.items()):
             dup.add_metric([kind], n)
-        other = CounterMetricFamily(
-            "modelguard_metrics_rejected_labels",
-            "Labels that could not be used, by reason.",
-            labels=["reason"],
-        )
+        other = counter_snapshot(telemetry.MODELGUARD_METRICS_REJECTED_LABELS)
         other.add_metric(["after_ttl"], view.labels_after_ttl)
         other.add_metric(["invalid_for_task"], view.invalid_labels)
-        wm = GaugeMetricFamily(
-            "modelguard_metrics_watermark_seconds",
-            "Event-time watermark per partition (Unix seconds).",
-            labels=["partition"],
-        )
-        pend = GaugeMetricFamily(
-            "modelguard_metrics_pending_predictions",
-            "Predictions waiting for their label, per partition.",
-            labels=["partition"],
-        )
+        wm = gauge_snapshot(telemetry.MODELGUARD_METRICS_WATERMARK_SECONDS)
+        pend = gauge_snapshot(telemetry.MODELGUARD_METRICS_PENDING_PREDICTIONS)
         for p, w in sorted(view.watermarks.items()):
             if w > -1e300:
                 wm.add_metric([str(p)], w)
             pend.add_metric([str(p)], view.pending.get(p, 0))
-        clamped = CounterMetricFamily(
-            "modelguard_metrics_clamped_events",
-            "Events dated further ahead of their arrival (broker) time than the tolerance, "
-            "counted at arrival time plus the tolerance.",
-            labels=["kind"],
-        )
+        clamped = counter_snapshot(telemetry.MODELGUARD_METRICS_CLAMPED_EVENTS)
         for kind, n in sorted(view.clamped.items()):
             clamped.add_metric([kind], n)
-        overflow = CounterMetricFamily(
-            "modelguard_metrics_evicted",
-            "Entries evicted by a memory bound (prediction: expired early; label: counted "
-            "orphan; id: forgotten for deduplication).",
-            labels=["kind"],
-        )
+        overflow = counter_snapshot(telemetry.MODELGUARD_METRICS_EVICTED)
         for kind, n in sorted(view.overflow.items()):
             overflow.add_metric([kind], n)
         yield from (orphans, late, dup, other, wm, pend, clamped, overflow)

@@ -9,13 +9,15 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.ingest import IngestMetrics, ValidatingConsumer
 from modelguard.adapters.kafka import make_consumer, make_producer
+from modelguard.adapters.prometheus import counter
 from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts import telemetry
 from modelguard.contracts.predictions import PredictionLogged
 from modelguard.core.metrics.aggregate import REGRESSION_CLASS, class_key, tracked_class
 from modelguard_services.validator.settings import ValidatorSettings
@@ -38,23 +40,9 @@ class PredictionCounters:
     """
 
     def __init__(self, registry: CollectorRegistry, dedup_ids: int = 100_000) -> None:
-        self.predictions = Counter(
-            "modelguard_validated_predictions_total",
-            "Valid predictions seen by the edge validator, by version and predicted class.",
-            ["model_name", "model_version", "predicted_class"],
-            registry=registry,
-        )
-        self.errors = Counter(
-            "modelguard_validated_prediction_errors_total",
-            "Failed requests seen by the edge validator, by version and error type.",
-            ["model_name", "model_version", "error_type"],
-            registry=registry,
-        )
-        self.duplicates = Counter(
-            "modelguard_validated_duplicates",
-            "Predictions whose id the edge validator had seen already (counted once).",
-            registry=registry,
-        )
+        self.predictions = counter(telemetry.MODELGUARD_VALIDATED_PREDICTIONS, registry)
+        self.errors = counter(telemetry.MODELGUARD_VALIDATED_PREDICTION_ERRORS, registry)
+        self.duplicates = counter(telemetry.MODELGUARD_VALIDATED_DUPLICATES, registry)
         self._dedup_ids = dedup_ids
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._classes: dict[tuple[str, str], dict[str, int]] = {}

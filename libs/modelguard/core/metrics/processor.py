@@ -61,6 +61,7 @@ from typing import Any, Literal, TypeVar
 
 from modelguard.contracts.limits import LIMITS
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.contracts.telemetry import DURATION_BUCKETS, LATENCY_STAGES, TOTAL_STAGE
 from modelguard.core.metrics.aggregate import (
     REGRESSION_CLASS,
     Aggregate,
@@ -71,8 +72,9 @@ from modelguard.core.metrics.aggregate import (
 from modelguard.core.metrics.sketch import DEFAULT_ALPHA, FixedHistogram, LogSketch
 
 #: ``model_inference_duration_seconds`` buckets (10 ms to 10 s).
-DURATION_BUCKETS_S: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-STAGES = ("preprocessing", "inference", "postprocessing", "total")
+#: Buckets and stages of ``model_inference_duration_seconds`` (one home: the catalogue).
+DURATION_BUCKETS_S: tuple[float, ...] = DURATION_BUCKETS
+STAGES: tuple[str, ...] = (*LATENCY_STAGES, TOTAL_STAGE)
 #: Expiry of pending predictions, orphans and remembered ids runs at most this often
 #: (event time); expiring later than due never changes a result (see ``_sweep``).
 SWEEP_INTERVAL_S = 1.0
