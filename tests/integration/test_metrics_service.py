@@ -255,12 +255,28 @@ def test_service_publishes_windows_exposes_gauges_and_dead_letters_bad_input(
         assert {DeadLetter.from_headers(m.headers()).stage for m in letters} == {"metrics"}
 
         sel = f'job_id="{job}",model_name="fraud"'
-        result = prometheus.wait_for(f"model_accuracy{{{sel}}}", lambda r: len(r) == 2, timeout=60)
-        scraped = {r["metric"]["model_version"]: float(r["value"][1]) for r in result}
-        for version in ("v1", "v2"):
-            pairs = [s for s in traffic if s.version == version and s.label is not None]
-            want = float(np.mean([s.label == s.prediction for s in pairs]))
-            assert scraped[version] == pytest.approx(want, abs=1e-9)
+        want = {
+            version: float(
+                np.mean(
+                    [
+                        s.label == s.prediction
+                        for s in traffic
+                        if s.version == version and s.label is not None
+                    ]
+                )
+            )
+            for version in ("v1", "v2")
+        }
+
+        def settled(result: list[dict[str, Any]]) -> bool:
+            # a scrape may land while the backlog is still being folded in: wait until the
+            # gauges show the whole input (they must reach it exactly)
+            got = {r["metric"]["model_version"]: float(r["value"][1]) for r in result}
+            return got.keys() == want.keys() and all(
+                got[v] == pytest.approx(w, abs=1e-9) for v, w in want.items()
+            )
+
+        prometheus.wait_for(f"model_accuracy{{{sel}}}", settled, timeout=60)
         drop = prometheus.wait_for(
             f"model_accuracy_drop_percent{{{sel}}}", lambda r: len(r) == 1, timeout=30
         )
