@@ -107,7 +107,7 @@ def test_adwin_rebuilt_from_recent_errors_matches_the_saved_one() -> None:
     live = ConceptDetector(0.002, 500, replay=5000)
     for e in errors[:4500]:
         live.update(float(e))
-    restored = ConceptDetector.from_dict(json.loads(json.dumps(live.to_dict())), 0.002, 500, 5000)
+    restored = ConceptDetector.from_dict(json.loads(json.dumps(live.to_dict())))
     assert restored.baseline == live.baseline and restored.n == live.n
     assert int(restored.adwin.width) == int(live.adwin.width) <= 5000
     assert restored.estimation == pytest.approx(live.estimation, abs=1e-12)
