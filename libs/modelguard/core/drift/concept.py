@@ -138,6 +138,14 @@ class ConceptDetector:
         low = sev.SCALES["error_rate"][0]
         return int(self.adwin.width) >= self.MIN_WATCH_WIDTH and self.increase() < low
 
+    def settle(self) -> bool:
+        """Clear ``drifted`` when the error rate has :meth:`recovered` (the processor
+        calls it at every window close); True when the model is still drifted. A
+        drifted detector raises no new alarm until it is settled or ADWIN cuts down."""
+        if self.drifted and self.recovered():
+            self.drifted = False
+        return self.drifted
+
     def _change_point(self, before: int) -> tuple[float, float, int] | None:
         """(mean before, mean after, errors after) at the most likely change point of
         the window ADWIN just cut (its last ``before + 1`` errors, within the replay

@@ -315,8 +315,8 @@ class DriftProcessor:
                 continue
             found.append(signals.result_signal(mon, r))
         assert mon.window_start is not None and mon.window_end is not None
-        if mon.concept is not None and mon.concept.drifted and mon.concept.recovered():
-            mon.concept.drifted = False
+        if mon.concept is not None:
+            mon.concept.settle()
         report = WindowReport(
             model=mon.reference.model,
             version=mon.version,
