@@ -22,7 +22,7 @@ import numpy as np
 from river import drift as rdrift
 
 from modelguard.contracts.predictions import PredictionLogged
-from modelguard.core.drift.processor import DriftConfig, DriftProcessor, DriftState
+from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState
 from modelguard.core.drift.reference import build_profile, categorical_profile, numeric_profile
 from modelguard.core.drift.sequential import (
     LLRCusum,

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
-from modelguard.core.drift.checkpoint import CheckpointError, dump_state, load_state
-from modelguard.core.drift.processor import (
+from modelguard.core.drift import (
     ConceptDetector,
     DriftConfig,
     DriftProcessor,
@@ -20,6 +19,7 @@ from modelguard.core.drift.processor import (
     Output,
     WindowReport,
 )
+from modelguard.core.drift.checkpoint import CheckpointError, dump_state, load_state
 from tests.unit.test_drift_warmup import PARTITIONS, _backlog_order, _dashboard_stream, _partition
 
 CONFIG = DriftConfig(window_events=150, warmup_events=200, concept_baseline_labels=100)

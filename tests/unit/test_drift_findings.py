@@ -16,11 +16,7 @@ from scipy.stats import binom, chi2_contingency
 
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import LabelObserved
-from modelguard.core.drift import stats
-from modelguard.core.drift.accumulators import CategoricalAccumulator, WindowAccumulator
-from modelguard.core.drift.checkpoint import dump_state, load_state
-from modelguard.core.drift.evaluation import evaluate_window
-from modelguard.core.drift.processor import (
+from modelguard.core.drift import (
     ConceptDetector,
     DriftConfig,
     DriftProcessor,
@@ -28,7 +24,11 @@ from modelguard.core.drift.processor import (
     Observation,
     WarmupDropped,
     WindowReport,
+    stats,
 )
+from modelguard.core.drift.accumulators import CategoricalAccumulator, WindowAccumulator
+from modelguard.core.drift.checkpoint import dump_state, load_state
+from modelguard.core.drift.evaluation import evaluate_window
 from modelguard.core.drift.reference import build_profile, categorical_profile
 from modelguard.core.drift.sequential import SlidingWindowChi2
 

@@ -11,9 +11,9 @@ import numpy as np
 
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import PredictionLogged
+from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState, WindowReport
 from modelguard.core.drift.accumulators import WindowAccumulator
 from modelguard.core.drift.evaluation import evaluate_window
-from modelguard.core.drift.processor import DriftConfig, DriftProcessor, DriftState, WindowReport
 from modelguard.core.drift.reference import build_profile
 from modelguard.core.drift.sequential import NumericDriftDetector
 
