@@ -48,7 +48,7 @@ from river.drift import binary as rbinary
 
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import LabelObserved
-from modelguard.core.drift.processor import DriftConfig, DriftProcessor, DriftState, Observation
+from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState, Observation
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WARMUP_LABELS = 500

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from modelguard.contracts.drift import DriftSignal
-from modelguard.core.drift.processor import DriftConfig, DriftProcessor, DriftState, Observation
+from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState, Observation
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH = 50

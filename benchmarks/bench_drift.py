@@ -22,7 +22,7 @@ import numpy as np
 from river import drift as rdrift
 
 from modelguard.contracts.predictions import PredictionLogged
-from modelguard.core.drift.processor import DriftConfig, DriftProcessor, DriftState
+from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState
 from modelguard.core.drift.reference import build_profile, categorical_profile, numeric_profile
 from modelguard.core.drift.sequential import (
     LLRCusum,
@@ -68,7 +68,7 @@ def ours_numeric(kind: str) -> Ours:
 
 
 def first_alarm_ours(det: Any, xs: Any) -> int:
-    alarms = det.update_many(xs)
+    alarms = det.update_many(xs).alarms
     return alarms[0].index if alarms else -1
 
 
@@ -127,7 +127,7 @@ def delays(args: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]
         return summary(ds, fb, n)
 
     def ours(make: Ours) -> Callable[[np.ndarray], list[int]]:
-        return lambda xs: [a.index for a in make(rng).update_many(xs)]
+        return lambda xs: [a.index for a in make(rng).update_many(xs).alarms]
 
     def river(factory: Callable[[], Any]) -> Callable[[np.ndarray], list[int]]:
         def f(xs: np.ndarray) -> list[int]:
@@ -160,7 +160,7 @@ def delays(args: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]
 
     def cat_first(xs: list[str]) -> list[int]:
         ref = categorical_profile(list(rng.choice(CATS, p=P_CAT, size=N_REF)))
-        return [a.index for a in SlidingWindowChi2(ref).update_many(xs)]
+        return [a.index for a in SlidingWindowChi2(ref).update_many(xs).alarms]
 
     out["categorical_0.5_0.3_0.2_to_0.4_0.3_0.3"] = {
         "modelguard_chi2_window": run(cat_first, cat_stream, args.streams)  # type: ignore[arg-type]

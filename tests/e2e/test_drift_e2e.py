@@ -24,7 +24,7 @@ from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import DriftSignal, LabelObserved, PredictionLogged, Topics
 from modelguard.contracts.codec import decode_event, encode_event
-from modelguard.core.drift.processor import DriftConfig
+from modelguard.core.drift import DriftConfig
 from modelguard.core.simulation import Scenario, SimulationEngine
 from modelguard_services.drift.app import DriftService
 from tests.support.kafka import read_all

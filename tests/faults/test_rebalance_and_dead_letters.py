@@ -29,7 +29,7 @@ from modelguard.contracts.dead_letter import (
     PROCESS_STAGE,
     DeadLetter,
 )
-from modelguard.core.drift.processor import DriftConfig
+from modelguard.core.drift import DriftConfig
 from modelguard_services.drift.app import DriftService
 from modelguard_services.metrics.app import MetricsService, changelog_topic
 from modelguard_services.metrics.settings import MetricsSettings

@@ -26,7 +26,7 @@ from modelguard.adapters.drift_store import DriftCheckpoints
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import Topics, encode_event
 from modelguard.contracts.experiments import ExperimentKeys
-from modelguard.core.drift.processor import DriftConfig
+from modelguard.core.drift import DriftConfig
 from modelguard_services.drift.app import DriftService
 from modelguard_services.experiments.app import ExperimentsService
 from tests.integration.test_drift_recovery import _events

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.topics import Topics
-from modelguard.core.drift.processor import DriftConfig
+from modelguard.core.drift import DriftConfig
 from modelguard.sdk import EventSDK
 from modelguard_services.controller.app import ControllerMetrics
 from modelguard_services.drift.app import DriftService

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import Topics, encode_event
-from modelguard.core.drift.processor import DriftConfig
+from modelguard.core.drift import DriftConfig
 from modelguard_services.drift.app import DriftService
 from tests.support.servers import Servers
 from tests.unit.test_drift_warmup import _dashboard_stream

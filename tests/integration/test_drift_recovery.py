@@ -21,7 +21,7 @@ from modelguard.adapters.drift_store import DriftCheckpoints
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import DriftSignal, PredictionLogged, Topics, encode_event
 from modelguard.contracts.codec import decode_event
-from modelguard.core.drift.processor import DriftConfig, DriftProcessor
+from modelguard.core.drift import DriftConfig, DriftProcessor
 from tests.support.kafka import read_all
 from tests.support.servers import Servers
 

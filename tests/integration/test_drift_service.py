@@ -21,7 +21,7 @@ from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import DeadLetter, DriftSignal, PredictionLogged, Topics, encode_event
 from modelguard.contracts.codec import decode_event
 from modelguard.contracts.redis_keys import RedisKeys
-from modelguard.core.drift.processor import DriftConfig
+from modelguard.core.drift import DriftConfig
 from modelguard.core.drift.reference import ReferenceProfile, build_profile
 from modelguard_services.drift.app import DriftService
 from tests.support.kafka import read_all

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
-from modelguard.core.drift.checkpoint import CheckpointError, dump_state, load_state
-from modelguard.core.drift.processor import (
+from modelguard.core.drift import (
     ConceptDetector,
     DriftConfig,
     DriftProcessor,
@@ -20,6 +19,7 @@ from modelguard.core.drift.processor import (
     Output,
     WindowReport,
 )
+from modelguard.core.drift.checkpoint import CheckpointError, dump_state, load_state
 from tests.unit.test_drift_warmup import PARTITIONS, _backlog_order, _dashboard_stream, _partition
 
 CONFIG = DriftConfig(window_events=150, warmup_events=200, concept_baseline_labels=100)
@@ -107,7 +107,7 @@ def test_adwin_rebuilt_from_recent_errors_matches_the_saved_one() -> None:
     live = ConceptDetector(0.002, 500, replay=5000)
     for e in errors[:4500]:
         live.update(float(e))
-    restored = ConceptDetector.from_dict(json.loads(json.dumps(live.to_dict())), 0.002, 500, 5000)
+    restored = ConceptDetector.from_dict(json.loads(json.dumps(live.to_dict())))
     assert restored.baseline == live.baseline and restored.n == live.n
     assert int(restored.adwin.width) == int(live.adwin.width) <= 5000
     assert restored.estimation == pytest.approx(live.estimation, abs=1e-12)

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelguard.contracts.common import Severity
+from modelguard.core.drift.accumulators import NumericAccumulator, WindowAccumulator
+from modelguard.core.drift.evaluation import evaluate_window
 from modelguard.core.drift.reference import (
     ReferenceDataError,
     ReferenceProfile,
@@ -22,11 +24,6 @@ from modelguard.core.drift.sequential import (
     NumericDriftDetector,
     SlidingWindowChi2,
     SlidingWindowKS,
-)
-from modelguard.core.drift.window import (
-    NumericAccumulator,
-    WindowAccumulator,
-    evaluate_window,
 )
 
 
@@ -77,7 +74,7 @@ def test_categorical_profile_other_bucket() -> None:
 
 
 def _first_alarm(det: NumericDriftDetector | SlidingWindowKS | LLRCusum, xs: np.ndarray) -> int:
-    alarms = det.update_many(xs)
+    alarms = det.update_many(xs).alarms
     return alarms[0].index if alarms else -1
 
 
@@ -91,7 +88,7 @@ def test_numeric_detector_quiet_on_null_and_fast_on_shift() -> None:
     delays = []
     for _ in range(10):
         xs = np.concatenate([rng.normal(size=500), rng.normal(1.0, 1, size=1000)])
-        alarms = [a for a in NumericDriftDetector(ref).update_many(xs) if a.index >= 500]
+        alarms = [a for a in NumericDriftDetector(ref).update_many(xs).alarms if a.index >= 500]
         delays.append(alarms[0].index - 500)
     assert np.median(delays) < 60  # a 1-sigma shift is found within tens of events
 
@@ -102,12 +99,12 @@ def test_single_updates_equal_batch_updates() -> None:
     xs = np.concatenate([rng.normal(size=400), rng.normal(2, 1, size=400)])
     batch = SlidingWindowKS(ref, window=100)
     single = SlidingWindowKS(ref, window=100)
-    batch_alarms = {a.index for a in batch.update_many(xs)}
-    single_alarms = {i for i, x in enumerate(xs) if single.update(float(x))}
+    batch_alarms = {a.index for a in batch.update_many(xs).alarms}
+    single_alarms = {i for i, x in enumerate(xs) if single.update(float(x)).drift_detected}
     assert batch_alarms and batch_alarms == single_alarms
     c1, c2 = LLRCusum(ref), LLRCusum(ref)
-    assert {a.index for a in c1.update_many(xs)} == {
-        i for i, x in enumerate(xs) if c2.update(float(x))
+    assert {a.index for a in c1.update_many(xs).alarms} == {
+        i for i, x in enumerate(xs) if c2.update(float(x)).drift_detected
     }
 
 
@@ -115,7 +112,7 @@ def test_cusum_scale_detector_catches_variance_increase() -> None:
     ref = _ref().features["x"]
     rng = np.random.default_rng(11)
     det = LLRCusum(ref)
-    alarms = det.update_many(np.concatenate([rng.normal(size=300), rng.normal(0, 2, 600)]))
+    alarms = det.update_many(np.concatenate([rng.normal(size=300), rng.normal(0, 2, 600)])).alarms
     assert alarms and alarms[0].test == "cusum_scale_up" and alarms[0].index >= 300
 
 
@@ -124,9 +121,9 @@ def test_chi2_window_detects_frequency_change_and_ignores_unseen() -> None:
     rng = np.random.default_rng(5)
     det = SlidingWindowChi2(ref)  # type: ignore[arg-type]
     null = list(rng.choice(["a", "b", "c"], p=[0.5, 0.3, 0.2], size=3000))
-    assert det.update_many(null + ["zzz"] * 50) == []
+    assert det.update_many(null + ["zzz"] * 50).alarms == []
     shifted = list(rng.choice(["a", "b", "c"], p=[0.3, 0.3, 0.4], size=1500))
-    alarms = det.update_many(shifted)
+    alarms = det.update_many(shifted).alarms
     assert alarms and alarms[0].index < 600
 
 

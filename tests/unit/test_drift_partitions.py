@@ -11,10 +11,11 @@ import numpy as np
 
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import PredictionLogged
-from modelguard.core.drift.processor import DriftConfig, DriftProcessor, DriftState, WindowReport
+from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState, WindowReport
+from modelguard.core.drift.accumulators import WindowAccumulator
+from modelguard.core.drift.evaluation import evaluate_window
 from modelguard.core.drift.reference import build_profile
 from modelguard.core.drift.sequential import NumericDriftDetector
-from modelguard.core.drift.window import WindowAccumulator, evaluate_window
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 WORKERS = 3

@@ -15,7 +15,7 @@ from modelguard.cli import main
 from modelguard.contracts.common import Severity
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
-from modelguard.core.drift.processor import (
+from modelguard.core.drift import (
     DriftConfig,
     DriftProcessor,
     DriftState,

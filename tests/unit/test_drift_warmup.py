@@ -12,7 +12,7 @@ import numpy as np
 
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import PredictionLogged
-from modelguard.core.drift.processor import (
+from modelguard.core.drift import (
     DriftConfig,
     DriftProcessor,
     DriftState,

@@ -26,7 +26,7 @@ from modelguard.contracts import (
     PredictionLogged,
     decode_event,
 )
-from modelguard.core.drift.processor import DriftConfig, DriftProcessor
+from modelguard.core.drift import DriftConfig, DriftProcessor
 from modelguard.core.experiments import bookkeeping
 from modelguard.core.metrics import MetricsConfig, run, to_event
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # heavy modules (river, scipy) are imported by the handler (fast `--help`)
     from modelguard.adapters.drift_files import Table
-    from modelguard.core.drift.processor import DriftConfig, Observation, WindowReport
+    from modelguard.core.drift import DriftConfig, Observation, WindowReport
     from modelguard.core.drift.reference import ReferenceProfile
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -76,7 +76,7 @@ def _fail(message: str) -> int:
 
 def observations(table: Table, model: str, version: str) -> list[Observation]:
     from modelguard.adapters.drift_files import DataFileError, parse_time
-    from modelguard.core.drift.processor import Observation
+    from modelguard.core.drift import Observation
 
     feats = table.features()
     names = list(feats)
@@ -110,7 +110,7 @@ def load_reference(
     path: Path, model: str, version: str | None, categorical: list[str]
 ) -> ReferenceProfile:
     from modelguard.adapters.drift_files import DataFileError, read_profile, read_table
-    from modelguard.core.drift.processor import learn_reference
+    from modelguard.core.drift import learn_reference
 
     saved = read_profile(path)
     if saved is not None:
@@ -126,7 +126,7 @@ def offline_report(
     reference: ReferenceProfile, current: list[Observation], config: DriftConfig
 ) -> WindowReport:
     from modelguard.adapters.drift_files import DataFileError
-    from modelguard.core.drift.processor import DriftProcessor, DriftState, WindowReport
+    from modelguard.core.drift import DriftProcessor, DriftState, WindowReport
 
     processor = DriftProcessor(config, worker="offline")
     state = DriftState()
@@ -140,7 +140,7 @@ def offline_report(
 
 def run(args: argparse.Namespace) -> int:
     from modelguard.adapters.drift_files import DataFileError, read_table
-    from modelguard.core.drift.processor import DriftConfig
+    from modelguard.core.drift import DriftConfig
     from modelguard.core.drift.reference import ReferenceDataError
     from modelguard.core.drift.report import render_html, render_json, render_text
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.settings import CommonSettings
-from modelguard.core.drift.processor import DriftConfig
+from modelguard.core.drift import DriftConfig
 from modelguard_services.drift.app import DriftService
 from modelguard_services.runtime import serve
 

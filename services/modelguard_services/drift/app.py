@@ -41,18 +41,23 @@ from modelguard.contracts.base import Event
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
-from modelguard.core.drift.checkpoint import CheckpointError, dump_state, load_state
-from modelguard.core.drift.processor import (
+from modelguard.core.drift import (
+    CheckpointError,
     DriftConfig,
     DriftProcessor,
     DriftState,
     Output,
+    ReferenceDataError,
     ReferenceLearned,
+    ReferenceProfile,
     WarmupDropped,
     WindowReport,
+    dump_state,
+    load_state,
+    render_html,
+    render_text,
+    summary,
 )
-from modelguard.core.drift.reference import ReferenceDataError, ReferenceProfile
-from modelguard.core.drift.report import render_html, render_text, summary
 from modelguard_services.drift.metrics import DriftMetrics
 
 SERVICE = "drift"

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from modelguard.adapters.prometheus import counter, gauge
 from modelguard.contracts import telemetry
 from modelguard.contracts.drift import DriftSignal
-from modelguard.core.drift.processor import WarmupDropped, WindowReport
+from modelguard.core.drift import WarmupDropped, WindowReport
 
 
 class DriftMetrics:

@@ -21,15 +21,12 @@ from datetime import datetime
 from typing import Any
 
 from modelguard.contracts.drift import DriftSignal
-from modelguard.core.drift.processor import (
-    ConceptDetector,
-    DriftProcessor,
-    DriftState,
-    ModelMonitor,
-    Observation,
-)
+from modelguard.core.drift.accumulators import WindowAccumulator
+from modelguard.core.drift.concept import ConceptDetector
+from modelguard.core.drift.events import Observation
+from modelguard.core.drift.processor import DriftProcessor
 from modelguard.core.drift.reference import ReferenceProfile, category_of
-from modelguard.core.drift.window import WindowAccumulator
+from modelguard.core.drift.state import DriftState, ModelMonitor
 
 FORMAT = 1
 
@@ -179,9 +176,14 @@ def _load(processor: DriftProcessor, data: Mapping[str, Any]) -> DriftState:
         for k, d in m["categorical"].items():
             mon.categorical[k].load_state(d)
         if m["concept"] is not None:
-            mon.concept = ConceptDetector.from_dict(
-                m["concept"], cfg.adwin_delta, cfg.concept_baseline_labels, cfg.adwin_replay
-            )
+            # dumps before the detector contract hold only the state: the parameters
+            # are the settings (checked equal above)
+            params = {
+                "delta": cfg.adwin_delta,
+                "baseline_labels": cfg.concept_baseline_labels,
+                "replay": cfg.adwin_replay,
+            }
+            mon.concept = ConceptDetector.from_dict({**params, **m["concept"]})
         mon.seq_signals = [DriftSignal.model_validate(s) for s in m["seq_signals"]]
         mon.alarmed = set(m["alarmed"])
         mon.concept_signals = [DriftSignal.model_validate(s) for s in m["concept_signals"]]

@@ -133,8 +133,8 @@ class ReferenceProfile:
             "n_rows": self.n_rows,
             "source": self.source,
             "created_at": self.created_at,
-            "features": {k: _column_to_dict(v) for k, v in sorted(self.features.items())},
-            "outputs": {k: _column_to_dict(v) for k, v in sorted(self.outputs.items())},
+            "features": {k: column_to_dict(v) for k, v in sorted(self.features.items())},
+            "outputs": {k: column_to_dict(v) for k, v in sorted(self.outputs.items())},
         }
 
     def to_json(self) -> str:
@@ -161,8 +161,8 @@ class ReferenceProfile:
                 n_rows=int(data["n_rows"]),
                 source=str(data.get("source", "")),
                 created_at=data.get("created_at"),
-                features={k: _column_from_dict(k, v) for k, v in data["features"].items()},
-                outputs={k: _column_from_dict(k, v) for k, v in data.get("outputs", {}).items()},
+                features={k: column_from_dict(k, v) for k, v in data["features"].items()},
+                outputs={k: column_from_dict(k, v) for k, v in data.get("outputs", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ReferenceDataError):
@@ -180,7 +180,7 @@ class ReferenceProfile:
         return cls.from_dict(data)
 
 
-def _column_to_dict(c: ColumnProfile) -> dict[str, Any]:
+def column_to_dict(c: ColumnProfile) -> dict[str, Any]:
     if isinstance(c, NumericProfile):
         return {
             "kind": "numeric",
@@ -203,7 +203,7 @@ def _column_to_dict(c: ColumnProfile) -> dict[str, Any]:
     }
 
 
-def _column_from_dict(name: str, d: Mapping[str, Any]) -> ColumnProfile:
+def column_from_dict(name: str, d: Mapping[str, Any]) -> ColumnProfile:
     kind = d.get("kind")
     if kind == "numeric":
         edges = tuple(float(x) for x in d["edges"])
@@ -400,3 +400,17 @@ def build_profile(
         source=source,
         created_at=created_at,
     )
+
+
+def numeric_from_dict(d: Mapping[str, Any], name: str = "reference") -> NumericProfile:
+    ref = column_from_dict(name, d)
+    if not isinstance(ref, NumericProfile):
+        raise ReferenceDataError(f"{name!r}: a numeric profile is needed")
+    return ref
+
+
+def categorical_from_dict(d: Mapping[str, Any], name: str = "reference") -> CategoricalProfile:
+    ref = column_from_dict(name, d)
+    if not isinstance(ref, CategoricalProfile):
+        raise ReferenceDataError(f"{name!r}: a categorical profile is needed")
+    return ref

@@ -14,8 +14,8 @@ from typing import Any
 from modelguard.contracts.common import Severity
 from modelguard.contracts.drift import DriftSignal
 from modelguard.core.drift import severity as sev
-from modelguard.core.drift.processor import WindowReport
-from modelguard.core.drift.window import TestResult
+from modelguard.core.drift.evaluation import TestResult
+from modelguard.core.drift.events import WindowReport
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
