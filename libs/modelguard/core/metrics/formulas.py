@@ -23,8 +23,8 @@ def accuracy_drop_percent(baseline: float, accuracy: float) -> float:
     ``(baseline - accuracy) / baseline * 100`` (negative for a gain). The baseline must
     be positive (callers treat a baseline <= 0 as "no baseline").
 
-    >>> accuracy_drop_percent(0.9, 0.81)
-    10.000000000000004
+    >>> round(accuracy_drop_percent(0.9, 0.81), 9), accuracy_drop_percent(0.5, 0.75)
+    (10.0, -50.0)
     """
     if baseline <= 0:
         raise ValueError(f"baseline must be > 0, got {baseline}")
