@@ -1,6 +1,6 @@
 """The one home of the formulas several modules compute (metrics processor, controller).
 
-Each is pinned to its closed form by ``tests/unit/test_metric_formulas.py``.
+Each is pinned to its closed form by ``tests/unit/test_one_home_rules.py``.
 """
 
 from __future__ import annotations

@@ -194,3 +194,34 @@ def test_no_module_hashes_its_own_event_ids() -> None:
         if (rel := str(path.relative_to(LIBS))) not in allowed and own.search(path.read_text())
     ]
     assert offenders == []
+
+
+# -- one compare-and-set script, one RoutingWriter protocol -------------------------------
+def test_one_redis_cas_script() -> None:
+    """Compare-and-set by revision is written once, in ``adapters/redis_cas.py`` (the
+    routing table store and the experiment registry use it); the drift store's publish
+    script is a different operation (install-if-absent of a reference pointer)."""
+    cas = re.compile(r"~=\s*tonumber\(ARGV")
+    scripts = [
+        str(path.relative_to(LIBS)) for path in LIBS.rglob("*.py") if cas.search(path.read_text())
+    ]
+    assert scripts == ["adapters/redis_cas.py"]
+
+
+def test_one_routing_writer_protocol() -> None:
+    from modelguard.experiments import registry
+    from modelguard.routing import RoutingTableStore, RoutingWriter
+    from modelguard_services.controller import outbox
+
+    assert registry.RoutingWriter is RoutingWriter
+    assert outbox.RoutingWriter is RoutingWriter
+    protocol = {n for n in vars(RoutingWriter) if not n.startswith("_")}
+    assert protocol <= set(dir(RoutingTableStore))
+    roots = [LIBS, LIBS.parents[1] / "services"]
+    defined = [
+        str(path)
+        for root in roots
+        for path in root.rglob("*.py")
+        if "class RoutingWriter(" in path.read_text()
+    ]
+    assert [Path(p).name for p in defined] == ["writer.py"]
