@@ -1,14 +1,14 @@
 """The experiment registry: specs in Redis, changed by compare-and-set, audited.
 
-Each spec lives in a hash (``ExperimentKeys.spec``: ``revision`` and ``spec`` JSON);
-a Lua script writes it only when the stored revision is the expected one, and in the
-same step appends to the audit stream, updates the indexes and publishes a change
-notice. Starting, pausing, stopping and every split change (ramp, bandit, manual)
-also write the model's routing table through the routing table writer (issue 3's
-``RoutingTableStore``, compare-and-set on its own revision) with the experiment id and
-its ``salt`` (the hash salt of the assignment; default: the experiment id), which is
-what routing clients read to assign units, and append to the split history used by
-the sample-ratio check.
+Each spec lives in a hash (``ExperimentKeys.spec``: ``revision`` and ``spec`` JSON); the
+shared compare-and-set script (:mod:`modelguard.adapters.redis_cas`) writes it only when
+the stored revision is the expected one, and in the same step appends to the audit
+stream, updates the indexes and publishes a change notice. Starting, pausing, stopping
+and every split change (ramp, bandit, manual) also write the model's routing table
+through the routing table writer (issue 3's ``RoutingTableStore``, compare-and-set on
+its own revision) with the experiment id and its ``salt`` (the hash salt of the
+assignment; default: the experiment id), which is what routing clients read to assign
+units, and append to the split history used by the sample-ratio check.
 
 One model runs at most one experiment at a time (its routing table carries a single
 experiment id); twenty experiments on twenty models run side by side.
@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 import structlog
 from pydantic import ValidationError
 
 from modelguard.adapters.clock import utc_now
+from modelguard.adapters.redis_cas import CompareAndSet
 from modelguard.contracts.codec import format_validation_error
 from modelguard.contracts.experiments import ExperimentKeys, ExperimentSpec
 from modelguard.contracts.routing import RoutingTable
@@ -33,6 +34,7 @@ from modelguard.core.experiments.analysis import SplitEpoch
 from modelguard.core.experiments.bandit import ramp_split
 from modelguard.core.experiments.bookkeeping import ExperimentPartial, merge_partials
 from modelguard.errors import ConflictError, InvalidInputError
+from modelguard.routing.writer import RoutingWriter
 
 log = structlog.get_logger("modelguard.experiments.registry")
 
@@ -45,38 +47,8 @@ class SpecRevisionError(RegistryError):
     pass
 
 
-class RoutingWriter(Protocol):
-    """What the registry needs of the routing table writer."""
-
-    def read(self, model: str) -> RoutingTable | None: ...
-
-    def write(
-        self,
-        model: str,
-        weights: Mapping[str, float],
-        *,
-        expected_revision: int,
-        actor: str,
-        reason: str = "",
-        experiment_id: str | None = None,
-        keep_experiment: bool = True,
-        experiment_salt: str | None = None,
-    ) -> RoutingTable: ...
-
-
-_CAS = """
-local cur = redis.call('HGET', KEYS[1], 'revision')
-cur = cur and tonumber(cur) or 0
-if cur ~= tonumber(ARGV[1]) then return {0, cur} end
-redis.call('HSET', KEYS[1], 'revision', ARGV[2], 'spec', ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[4])
-redis.call('SADD', KEYS[3], ARGV[4])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*',
-  'experiment_id', ARGV[4], 'action', ARGV[5], 'actor', ARGV[6],
-  'revision_before', ARGV[1], 'revision_after', ARGV[2], 'spec', ARGV[3])
-redis.call('PUBLISH', KEYS[5], ARGV[4] .. ' ' .. ARGV[2])
-return {1, tonumber(ARGV[2])}
-"""
+#: Approximate bound of the audit stream (``XADD MAXLEN ~``).
+AUDIT_MAXLEN = 100_000
 
 
 class ExperimentRegistry:
@@ -92,7 +64,7 @@ class ExperimentRegistry:
         self._keys = keys
         self._routing = routing
         self._clock = clock
-        self._cas = client.register_script(_CAS)
+        self._cas = CompareAndSet(client)
 
     @property
     def keys(self) -> ExperimentKeys:
@@ -147,15 +119,29 @@ class ExperimentRegistry:
         self, spec: ExperimentSpec, expected: int, action: str, actor: str
     ) -> ExperimentSpec:
         new = spec.model_copy(update={"revision": expected + 1, "updated_at": self._clock()})
+        payload = new.model_dump_json()
+        eid = spec.experiment_id
         ok, current = self._cas(
-            keys=[
-                self._keys.spec(spec.experiment_id),
-                self._keys.index,
-                self._keys.by_model(spec.model),
+            record=self._keys.spec(eid),
+            field="spec",
+            payload=payload,
+            expected=expected,
+            revision=expected + 1,
+            audit=(
                 self._keys.audit,
-                self._keys.changes,
-            ],
-            args=[expected, expected + 1, new.model_dump_json(), spec.experiment_id, action, actor],
+                {
+                    "experiment_id": eid,
+                    "action": action,
+                    "actor": actor,
+                    "revision_before": expected,
+                    "revision_after": expected + 1,
+                    "spec": payload,
+                },
+            ),
+            indexes=[(self._keys.index, [eid]), (self._keys.by_model(spec.model), [eid])],
+            channel=self._keys.changes,
+            notice=f"{eid} {expected + 1}",
+            audit_maxlen=AUDIT_MAXLEN,
         )
         if not ok:
             raise SpecRevisionError(

@@ -22,6 +22,7 @@ from modelguard.routing.client import (
     RoutingUnavailableError,
 )
 from modelguard.routing.store import RevisionConflictError, RoutingTableStore
+from modelguard.routing.writer import RoutingWriter
 
 __all__ = [
     "NoRoutingTableError",
@@ -30,5 +31,6 @@ __all__ = [
     "RoutingError",
     "RoutingTableStore",
     "RoutingUnavailableError",
+    "RoutingWriter",
     "WeightsError",
 ]

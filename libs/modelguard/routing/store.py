@@ -17,7 +17,8 @@ Used by the rollback controller, the bandit and the CLI::
     # or read-modify-write with retries:
     store.update("fraud", lambda t: {"v1": 0.8, "v2": 0.2}, actor="ramp")
 
-One Lua script checks the revision, stores the table with revision + 1, appends the
+One Lua script (:mod:`modelguard.adapters.redis_cas`, shared with the experiment
+registry) checks the revision, stores the table with revision + 1, appends the
 table to the audit stream, registers its versions (``routing-versions:<model>``, the set
 routers check every table against, ADR 0012) and publishes ``{"model", "revision"}`` on
 the change channel; Redis runs it atomically, so readers never observe half a change.
@@ -33,6 +34,7 @@ from typing import Any
 import redis
 
 from modelguard.adapters.clock import utc_now
+from modelguard.adapters.redis_cas import CompareAndSet
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.routing import RoutingTable
@@ -41,26 +43,6 @@ from modelguard.errors import ConflictError
 from modelguard.sdk.safelog import safe_logger
 
 log = safe_logger("modelguard.routing")
-
-#: KEYS: table hash, audit stream, models set, versions set. ARGV: expected revision, table
-#: JSON, channel, notice JSON, audit max length, model, then the table's versions.
-#: Returns {1, new revision} or {0, current}.
-_CAS_SCRIPT = """
-local current = tonumber(redis.call('HGET', KEYS[1], 'revision') or '0')
-if current ~= tonumber(ARGV[1]) then
-  return {0, current}
-end
-local revision = current + 1
-redis.call('HSET', KEYS[1], 'revision', revision, 'table', ARGV[2])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
-           'model', ARGV[6], 'revision', revision, 'table', ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[6])
-for i = 7, #ARGV do
-  redis.call('SADD', KEYS[4], ARGV[i])
-end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return {1, revision}
-"""
 
 
 class RevisionConflictError(ConflictError):
@@ -96,7 +78,7 @@ class RoutingTableStore:
         self._keys = keys
         self._clock = clock
         self._audit_maxlen = audit_maxlen
-        self._cas = client.register_script(_CAS_SCRIPT)
+        self._cas = CompareAndSet(client)
 
     @property
     def keys(self) -> RedisKeys:
@@ -169,25 +151,27 @@ class RoutingTableStore:
             decision_id=decision_id,
         )
         notice = json.dumps({"model": model, "revision": table.revision})
+        payload = encode_event(table)
         ok, current = self._cas(
-            keys=[
-                self._keys.routing(model),
+            record=self._keys.routing(model),
+            field="table",
+            payload=payload,
+            expected=expected_revision,
+            revision=table.revision,
+            audit=(
                 self._keys.routing_audit,
-                self._keys.routing_models,
-                self._keys.routing_versions(model),
+                {"model": model, "revision": table.revision, "table": payload},
+            ),
+            indexes=[
+                (self._keys.routing_models, [model]),
+                (self._keys.routing_versions(model), sorted(clean)),
             ],
-            args=[
-                expected_revision,
-                encode_event(table),
-                self._keys.routing_changes,
-                notice,
-                self._audit_maxlen,
-                model,
-                *sorted(clean),
-            ],
+            channel=self._keys.routing_changes,
+            notice=notice,
+            audit_maxlen=self._audit_maxlen,
         )
         if not ok:
-            raise RevisionConflictError(model, expected_revision, int(current))
+            raise RevisionConflictError(model, expected_revision, current)
         log.info(
             "routing_table_written",
             model=model,

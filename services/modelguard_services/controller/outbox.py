@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterable
-from typing import Protocol
 
 import structlog
 from confluent_kafka import KafkaError, Producer
@@ -24,29 +23,11 @@ from modelguard.contracts.decisions import RoutingDecision
 from modelguard.contracts.routing import RoutingTable
 from modelguard.errors import DependencyError, InvalidInputError
 from modelguard.routing import RevisionConflictError
+from modelguard.routing import RoutingWriter as RoutingWriter  # re-exported (old path)
 from modelguard_services.controller.metrics import ControllerMetrics
 
 #: Seconds to read the tail of the decisions topic before giving up.
 TAIL_TIMEOUT = 15.0
-
-
-class RoutingWriter(Protocol):
-    """What the controller needs of the routing table writer
-    (``modelguard.routing.RoutingTableStore``)."""
-
-    def read(self, model: str) -> RoutingTable | None: ...
-
-    def write(
-        self,
-        model: str,
-        weights: dict[str, float],
-        *,
-        expected_revision: int,
-        actor: str,
-        reason: str = "",
-        decision_id: str | None = None,
-        base: RoutingTable | None = None,
-    ) -> RoutingTable: ...
 
 
 def published_decision_ids(connection: KafkaConnection, topic: str, tail: int = 1000) -> set[str]:

@@ -1,6 +1,7 @@
 """Rollback control (pure): policies, ``assess(policy, evidence) -> Verdict`` and the
 decision state machine (incidents, cooldown, hysteresis, progressive rollout)."""
 
+from modelguard.contracts.ids import stable_id
 from modelguard.core.control.assess import Evidence, GuardrailResult, Verdict, assess
 from modelguard.core.control.machine import (
     ModelState,
@@ -8,7 +9,6 @@ from modelguard.core.control.machine import (
     decide,
     observe,
     run,
-    stable_id,
 )
 from modelguard.core.control.policy import Policy, PolicyError, load_policies, parse_policies
 

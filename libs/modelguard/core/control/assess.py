@@ -21,6 +21,7 @@ from modelguard.core.control.policy import (
     Policy,
     ThresholdGuardrail,
 )
+from modelguard.core.metrics.formulas import accuracy_drop_percent, error_rate
 
 Status = Literal["healthy", "breach", "inconclusive", "error"]
 _RANK: dict[Status, int] = {"healthy": 0, "inconclusive": 1, "error": 2, "breach": 3}
@@ -128,7 +129,7 @@ def _value(
         if g.kind == "error_rate" and g.metric is None:
             if "error_rate" in w.metrics:
                 return w.metrics["error_rate"], None
-            return (w.n_errors / w.n_predictions if w.n_predictions else None), None
+            return error_rate(w.n_errors, w.n_predictions), None
         name = g.metric_name
         if name not in w.metrics:
             return None, f"metric {name!r} missing from window {w.event_id}"
@@ -142,7 +143,7 @@ def _value(
         base = _baseline_accuracy(g.metric, w, ev.baseline)
     if base is None or base <= 0:
         return None, None
-    return (base - acc) / base * 100.0, None
+    return accuracy_drop_percent(base, acc), None
 
 
 def _baseline_accuracy(

@@ -17,7 +17,6 @@ offsets, so a restarted controller continues exactly where the last one stopped.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelguard.contracts.decisions import RoutingDecision
 from modelguard.contracts.drift import DriftSignal
+from modelguard.contracts.ids import stable_id
 from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.core.control import partials
 from modelguard.core.control.assess import Evidence, Verdict, assess
@@ -37,16 +37,6 @@ MAX_WINDOWS_PER_VERSION = 50
 MAX_DRIFT = 400
 MAX_SEEN = 4000
 WEIGHT_TOLERANCE = 1e-6
-
-
-def stable_id(prefix: str, *parts: object) -> str:
-    """``prefix-`` + 20 hex chars of SHA-256 over ``parts`` (deterministic ids).
-
-    >>> stable_id("dec", "fraud", "v2", 3)
-    'dec-...'
-    """
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
-    return f"{prefix}-{digest[:20]}"
 
 
 class _State(BaseModel):

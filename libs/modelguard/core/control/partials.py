@@ -27,14 +27,15 @@ Everything here is plain JSON-able data (the controller snapshots it to Redis).
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from modelguard.contracts.ids import stable_id
 from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.core.control.evidence import WindowRecord, window_key
 from modelguard.core.metrics import Aggregate, compute_metrics
+from modelguard.core.metrics.formulas import accuracy_drop_percent, error_rate
 
 #: Default event-time grace after a window's end (0: the first later window flushes it).
 DEFAULT_GRACE_SECONDS = 0.0
@@ -119,8 +120,7 @@ def covers(pending: PendingWindow, n_partitions: int | None) -> bool:
 
 def merged_window_id(model: str, version: str, window: str, start_at: datetime) -> str:
     """Deterministic id of a merged window (a replay or a successor derives the same)."""
-    raw = "\x1f".join((model, version, window, start_at.isoformat()))
-    return "mw-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
+    return stable_id("mw", model, version, window, start_at.isoformat())
 
 
 def finish(
@@ -146,14 +146,15 @@ def finish(
             "n_predictions": float(pending.n_predictions),
             "n_errors": float(pending.n_errors),
         }
-        if pending.n_predictions:
-            metrics["error_rate"] = pending.n_errors / pending.n_predictions
+        rate = error_rate(pending.n_errors, pending.n_predictions)
+        if rate is not None:
+            metrics["error_rate"] = rate
     acc = metrics.get("accuracy")
     if acc is not None:
         if len(set(pending.baselines)) == 1 and pending.baselines[0] > 0:
             base = pending.baselines[0]
             metrics["baseline_accuracy"] = base
-            metrics["accuracy_drop_percent"] = (base - acc) / base * 100.0
+            metrics["accuracy_drop_percent"] = accuracy_drop_percent(base, acc)
         if previous is not None and "accuracy" in previous.metrics:
             metrics["accuracy_trend"] = acc - previous.metrics["accuracy"]
     return WindowRecord(

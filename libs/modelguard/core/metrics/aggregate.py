@@ -22,162 +22,67 @@ Metrics (:func:`compute_metrics`) follow scikit-learn's definitions:
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
-from modelguard.contracts.limits import LIMITS
+from modelguard.core.metrics.pairs import (
+    AUC_BINS,
+    CLASS_SHARE_PREFIX,
+    LOG_LOSS_EPS,
+    MAPE_EPS,
+    MAX_AUC_CLASSES,
+    MAX_METRIC_CLASS_LENGTH,
+    MAX_TRACKED_CLASSES,
+    OTHER_CLASS,
+    REGRESSION_CLASS,
+    Pair,
+    class_key,
+    metric_class_key,
+    score_bin,
+    tracked_class,
+)
+from modelguard.core.metrics.scoring import (
+    POSITIVE_CLASSES,
+    auc_tie_bound,
+    compute_metrics,
+    positive_class,
+    roc_auc,
+)
 from modelguard.core.metrics.sketch import (
     DEFAULT_ALPHA,
     TOTAL_SCALE,
     ExactSum,
     LogSketch,
-    default_bucket,
 )
 
-AUC_BINS = 200
-LOG_LOSS_EPS = 1e-15
-MAPE_EPS = float.fromhex("0x1.0p-52")  # numpy.finfo(float64).eps, as scikit-learn
-POSITIVE_CLASSES = ("1", "true", "True")
-#: Predicted classes tracked per model version; the rest are counted as ``OTHER_CLASS``.
-MAX_TRACKED_CLASSES = 100
-OTHER_CLASS = "__other__"
-#: The ``predicted_class`` of a regression prediction in per-class counters.
-REGRESSION_CLASS = ""
-#: Prefix of the per-class share metrics (``class_share.<class>``).
-CLASS_SHARE_PREFIX = "class_share."
-#: Longest class string used verbatim in a metric key (the key is a contract ``Name``).
-MAX_METRIC_CLASS_LENGTH = LIMITS.max_name_length - len(CLASS_SHARE_PREFIX)
-_UNSAFE_IN_KEY = re.compile(r"[\s\x00-\x1f\x7f]")
-#: Classes for which per-class ROC-AUC histograms are kept.
-MAX_AUC_CLASSES = 32
+__all__ = [  # the pair and scoring names stay importable from here (older import paths)
+    "AUC_BINS",
+    "CLASS_SHARE_PREFIX",
+    "LOG_LOSS_EPS",
+    "MAPE_EPS",
+    "MAX_AUC_CLASSES",
+    "MAX_METRIC_CLASS_LENGTH",
+    "MAX_TRACKED_CLASSES",
+    "OTHER_CLASS",
+    "POSITIVE_CLASSES",
+    "REGRESSION_CLASS",
+    "Aggregate",
+    "Pair",
+    "auc_tie_bound",
+    "class_key",
+    "compute_metrics",
+    "merge_all",
+    "metric_class_key",
+    "positive_class",
+    "roc_auc",
+    "score_bin",
+    "tracked_class",
+]
+
 _K = TypeVar("_K", str, int)
-
-
-def class_key(value: object) -> str:
-    """The string form of a class label (``1``, ``1.0`` and ``"1"`` are the same class).
-
-    >>> class_key(1), class_key(1.0), class_key("cat"), class_key(2.5)
-    ('1', '1', 'cat', '2.5')
-    """
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def tracked_class(counts: dict[str, int], key: str, cap: int = MAX_TRACKED_CLASSES) -> str:
-    """``key``, or ``OTHER_CLASS`` once ``counts`` already tracks ``cap`` other classes:
-    the one rule bounding per-class series (metrics processor and edge validator).
-
-    >>> tracked_class({"a": 1, "b": 2}, "c", cap=2), tracked_class({"a": 1}, "b", cap=2)
-    ('__other__', 'b')
-    """
-    if key in counts or len(counts) < cap:
-        return key
-    return OTHER_CLASS
-
-
-def metric_class_key(cls: str) -> str:
-    """The class as it appears in a metric key: verbatim when it is short and has no
-    whitespace or control characters (always, for contract-valid events), else a
-    readable, collision-resistant form (unsafe characters as ``_``, then ``~`` and a
-    hash), so a window never fails to build whatever class string it holds.
-
-    >>> metric_class_key("fraud"), metric_class_key("not fraud")
-    ('fraud', 'not_fraud~462ad3ff0a60')
-    """
-    if len(cls) <= MAX_METRIC_CLASS_LENGTH and _UNSAFE_IN_KEY.search(cls) is None:
-        return cls
-    digest = hashlib.sha1(cls.encode("utf-8", "surrogatepass"), usedforsecurity=False)
-    return _UNSAFE_IN_KEY.sub("_", cls[:80]) + "~" + digest.hexdigest()[:12]
-
-
-def score_bin(p: float) -> int:
-    return min(int(p * AUC_BINS), AUC_BINS - 1)
-
-
-class Pair(NamedTuple):
-    """What one labelled prediction adds to an aggregate (JSON-able as a list)."""
-
-    task: str  # "c" classification, "r" regression
-    label: str  # class key (classification) or "" (regression)
-    predicted: str
-    log_loss: float | None  # per-pair log loss, when probabilities were present
-    brier: float | None  # per-pair sum_c (p_c - y_c)^2
-    n_prob_classes: int
-    score_bins: tuple[tuple[str, int], ...]  # (class, bin of p_class) for AUC
-    abs_err: float
-    sq_err: float
-    ape: float
-    delay_s: float
-    delay_bucket: int | None  # LogSketch bucket of delay_s (computed once, used 4 times)
-
-    @classmethod
-    def classification(
-        cls,
-        label: object,
-        predicted: object,
-        probabilities: dict[str, float] | None,
-        delay_s: float,
-    ) -> Pair:
-        lab, pred = class_key(label), class_key(predicted)
-        ll = br = None
-        bins: tuple[tuple[str, int], ...] = ()
-        n_classes = 0
-        if probabilities:
-            n_classes = len(probabilities)
-            p_true = probabilities.get(lab, 0.0)
-            ll = -math.log(min(max(p_true, LOG_LOSS_EPS), 1.0))
-            # one pass: sum_c (p_c - y_c)^2 (same order of additions as before) and bins
-            br = 0.0
-            keep_bins = n_classes <= MAX_AUC_CLASSES
-            binned = []
-            for c, p in probabilities.items():
-                d = p - 1.0 if c == lab else p
-                br += d * d
-                if keep_bins:
-                    binned.append((c, min(int(p * AUC_BINS), AUC_BINS - 1)))
-            if lab not in probabilities:
-                br += 1.0
-            bins = tuple(binned)
-        return cls(
-            "c", lab, pred, ll, br, n_classes, bins, 0.0, 0.0, 0.0, delay_s, default_bucket(delay_s)
-        )
-
-    @classmethod
-    def regression(cls, label: float, predicted: float, delay_s: float) -> Pair:
-        err = abs(label - predicted)
-        ape = err / max(abs(label), MAPE_EPS)
-        return cls(
-            "r", "", "", None, None, 0, (), err, err * err, ape, delay_s, default_bucket(delay_s)
-        )
-
-    def to_json(self) -> list[Any]:
-        """The pair as a JSON array (``json.dumps`` writes the tuple itself the same way)."""
-        return [*self[:6], [list(b) for b in self.score_bins], *self[7:]]
-
-    @classmethod
-    def from_json(cls, raw: list[Any]) -> Pair:
-        bins = tuple((str(c), int(b)) for c, b in raw[6])
-        delay = float(raw[10])
-        return cls(
-            str(raw[0]),
-            str(raw[1]),
-            str(raw[2]),
-            raw[3],
-            raw[4],
-            int(raw[5]),
-            bins,
-            float(raw[7]),
-            float(raw[8]),
-            float(raw[9]),
-            delay,
-            default_bucket(delay),  # derived, so older checkpoints without it still load
-        )
 
 
 def _add_counts(into: dict[_K, int], other: dict[_K, int], sign: int = 1) -> None:
@@ -437,118 +342,4 @@ def merge_all(aggregates: list[Aggregate]) -> Aggregate:
     out = Aggregate()
     for a in aggregates:
         out.merge(a)
-    return out
-
-
-# -- metrics ---------------------------------------------------------------------------
-def positive_class(classes: set[str]) -> str | None:
-    """The positive class when ``classes`` form a binary problem, else None."""
-    if len(classes) > 2:
-        return None
-    for p in POSITIVE_CLASSES:
-        if p in classes:
-            return p
-    return None
-
-
-def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-    return precision, recall, f1
-
-
-def _binned_auc(pos: dict[int, int], neg: dict[int, int]) -> float:
-    n_pos, n_neg = sum(pos.values()), sum(neg.values())
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    below = 0
-    acc = 0.0
-    for b in range(AUC_BINS):
-        p, n = pos.get(b, 0), neg.get(b, 0)
-        acc += p * (below + 0.5 * n)
-        below += n
-    return acc / (n_pos * n_neg)
-
-
-def auc_tie_bound(agg: Aggregate, cls: str) -> float:
-    """Upper bound of the binned AUC's error for class ``cls`` (half the tied share)."""
-    pos, neg = agg.auc.get(cls, [{}, {}])
-    n_pos, n_neg = sum(pos.values()), sum(neg.values())
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    return 0.5 * sum(p * neg.get(b, 0) for b, p in pos.items()) / (n_pos * n_neg)
-
-
-def roc_auc(agg: Aggregate) -> float:
-    """Binary ROC-AUC, or one-vs-rest macro over the label classes; NaN when undefined."""
-    labels = set(agg.confusion)
-    if not agg.auc or not labels:
-        return math.nan
-    pos_cls = positive_class(labels | set(agg.auc))
-    if pos_cls is not None and pos_cls in agg.auc:
-        return _binned_auc(*agg.auc[pos_cls])
-    values = [_binned_auc(*agg.auc[c]) for c in sorted(labels) if c in agg.auc]
-    values = [v for v in values if not math.isnan(v)]
-    return sum(values) / len(values) if values else math.nan
-
-
-def compute_metrics(agg: Aggregate, max_class_shares: int = 20) -> dict[str, float]:
-    """Every metric the aggregate supports (keys documented in ``metric_window.py``)."""
-    out: dict[str, float] = {
-        "n_predictions": float(agg.n_predictions),
-        "n_errors": float(agg.n_errors),
-    }
-    if agg.n_predictions:
-        out["error_rate"] = agg.n_errors / agg.n_predictions
-        for etype, n in sorted(agg.errors.items()):
-            out[f"error_rate.{etype}"] = n / agg.n_predictions
-    served = sum(agg.predicted.values())
-    if served:
-        top = sorted(agg.predicted.items(), key=lambda kv: (-kv[1], kv[0]))[:max_class_shares]
-        for c, n in top:
-            out[CLASS_SHARE_PREFIX + metric_class_key(c)] = n / served
-    if agg.latency_ms.count > 0:
-        out["latency_p50_ms"] = agg.latency_ms.quantile(0.5)
-        out["latency_p95_ms"] = agg.latency_ms.quantile(0.95)
-        out["latency_p99_ms"] = agg.latency_ms.quantile(0.99)
-        out["latency_mean_ms"] = agg.latency_ms.mean
-    n_resolved = agg.n_labelled + agg.n_regression + agg.n_expired
-    if n_resolved:
-        out["label_coverage"] = (agg.n_labelled + agg.n_regression) / n_resolved
-    if agg.label_delay_s.count > 0:
-        out["label_delay_p50_s"] = agg.label_delay_s.quantile(0.5)
-        out["label_delay_p95_s"] = agg.label_delay_s.quantile(0.95)
-    if agg.n_labelled:
-        out["n_labelled"] = float(agg.n_labelled)
-        out["accuracy"] = agg.accuracy
-        classes = set(agg.confusion)
-        for row in agg.confusion.values():
-            classes.update(row)
-        per_class = []
-        for c in sorted(classes):
-            tp = agg.confusion.get(c, {}).get(c, 0)
-            fp = sum(row.get(c, 0) for label, row in agg.confusion.items() if label != c)
-            fn = sum(n for p, n in agg.confusion.get(c, {}).items() if p != c)
-            per_class.append((c, _prf(tp, fp, fn)))
-        macro = [sum(v[i] for _, v in per_class) / len(per_class) for i in range(3)]
-        out["f1_macro"] = macro[2]
-        pos = positive_class(classes)
-        if pos is not None:
-            precision, recall, f1 = dict(per_class)[pos]
-        else:
-            precision, recall, f1 = macro
-        out["precision"], out["recall"], out["f1"] = precision, recall, f1
-        if agg.n_prob:
-            out["log_loss"] = agg.log_loss_sum.value / agg.n_prob
-            scale = 0.5 if agg.n_prob_binary == agg.n_prob else 1.0
-            out["brier"] = scale * agg.brier_sum.value / agg.n_prob
-            auc = roc_auc(agg)
-            if not math.isnan(auc):
-                out["auc"] = auc
-    if agg.n_regression:
-        out["n_labelled"] = out.get("n_labelled", 0.0) + agg.n_regression
-        out["mae"] = agg.abs_err_sum.value / agg.n_regression
-        out["rmse"] = math.sqrt(max(agg.sq_err_sum.value, 0.0) / agg.n_regression)
-        out["mape"] = agg.ape_sum.value / agg.n_regression
     return out

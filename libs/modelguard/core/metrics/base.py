@@ -1,0 +1,61 @@
+"""The shared shape of the metrics processor's parts: settings, window geometry and the
+steps one part calls on another (:mod:`.join` and :mod:`.windowing` implement them)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelguard.core.metrics.config import MetricsConfig, VersionKey
+
+if TYPE_CHECKING:
+    from modelguard.core.metrics.aggregate import Aggregate
+    from modelguard.core.metrics.state import ClosedWindow, PartitionState, Pending, VersionState
+
+
+class ProcessorBase:
+    """Settings and window geometry (finest length first) of a metrics processor."""
+
+    def __init__(self, config: MetricsConfig | None = None) -> None:
+        self.config = config or MetricsConfig()
+        self._lengths = tuple(sorted(float(x) for x in self.config.window_lengths_s))
+        if not self._lengths:
+            raise ValueError("at least one window length is needed")
+        self._base = self._lengths[0]
+        self._coarse = self._lengths[1:]
+        for length in self._coarse:
+            if abs(length / self._base - round(length / self._base)) > 1e-9:
+                raise ValueError(f"window {length:g}s is not a multiple of {self._base:g}s")
+        self._forget_after = self.config.label_ttl_s + self.config.orphan_grace_s
+
+    # -- steps of the other parts (join: expiry and memory; windowing: windows) ------
+    def _window(
+        self, state: PartitionState, t: float, key: VersionKey, kind: str
+    ) -> Aggregate | None:
+        raise NotImplementedError
+
+    def _emit_count_window(
+        self,
+        state: PartitionState,
+        model: str,
+        version: str,
+        vs: VersionState,
+        end: float,
+        out: list[ClosedWindow],
+    ) -> None:
+        raise NotImplementedError
+
+    def _sweep(self, state: PartitionState, w: float) -> None:
+        raise NotImplementedError
+
+    def _expire(self, state: PartitionState, pid: str, p: Pending) -> None:
+        raise NotImplementedError
+
+    def _compare(
+        self,
+        state: PartitionState,
+        model: str,
+        vs: VersionState,
+        name: str,
+        metrics: dict[str, float],
+    ) -> None:
+        raise NotImplementedError
