@@ -116,6 +116,14 @@ def store_for(servers: Servers, keys: RedisKeys) -> RoutingTableStore:
     return RoutingTableStore(servers.redis_client("controller"), keys)
 
 
+@pytest.fixture
+def store(servers: Servers, redis_keys: RedisKeys, redis_client: redis.Redis) -> RoutingTableStore:
+    """``fraud`` at 95/5 (champion v1, challenger v2), revision 1, as the controller user."""
+    store = store_for(servers, redis_keys)
+    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
+    return store
+
+
 def decisions_on(
     bootstrap: str, topics: Topics, expected: int, timeout: float = 20.0
 ) -> list[RoutingDecision]:
@@ -161,11 +169,10 @@ def test_bad_challenger_rolled_back_once_with_audit_and_change_notice(
     settings: CommonSettings,
     redis_keys: RedisKeys,
     redis_client: redis.Redis,
+    store: RoutingTableStore,
 ) -> None:
     pubsub = redis_client.pubsub()
     pubsub.subscribe(redis_keys.routing_changes)
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     registry = CollectorRegistry()
     service = ControllerService(settings, registry, policies(), store, replica="r1")
     t0 = datetime.now(UTC) - timedelta(seconds=30)
@@ -205,11 +212,8 @@ def test_two_replicas_take_exactly_one_decision(
     servers: Servers,
     topics: Topics,
     settings: CommonSettings,
-    redis_keys: RedisKeys,
-    redis_client: redis.Redis,
+    store: RoutingTableStore,
 ) -> None:
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     a = ControllerService(settings, CollectorRegistry(), policies(), store, replica="a")
     b = ControllerService(settings, CollectorRegistry(), policies(), store, replica="b")
     t0 = datetime.now(UTC) - timedelta(seconds=30)
@@ -233,9 +237,8 @@ def test_standby_takes_over_when_the_leader_stops(
     settings: CommonSettings,
     redis_keys: RedisKeys,
     redis_client: redis.Redis,
+    store: RoutingTableStore,
 ) -> None:
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     a = ControllerService(settings, CollectorRegistry(), policies(), store, replica="a")
     b = ControllerService(
         settings, CollectorRegistry(), policies(), store, replica="b", lease_ttl=1.0
@@ -266,9 +269,8 @@ def test_dry_run_changes_nothing_in_redis(
     settings: CommonSettings,
     redis_keys: RedisKeys,
     redis_client: redis.Redis,
+    store: RoutingTableStore,
 ) -> None:
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     before = redis_client.hgetall(redis_keys.routing("fraud"))
     audit_before = redis_client.xlen(redis_keys.routing_audit)
     service = ControllerService(settings, CollectorRegistry(), policies(), store, dry_run=True)
@@ -325,9 +327,8 @@ def test_kill_9_mid_incident_then_restart_no_duplicate_no_loss(
     redis_keys: RedisKeys,
     redis_client: redis.Redis,
     tmp_path: Path,
+    store: RoutingTableStore,
 ) -> None:
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(POLICY_YAML)
     t0 = datetime.now(UTC) - timedelta(seconds=30)
@@ -402,14 +403,11 @@ def test_partials_of_each_partition_are_judged_as_one_window(
     servers: Servers,
     topics: Topics,
     settings: CommonSettings,
-    redis_keys: RedisKeys,
-    redis_client: redis.Redis,
+    store: RoutingTableStore,
 ) -> None:
     """3 source partitions: one bad window's 3 partials are not 2 consecutive breaches,
     60 samples per partial meet ``min_samples: 100`` only merged, and a partition
     without v2 traffic in a window does not hold the window back forever."""
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     registry = CollectorRegistry()
     policy = parse_policies(PARTIALS_POLICY, "partials.yaml")
     service = ControllerService(settings, registry, policy, store, replica="p1")
@@ -470,14 +468,11 @@ def test_rollback_alert_fires_in_prometheus(
     servers: Servers,
     topics: Topics,
     settings: CommonSettings,
-    redis_keys: RedisKeys,
-    redis_client: redis.Redis,
     prometheus: PrometheusHelper,
+    store: RoutingTableStore,
 ) -> None:
     """The decision counter is scraped at 0 before the rollback, so increase() sees the
     step and ``ModelVersionRolledBack`` (deploy/prometheus/rules/controller.yml) fires."""
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     registry = CollectorRegistry()
     service = ControllerService(settings, registry, policies(), store, replica="alerting")
     server = MetricsServer(registry)
