@@ -169,10 +169,11 @@ def test_bad_challenger_rolled_back_once_with_audit_and_change_notice(
     settings: CommonSettings,
     redis_keys: RedisKeys,
     redis_client: redis.Redis,
-    store: RoutingTableStore,
 ) -> None:
     pubsub = redis_client.pubsub()
     pubsub.subscribe(redis_keys.routing_changes)
+    store = store_for(servers, redis_keys)  # seeded after subscribing: its notice counts
+    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     registry = CollectorRegistry()
     service = ControllerService(settings, registry, policies(), store, replica="r1")
     t0 = datetime.now(UTC) - timedelta(seconds=30)

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from modelguard.contracts.experiments import (
     BanditConfig,
-    ExperimentSpec,
     ExposureLogged,
     OutcomeObserved,
     RampStep,
@@ -23,26 +22,9 @@ from modelguard.core.experiments import bookkeeping as bk
 from modelguard.core.experiments.analysis import SplitEpoch, analysis_task, analyze
 from modelguard.core.experiments.bandit import bandit_update, ramp_split, step_toward
 from modelguard.core.simulation import Scenario, SimulationEngine
+from tests.support.experiments import experiment_spec as spec
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def spec(**kw: object) -> ExperimentSpec:
-    base: dict[str, object] = dict(
-        experiment_id="e1",
-        model="fraud",
-        control="v1",
-        treatments=["v2"],
-        split={"v1": 0.5, "v2": 0.5},
-        salt="e1",
-        primary_metric="conversion",
-        min_sample_size=200,
-        status="running",
-        started_at=T0,
-        updated_at=T0,
-    )
-    base.update(kw)
-    return ExperimentSpec.model_validate(base)
 
 
 def exp(unit: str, arm: str, i: int = 0, experiment: str = "e1") -> ExposureLogged:
