@@ -25,7 +25,7 @@ from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import encode_event
 from modelguard.contracts.codec import decode_event
-from modelguard.contracts.common import Severity, WindowSpec
+from modelguard.contracts.common import Severity
 from modelguard.contracts.decisions import RoutingDecision
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.metric_window import MetricWindowClosed
@@ -36,6 +36,8 @@ from modelguard.core.metrics import Aggregate, ClosedWindow, Pair, to_event
 from modelguard.routing import RoutingTableStore
 from modelguard_devstack.servers import RedisServer, redis_secret_path
 from modelguard_services.controller.app import ControllerService
+from tests.support.control import drift_signal as support_drift_signal
+from tests.support.control import metric_window
 from tests.support.kafka import read_all
 from tests.support.prom import PrometheusHelper
 from tests.support.redis_acl import connection, launcher_redis
@@ -65,36 +67,24 @@ def policies() -> dict[str, Policy]:
 def window(
     i: int, version: str, *, bad: bool = False, t0: datetime, n: int = 100, tag: str = ""
 ) -> MetricWindowClosed:
-    return MetricWindowClosed(
-        event_id=f"w{tag}-{version}-{i}",
-        model="fraud",
-        version=version,
-        window=WindowSpec(kind="tumbling", length_seconds=1),
-        window_start=t0 + timedelta(seconds=i),
-        window_end=t0 + timedelta(seconds=i + 1),
-        n_predictions=n,
-        n_labelled=n,
-        n_errors=5 if bad else 0,
-        metrics={"accuracy": 0.8 if bad else 0.9},
-        emitted_at=t0 + timedelta(seconds=i + 1),
-    )
+    """One-second window ``i`` from ``t0``; ``bad``: 5% errors and accuracy 0.8."""
+    metrics = {"accuracy": 0.8 if bad else 0.9}
+    errors = 5 if bad else 0
+    return metric_window(i, version, metrics=metrics, n=n, errors=errors, t0=t0, length=1, tag=tag)
 
 
 def drift_signal(i: int, t0: datetime, version: str = "v1") -> DriftSignal:
-    return DriftSignal(
-        event_id=f"d-{version}-{i}",
-        model="fraud",
-        version=version,
-        kind="data",
-        feature="amount",
-        test="psi",
+    """A critical data-drift signal over one-second window ``i`` from ``t0``."""
+    return support_drift_signal(
+        i,
+        Severity.CRITICAL,
+        detected=True,
         statistic=0.6,
-        drift_detected=True,
-        severity=Severity.CRITICAL,
-        window_start=t0 + timedelta(seconds=i),
-        window_end=t0 + timedelta(seconds=i + 1),
-        n_reference=1000,
         n_current=500,
+        version=version,
+        t0=t0,
+        length=1,
+        event_id=f"d-{version}-{i}",
     )
 
 

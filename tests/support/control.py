@@ -1,5 +1,6 @@
-"""Controller inputs for tests: ten-second metric windows and drift signals numbered
-``i`` from ``T0`` on ``fraud``, and the instant just after window ``i`` closed."""
+"""Controller inputs for tests: metric windows and drift signals on ``fraud`` numbered
+``i`` from ``t0`` (``T0`` unless given; ten-second windows unless ``length`` says
+otherwise), and the instant just after window ``i`` closed."""
 
 from __future__ import annotations
 
@@ -14,21 +15,29 @@ T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 
 def metric_window(
-    i: int, version: str, *, metrics: Mapping[str, float], n: int = 100, errors: int = 0
+    i: int,
+    version: str,
+    *,
+    metrics: Mapping[str, float],
+    n: int = 100,
+    errors: int = 0,
+    t0: datetime = T0,
+    length: int = 10,
+    tag: str = "",
 ) -> MetricWindowClosed:
     """Window ``i`` of ``version``: ``n`` predictions, all labelled, ``errors`` failed."""
     return MetricWindowClosed(
-        event_id=f"w-{version}-{i}",
+        event_id=f"w{tag}-{version}-{i}",
         model="fraud",
         version=version,
-        window=WindowSpec(kind="tumbling", length_seconds=10),
-        window_start=T0 + timedelta(seconds=10 * i),
-        window_end=T0 + timedelta(seconds=10 * (i + 1)),
+        window=WindowSpec(kind="tumbling", length_seconds=length),
+        window_start=t0 + timedelta(seconds=length * i),
+        window_end=t0 + timedelta(seconds=length * (i + 1)),
         n_predictions=n,
         n_labelled=n,
         n_errors=errors,
         metrics=dict(metrics),
-        emitted_at=T0 + timedelta(seconds=10 * (i + 1)),
+        emitted_at=t0 + timedelta(seconds=length * (i + 1)),
     )
 
 
@@ -41,10 +50,13 @@ def drift_signal(
     n_current: int,
     version: str | None = "v1",
     kind: str = "data",
+    t0: datetime = T0,
+    length: int = 10,
+    event_id: str | None = None,
 ) -> DriftSignal:
     """A PSI signal on ``amount`` over window ``i`` (1000 reference observations)."""
     return DriftSignal(
-        event_id=f"d-{i}",
+        event_id=f"d-{i}" if event_id is None else event_id,
         model="fraud",
         version=version,
         kind=kind,  # type: ignore[arg-type]
@@ -53,8 +65,8 @@ def drift_signal(
         statistic=statistic,
         drift_detected=detected,
         severity=severity,
-        window_start=T0 + timedelta(seconds=10 * i),
-        window_end=T0 + timedelta(seconds=10 * (i + 1)),
+        window_start=t0 + timedelta(seconds=length * i),
+        window_end=t0 + timedelta(seconds=length * (i + 1)),
         n_reference=1000,
         n_current=n_current,
     )
