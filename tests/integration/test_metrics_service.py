@@ -4,7 +4,6 @@ and a kill -9 mid-stream whose restart equals an offline recomputation."""
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -15,9 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from confluent_kafka import Producer, TopicPartition
-from prometheus_client import CollectorRegistry
 
-from modelguard.adapters.prometheus import MetricsServer
 from modelguard.contracts import (
     DeadLetter,
     LabelObserved,
@@ -30,7 +27,7 @@ from modelguard.core.metrics import Aggregate
 from modelguard_services.metrics.app import changelog_topic, decode_state, read_changelog
 from modelguard_services.metrics.settings import MetricsSettings
 from tests.support.kafka import read_all
-from tests.support.metrics_service import metrics_settings_on, spawn_metrics
+from tests.support.metrics_service import metrics_settings_on, serving_metrics, spawn_metrics
 from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
 
@@ -212,7 +209,6 @@ def test_service_publishes_windows_exposes_gauges_and_dead_letters_bad_input(
     metrics_settings: MetricsSettings,
     prometheus: PrometheusHelper,
 ) -> None:
-    from modelguard_services.metrics.app import MetricsService
 
     traffic = generate(11, 3000, accuracy={"v1": 0.9, "v2": 0.6}, spacing_s=0.05)
     traffic += generate(12, 200, accuracy={"v7": 0.8}, spacing_s=0.75, models=2)  # unknown models
@@ -227,14 +223,8 @@ def test_service_publishes_windows_exposes_gauges_and_dead_letters_bad_input(
     )  # valid: a label without prediction
     assert bad.flush(10) == 0
 
-    registry = CollectorRegistry()
-    server = MetricsServer(registry)
-    job = prometheus.register(server.target)
-    service = MetricsService(metrics_settings, registry)
-    stop = threading.Event()
-    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    worker.start()
-    try:
+    with serving_metrics(metrics_settings, prometheus) as served:
+        job = served.job
         letters = read_all(servers.kafka_bootstrap, topics.dead_letter, 2)
         assert sorted(m.key() for m in letters) == [b"bad-1", b"bad-2"]
         assert {DeadLetter.from_headers(m.headers()).stage for m in letters} == {"metrics"}
@@ -282,11 +272,7 @@ def test_service_publishes_windows_exposes_gauges_and_dead_letters_bad_input(
             time.sleep(0.5)
             windows = collect_windows(servers.kafka_bootstrap, topics, len(windows) + 1)
         assert_matches_oracle(merged, oracle)
-    finally:
-        stop.set()
-        worker.join(timeout=30)
-        server.close()
-    assert not worker.is_alive()
+    assert not served.worker.is_alive()
 
 
 def test_kill_9_mid_stream_then_restart_equals_offline_recomputation(

@@ -1,5 +1,6 @@
-"""The metrics service in tests: settings on the test's topics, a settings fixture body
-that deletes the changelog afterwards, and a process started from settings."""
+"""The metrics service in tests: settings on the test's topics (a fixture body that
+deletes the changelog afterwards), a process started from settings, a service served in
+a thread and scraped by Prometheus."""
 
 from __future__ import annotations
 
@@ -7,14 +8,21 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from modelguard.adapters.kafka import delete_topics
+from modelguard.adapters.prometheus import MetricsServer
 from modelguard.contracts import Topics
-from modelguard_services.metrics.app import changelog_topic
+from modelguard_services.metrics.app import MetricsService, changelog_topic
 from modelguard_services.metrics.settings import MetricsSettings
+from tests.support.prom import PrometheusHelper
 from tests.support.servers import Servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +71,32 @@ def spawn_metrics(settings: MetricsSettings, *extra: str) -> subprocess.Popen[by
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+@dataclass
+class Served:
+    """A metrics service running in a thread, its ``/metrics`` server and scrape job."""
+
+    service: MetricsService
+    server: MetricsServer
+    job: str
+    worker: threading.Thread
+
+
+@contextmanager
+def serving_metrics(settings: MetricsSettings, prometheus: PrometheusHelper) -> Iterator[Served]:
+    """Run a :class:`MetricsService` in a thread, scraped by ``prometheus``; stopped and
+    its server closed when the block ends (the caller asserts the worker ended)."""
+    registry = CollectorRegistry()
+    server = MetricsServer(registry)
+    job = prometheus.register(server.target)
+    service = MetricsService(settings, registry)
+    stop = threading.Event()
+    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        yield Served(service, server, job, worker)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+        server.close()
