@@ -36,8 +36,8 @@ from modelguard.core.metrics import Aggregate, ClosedWindow, Pair, to_event
 from modelguard.routing import RoutingTableStore
 from modelguard_devstack.servers import RedisServer, redis_secret_path
 from modelguard_services.controller.app import ControllerService
+from tests.support.control import GUARDRAILS_YAML, metric_window
 from tests.support.control import drift_signal as support_drift_signal
-from tests.support.control import metric_window
 from tests.support.kafka import read_all
 from tests.support.prom import PrometheusHelper
 from tests.support.redis_acl import connection, launcher_redis
@@ -46,17 +46,14 @@ from tests.support.servers import Servers
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
-POLICY_YAML = """
+POLICY_YAML = f"""
 models:
   fraud:
     max_evidence_age_seconds: 3600
     cooldown_seconds: 600
     freeze_after_seconds: 4
-    guardrails:
-      - {name: errors, kind: error_rate, threshold: 0.01, min_samples: 50, consecutive: 2}
-      - {name: accuracy, kind: accuracy_drop, max_drop_percent: 2, min_samples: 50}
-      - {name: drift, kind: data_drift, min_severity: critical, required: false}
-    rollout: {steps: [1, 5, 25, 50, 100], hold_seconds: 1, min_samples_per_step: 100}
+{GUARDRAILS_YAML}\
+    rollout: {{steps: [1, 5, 25, 50, 100], hold_seconds: 1, min_samples_per_step: 100}}
 """
 
 

@@ -12,6 +12,14 @@ from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.metric_window import MetricWindowClosed
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
+#: The guardrails of the controller tests' ``fraud`` policy (YAML, indented for a model
+#: block): two breached error-rate windows, a 2% accuracy drop, optional critical drift.
+GUARDRAILS_YAML = """\
+    guardrails:
+      - {name: errors, kind: error_rate, threshold: 0.01, min_samples: 50, consecutive: 2}
+      - {name: accuracy, kind: accuracy_drop, max_drop_percent: 2, min_samples: 50}
+      - {name: drift, kind: data_drift, min_severity: critical, required: false}
+"""
 
 
 def metric_window(

@@ -11,21 +11,18 @@ from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.core.control import ModelState, RoutingView, decide, observe, parse_policies, run
 from modelguard.core.control.policy import policy_hash
+from tests.support.control import GUARDRAILS_YAML, drift_signal, metric_window
 from tests.support.control import after as now
-from tests.support.control import drift_signal, metric_window
 
 POLICY = parse_policies(
-    """
+    f"""
 models:
   fraud:
     cooldown_seconds: 120
     clear_after_windows: 2
     freeze_after_seconds: 60
-    guardrails:
-      - {name: errors, kind: error_rate, threshold: 0.01, min_samples: 50, consecutive: 2}
-      - {name: accuracy, kind: accuracy_drop, max_drop_percent: 2, min_samples: 50}
-      - {name: drift, kind: data_drift, min_severity: critical, required: false}
-    rollout: {steps: [1, 5, 25, 50, 100], hold_seconds: 30, min_samples_per_step: 150}
+{GUARDRAILS_YAML}\
+    rollout: {{steps: [1, 5, 25, 50, 100], hold_seconds: 30, min_samples_per_step: 150}}
 """
 )["fraud"]
 
