@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +45,7 @@ from river import tree
 from river.datasets import synth
 from river.drift import binary as rbinary
 
+from _stats import wilson
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import LabelObserved
 from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState, Observation
@@ -58,16 +58,6 @@ GENERATORS: dict[str, tuple[Callable[[int], Any], Callable[[int], Any]]] = {
     "sea_0_to_3": (lambda s: synth.SEA(0, seed=s), lambda s: synth.SEA(3, seed=s)),
 }
 WIDTHS = {"abrupt": 50, "gradual": 1_000, "none": 0}
-
-
-def wilson(k: int, n: int) -> list[float]:
-    if n == 0:
-        return [0.0, 1.0]
-    z, p = 1.96, k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return [round(max(0.0, c - h), 4), round(min(1.0, c + h), 4)]
 
 
 def stream(gen: str, kind: str, seed: int, length: int, position: int) -> Iterator[Any]:

@@ -117,6 +117,18 @@ def wait_notice(pubsub: redis.client.PubSub, model: str, timeout: float = 10.0) 
     raise TimeoutError(f"no routing change for {model}")
 
 
+def notice_latency(
+    producer: Producer, topic: str, pubsub: redis.client.PubSub, model: str, payloads: list[bytes]
+) -> float:
+    """Seconds from producing ``payloads`` (keyed by ``model``) to the change notice of
+    ``model``: the same measurement for the controller and the baseline."""
+    start = time.perf_counter()
+    for payload in payloads:
+        producer.produce(topic, key=model.encode(), value=payload)
+    producer.flush(10)
+    return wait_notice(pubsub, model) - start
+
+
 def controller_run(settings: CommonSettings, n: int, parts: int) -> list[float]:
     r = make_redis(settings.redis_connection())
     store = RoutingTableStore(r, settings.redis_keys)
@@ -150,11 +162,8 @@ def controller_run(settings: CommonSettings, n: int, parts: int) -> list[float]:
         latencies = []
         for m in models:
             payloads = [encode_event(e) for e in events_of(m, "v2", 1, t0, True, parts)]
-            start = time.perf_counter()
-            for payload in payloads:
-                producer.produce(settings.topics.metric_windows, key=m.encode(), value=payload)
-            producer.flush(10)
-            latencies.append(wait_notice(pubsub, m) - start)
+            topic = settings.topics.metric_windows
+            latencies.append(notice_latency(producer, topic, pubsub, m, payloads))
     finally:
         stop.set()
         worker.join(timeout=20)
@@ -200,11 +209,8 @@ def baseline_run(settings: CommonSettings, n: int) -> list[float]:
     try:
         for i in range(n):
             m = f"b{i}"
-            payload = encode_event(window(m, "v2", 1, t0, True))
-            start = time.perf_counter()
-            producer.produce(topic, key=m.encode(), value=payload)
-            producer.flush(10)
-            latencies.append(wait_notice(pubsub, m) - start)
+            payloads = [encode_event(window(m, "v2", 1, t0, True))]
+            latencies.append(notice_latency(producer, topic, pubsub, m, payloads))
     finally:
         stop.set()
         worker.join(timeout=10)

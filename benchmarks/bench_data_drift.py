@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from _stats import wilson
 from modelguard.contracts.drift import DriftSignal
 from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState, Observation
 
@@ -40,16 +40,6 @@ BATCH = 50
 CONFIG = DriftConfig()  # the service's defaults: warm-up 2,000, windows of 5,000
 
 Sampler = Callable[[np.random.Generator, int], list[object]]
-
-
-def wilson(k: int, n: int) -> list[float]:
-    if n == 0:
-        return [0.0, 1.0]
-    z, p = 1.96, k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return [round(max(0.0, c - h), 4), round(min(1.0, c + h), 4)]
 
 
 def _floats(a: np.ndarray) -> list[object]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 from river import drift as rdrift
 
+from _stats import wilson
 from modelguard.contracts.predictions import PredictionLogged
 from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState
 from modelguard.core.drift.reference import build_profile, categorical_profile, numeric_profile
@@ -36,16 +36,6 @@ N_REF = 5_000
 PRE, POST = 1_000, 2_000
 CATS = np.array(["a", "b", "c"])
 P_CAT, P_CAT_SHIFT = [0.5, 0.3, 0.2], [0.4, 0.3, 0.3]
-
-
-def wilson(k: int, n: int) -> list[float]:
-    if n == 0:
-        return [0.0, 1.0]
-    z, p = 1.96, k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return [round(max(0.0, c - h), 4), round(min(1.0, c + h), 4)]
 
 
 def rate(k: int, n: int) -> dict[str, Any]:

@@ -138,6 +138,11 @@ def summed(metric: str, by: str, selector: str = MV, window: str = "$__rate_inte
     return f"sum by ({by}) (rate({metric}{{{selector}}}[{window}]))"
 
 
+def stacked_rate(title: str, family: Family, by: str, legend: str) -> timeseries.Panel:
+    """Stacked per-second rate of the counter ``family`` over the selection, summed ``by``."""
+    return stacked(ts(title, "reqps", q(summed(total(family), by), legend)))
+
+
 def latency(quantile: str) -> prometheus.Dataquery:
     inner = summed(
         bucket(t.MODEL_INFERENCE_DURATION_SECONDS),
@@ -238,27 +243,19 @@ def model_performance() -> dash.Dashboard:
     )
     d = d.with_row(dash.Row("Volume and errors"))
     d = d.with_panel(
-        stacked(
-            ts(
-                "Prediction volume",
-                "reqps",
-                q(
-                    summed(total(t.MODEL_PREDICTIONS), "model_name, model_version"),
-                    "{{model_name}} {{model_version}}",
-                ),
-            )
+        stacked_rate(
+            "Prediction volume",
+            t.MODEL_PREDICTIONS,
+            "model_name, model_version",
+            "{{model_name}} {{model_version}}",
         )
     )
     d = d.with_panel(
-        stacked(
-            ts(
-                "Predictions by class",
-                "reqps",
-                q(
-                    summed(total(t.MODEL_PREDICTIONS), "model_name, predicted_class"),
-                    "{{model_name}} class {{predicted_class}}",
-                ),
-            )
+        stacked_rate(
+            "Predictions by class",
+            t.MODEL_PREDICTIONS,
+            "model_name, predicted_class",
+            "{{model_name}} class {{predicted_class}}",
         )
     )
     errors = summed(total(t.MODEL_PREDICTION_ERRORS), "model_name, model_version")
@@ -275,15 +272,11 @@ def model_performance() -> dash.Dashboard:
         )
     )
     d = d.with_panel(
-        stacked(
-            ts(
-                "Errors by type",
-                "reqps",
-                q(
-                    summed(total(t.MODEL_PREDICTION_ERRORS), "model_name, error_type"),
-                    "{{model_name}} {{error_type}}",
-                ),
-            )
+        stacked_rate(
+            "Errors by type",
+            t.MODEL_PREDICTION_ERRORS,
+            "model_name, error_type",
+            "{{model_name}} {{error_type}}",
         )
     )
     d = d.with_panel(

@@ -8,19 +8,38 @@ A service's ``__main__`` parses its own arguments and builds its settings, then 
 
 from __future__ import annotations
 
+import argparse
 import signal
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
 
 import structlog
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.logging import configure_logging
+from modelguard.adapters.partitioned import PartitionedRuntime, RuntimeOptions
 from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.settings import CommonSettings
+from modelguard.contracts import Event
 
 RunLoop = Callable[[CollectorRegistry, threading.Event], object]
+E = TypeVar("E", bound=Event)
+
+
+def service_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a service's ``__main__``, with the options every service
+    takes (``--idle-exit``); the service adds its own."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="exit after this many seconds without messages",
+    )
+    return parser
 
 
 def serve(name: str, settings: CommonSettings, run: RunLoop, **log_fields: Any) -> int:
@@ -43,3 +62,31 @@ def serve(name: str, settings: CommonSettings, run: RunLoop, **log_fields: Any) 
     finally:
         server.close()
     return 0
+
+
+def partitioned_runtime(
+    settings: CommonSettings,
+    registry: CollectorRegistry,
+    service: str,
+    group_id: str,
+    models: Mapping[str, type[E]],
+    *,
+    checkpoint_interval: float,
+    clock: Callable[[], datetime],
+    batch: int = 1000,
+) -> PartitionedRuntime[E]:
+    """The partitioned runtime of a Redis-checkpointing service (drift, experiments): its
+    settings' Kafka connection, the deployment's dead-letter topic, batches of ``batch``."""
+    return PartitionedRuntime(
+        settings.kafka_connection(),
+        registry,
+        RuntimeOptions(
+            service=service,
+            group_id=group_id,
+            models=models,
+            dead_letter_topic=settings.topics.dead_letter,
+            checkpoint_interval=checkpoint_interval,
+            batch=batch,
+        ),
+        clock=clock,
+    )

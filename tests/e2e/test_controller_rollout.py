@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -50,14 +52,17 @@ models:
 )
 
 
-def pace(
+@contextmanager
+def feeding(
     servers: Servers,
     topics: Topics,
-    stop: threading.Event,
     versions: tuple[str, ...],
     *,
     partials: bool = False,
-) -> threading.Thread:
+) -> Iterator[None]:
+    """Windows of ``versions`` produced while the block runs, then the feeder stopped."""
+    stop = threading.Event()
+
     def loop() -> None:
         i = 0
         while not stop.is_set():
@@ -74,30 +79,30 @@ def pace(
 
     worker = threading.Thread(target=loop, daemon=True)
     worker.start()
-    return worker
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, redis_keys: RedisKeys) -> RoutingTableStore:
+    return RoutingTableStore(redis_client, redis_keys)
 
 
 def test_good_challenger_ramps_to_100_percent(
-    servers: Servers,
-    topics: Topics,
-    settings: CommonSettings,
-    redis_keys: RedisKeys,
-    redis_client: redis.Redis,
+    servers: Servers, topics: Topics, settings: CommonSettings, store: RoutingTableStore
 ) -> None:
-    store = RoutingTableStore(redis_client, redis_keys)
     store.write("fraud", {"v1": 0.99, "v2": 0.01}, expected_revision=0, actor="cli:test")
     service = ControllerService(settings, CollectorRegistry(), POLICY, store)
-    feed_stop = threading.Event()
-    with running(service):
-        feeder = pace(servers, topics, feed_stop, ("v1", "v2"), partials=True)
+    with running(service), feeding(servers, topics, ("v1", "v2"), partials=True):
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             table = store.read("fraud")
             if table is not None and table.weights.get("v2") == 1.0:
                 break
             time.sleep(0.1)
-        feed_stop.set()
-        feeder.join(timeout=10)
     history = [t.weights.get("v2") for t in store.history("fraud")]
     assert history == [0.01, 0.05, 0.25, 0.5, 1.0]
     decisions = decisions_on(servers.kafka_bootstrap, topics, 4)
@@ -111,24 +116,15 @@ def test_good_challenger_ramps_to_100_percent(
 
 
 def test_challenger_without_metrics_is_frozen_never_promoted(
-    servers: Servers,
-    topics: Topics,
-    settings: CommonSettings,
-    redis_keys: RedisKeys,
-    redis_client: redis.Redis,
+    servers: Servers, topics: Topics, settings: CommonSettings, store: RoutingTableStore
 ) -> None:
-    store = RoutingTableStore(redis_client, redis_keys)
     store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="cli:test")
     service = ControllerService(settings, CollectorRegistry(), POLICY, store)
-    feed_stop = threading.Event()
-    with running(service):
-        feeder = pace(servers, topics, feed_stop, ("v1",))  # v2 never reports metrics
+    with running(service), feeding(servers, topics, ("v1",)):  # v2 never reports metrics
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not service.decisions:
             time.sleep(0.1)
         time.sleep(4.0)  # well past a hold time: nothing else may happen
-        feed_stop.set()
-        feeder.join(timeout=10)
     decisions = decisions_on(servers.kafka_bootstrap, topics, 2, timeout=5)
     assert [d.action for d in decisions] == ["freeze"]
     assert "no metric windows" in decisions[0].reason

@@ -96,20 +96,12 @@ def test_injected_drift_raises_its_signals_and_metrics_untouched_features_stay_q
             events = engine.run_for(seconds)
             preds = [e for e in events if isinstance(e, PredictionLogged)]
             labels = [e for e in events if isinstance(e, LabelObserved)]
-            for p in preds:
-                producer.produce(
-                    topics.predictions, key=p.prediction_id.encode(), value=encode_event(p)
-                )
-            assert producer.flush(10) == 0
-            sent += len(preds)
-            _wait(lambda n=sent: service.processed >= n)  # type: ignore[misc]
-            for lab in labels:
-                producer.produce(
-                    topics.labels, key=lab.prediction_id.encode(), value=encode_event(lab)
-                )
-            assert producer.flush(10) == 0
-            sent += len(labels)
-            _wait(lambda n=sent: service.processed >= n)  # type: ignore[misc]
+            for topic, batch in ((topics.predictions, preds), (topics.labels, labels)):
+                for e in batch:
+                    producer.produce(topic, key=e.prediction_id.encode(), value=encode_event(e))
+                assert producer.flush(10) == 0
+                sent += len(batch)
+                _wait(lambda n=sent: service.processed >= n)  # type: ignore[misc]
 
         learned = ReferenceStore(redis_client, settings.redis_prefix).load("fraud", "v1")
         assert learned is not None and learned.source.startswith("warm-up")

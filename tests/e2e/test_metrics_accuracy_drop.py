@@ -4,22 +4,20 @@ real Prometheus one scrape later."""
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime
 
 import pytest
 import requests
 from confluent_kafka import Producer
-from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.kafka import delete_topics
-from modelguard.adapters.prometheus import MetricsServer
 from modelguard.contracts import Topics, encode_event
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 from modelguard.core.simulation import Scenario, SimulationEngine
-from modelguard_services.metrics.app import MetricsService, changelog_topic
+from modelguard_services.metrics.app import changelog_topic
 from modelguard_services.metrics.settings import MetricsSettings
+from tests.support.metrics_service import serving_metrics
 from tests.support.prom import PrometheusHelper
 from tests.support.servers import Servers
 
@@ -85,50 +83,42 @@ def test_accuracy_drop_reaches_the_gauge_and_prometheus_within_the_freshness_tar
         metrics_baselines={"fraud": 0.92},
     )
     engine = SimulationEngine(_scenario(), start_time=datetime(2026, 11, 1, tzinfo=UTC))
-    registry = CollectorRegistry()
-    server = MetricsServer(registry)
-    job = prometheus.register(server.target)
-    service = MetricsService(settings, registry)
-    stop = threading.Event()
-    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    worker.start()
     producer = Producer({"bootstrap.servers": servers.kafka_bootstrap, "linger.ms": 5})
     try:
-        _produce(producer, topics, engine.run_for(30))  # healthy phase
-        sel = f'job_id="{job}",model_name="fraud",model_version="v2"'
-        healthy = prometheus.wait_for(
-            f"model_accuracy{{{sel}}}",
-            lambda r: bool(r) and float(r[0]["value"][1]) > 0.85,
-            timeout=60,
-        )
-        assert healthy
-        _produce(producer, topics, engine.run_for(30))  # v2 drops to 50% at t=30
-        produced_at = time.monotonic()
-        exposed_after = None
-        while time.monotonic() - produced_at < 5:
-            acc = _exposed(server.url, "v2")
-            if acc is not None and acc < 0.6:
-                exposed_after = time.monotonic() - produced_at
-                break
-            time.sleep(0.01)
-        assert exposed_after is not None and exposed_after < 1.0, exposed_after
-        result = prometheus.wait_for(
-            f"model_accuracy{{{sel}}}",
-            lambda r: bool(r) and float(r[0]["value"][1]) < 0.6,
-            timeout=1.0 + 2 * SCRAPE_INTERVAL_S,
-        )
-        assert 0.4 < float(result[0]["value"][1]) < 0.6
-        v1 = prometheus.query(f'model_accuracy{{job_id="{job}",model_version="v1"}}')
-        assert float(v1[0]["value"][1]) > 0.85  # the healthy version is unaffected
-        drop = prometheus.wait_for(
-            f'model_accuracy_drop_percent{{job_id="{job}",model_name="fraud"}}',
-            lambda r: bool(r) and float(r[0]["value"][1]) > 30,
-            timeout=5,
-        )
-        assert drop
+        with serving_metrics(settings, prometheus) as served:
+            job, server = served.job, served.server
+            _produce(producer, topics, engine.run_for(30))  # healthy phase
+            sel = f'job_id="{job}",model_name="fraud",model_version="v2"'
+            healthy = prometheus.wait_for(
+                f"model_accuracy{{{sel}}}",
+                lambda r: bool(r) and float(r[0]["value"][1]) > 0.85,
+                timeout=60,
+            )
+            assert healthy
+            _produce(producer, topics, engine.run_for(30))  # v2 drops to 50% at t=30
+            produced_at = time.monotonic()
+            exposed_after = None
+            while time.monotonic() - produced_at < 5:
+                acc = _exposed(server.url, "v2")
+                if acc is not None and acc < 0.6:
+                    exposed_after = time.monotonic() - produced_at
+                    break
+                time.sleep(0.01)
+            assert exposed_after is not None and exposed_after < 1.0, exposed_after
+            result = prometheus.wait_for(
+                f"model_accuracy{{{sel}}}",
+                lambda r: bool(r) and float(r[0]["value"][1]) < 0.6,
+                timeout=1.0 + 2 * SCRAPE_INTERVAL_S,
+            )
+            assert 0.4 < float(result[0]["value"][1]) < 0.6
+            v1 = prometheus.query(f'model_accuracy{{job_id="{job}",model_version="v1"}}')
+            assert float(v1[0]["value"][1]) > 0.85  # the healthy version is unaffected
+            drop = prometheus.wait_for(
+                f'model_accuracy_drop_percent{{job_id="{job}",model_name="fraud"}}',
+                lambda r: bool(r) and float(r[0]["value"][1]) > 30,
+                timeout=5,
+            )
+            assert drop
     finally:
-        stop.set()
-        worker.join(30)
-        server.close()
         delete_topics(servers.kafka_bootstrap, [changelog_topic(settings)])
-    assert not worker.is_alive()
+    assert not served.worker.is_alive()

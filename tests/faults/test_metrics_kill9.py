@@ -5,11 +5,7 @@ twice with different content."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,13 +15,13 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from modelguard.adapters.kafka import delete_topics
 from modelguard.contracts import LabelObserved, PredictionLogged, Topics, encode_event
 from modelguard.core.metrics import Aggregate, PartitionState, to_event
 from modelguard.core.metrics.processor import run
 from modelguard_services.metrics.app import changelog_topic, decode_state, read_changelog
 from modelguard_services.metrics.settings import MetricsSettings
-from tests.integration.test_metrics_service import ROOT, collect_windows, merged_tumbling
+from tests.integration.test_metrics_service import collect_windows, merged_tumbling
+from tests.support.metrics_service import metrics_settings_on, spawn_metrics
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -36,19 +32,9 @@ SEED = 20261201
 
 @pytest.fixture
 def metrics_settings(servers: Servers, topics: Topics) -> Iterator[MetricsSettings]:
-    s = MetricsSettings(
-        kafka_bootstrap_servers=servers.kafka_bootstrap,
-        topic_prefix=topics.prefix,
-        metrics_group_id=f"g-{topics.prefix}",
-        metrics_window_lengths_s=(60.0,),
-        metrics_last_n=500,
-        metrics_label_ttl_s=5.0,
-        metrics_orphan_grace_s=5.0,
-        metrics_max_input_lag_s=10 * 86400.0,
-        metrics_checkpoint_interval_s=0.3,
+    yield from metrics_settings_on(
+        servers, topics, metrics_last_n=500, metrics_label_ttl_s=5.0, metrics_orphan_grace_s=5.0
     )
-    yield s
-    delete_topics(servers.kafka_bootstrap, [changelog_topic(s)])
 
 
 Record = tuple[str, int, PredictionLogged | LabelObserved]
@@ -137,29 +123,6 @@ def _offline(settings: MetricsSettings, records: list[Record]) -> dict[Any, Aggr
     return merged_tumbling(events)
 
 
-def _spawn(settings: MetricsSettings, *extra: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MODELGUARD_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MODELGUARD_TOPIC_PREFIX": settings.topic_prefix,
-        "MODELGUARD_METRICS_GROUP_ID": settings.metrics_group_id,
-        "MODELGUARD_METRICS_WINDOW_LENGTHS_S": json.dumps(settings.metrics_window_lengths_s),
-        "MODELGUARD_METRICS_LAST_N": str(settings.metrics_last_n),
-        "MODELGUARD_METRICS_LABEL_TTL_S": str(settings.metrics_label_ttl_s),
-        "MODELGUARD_METRICS_ORPHAN_GRACE_S": str(settings.metrics_orphan_grace_s),
-        "MODELGUARD_METRICS_MAX_INPUT_LAG_S": str(settings.metrics_max_input_lag_s),
-        "MODELGUARD_METRICS_CHECKPOINT_INTERVAL_S": str(settings.metrics_checkpoint_interval_s),
-        "MODELGUARD_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "modelguard_services.metrics", *extra],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
     servers: Servers, topics: Topics, metrics_settings: MetricsSettings
 ) -> None:
@@ -178,7 +141,7 @@ def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
 
     progress = []
     for _ in range(3):
-        proc = _spawn(metrics_settings)
+        proc = spawn_metrics(metrics_settings)
         before = checkpointed()
         deadline = time.monotonic() + 60
         # started and checkpointing again (unless an earlier run already finished the input)
@@ -193,7 +156,7 @@ def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
         progress.append(checkpointed())
     assert 0 < progress[0] < len(records), f"the first kill must land mid-stream: {progress}"
 
-    final = _spawn(metrics_settings, "--idle-exit", "4")
+    final = spawn_metrics(metrics_settings, "--idle-exit", "4")
     _, err = final.communicate(timeout=240)
     assert final.returncode == 0, err.decode()[-2000:]
     assert checkpointed() == len(records)

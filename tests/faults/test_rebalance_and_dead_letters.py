@@ -20,7 +20,6 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from modelguard.adapters.kafka import delete_topics
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import Topics, encode_event
 from modelguard.contracts.dead_letter import (
@@ -31,7 +30,7 @@ from modelguard.contracts.dead_letter import (
 )
 from modelguard.core.drift import DriftConfig
 from modelguard_services.drift.app import DriftService
-from modelguard_services.metrics.app import MetricsService, changelog_topic
+from modelguard_services.metrics.app import MetricsService
 from modelguard_services.metrics.settings import MetricsSettings
 from tests.integration.test_metrics_service import (
     Served,
@@ -44,31 +43,16 @@ from tests.integration.test_metrics_service import (
     window_oracle,
 )
 from tests.support.kafka import read_all
+from tests.support.metrics_service import metrics_settings_on
 from tests.support.servers import Servers
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def metrics_settings(servers: Servers, topics: Topics) -> Iterator[MetricsSettings]:
-    s = MetricsSettings(
-        kafka_bootstrap_servers=servers.kafka_bootstrap,
-        topic_prefix=topics.prefix,
-        metrics_group_id=f"g-{topics.prefix}",
-        metrics_window_lengths_s=(60.0,),
-        metrics_last_n=100_000,
-        metrics_max_input_lag_s=10 * 86400.0,
-        metrics_checkpoint_interval_s=0.3,
-    )
-    yield s
-    delete_topics(servers.kafka_bootstrap, [changelog_topic(s)])
-
-
-def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.05)
+    yield from metrics_settings_on(servers, topics)
 
 
 class Worker:
@@ -92,16 +76,18 @@ def test_a_worker_joining_and_leaving_replays_nothing(
     first = Worker(metrics_settings)
     second: Worker | None = None
     try:
-        _wait(lambda: first.service.runtime.assignments >= 1, 60, "first assignment")
+        wait_for(lambda: first.service.runtime.assignments >= 1, 60, "first assignment")
         produce(servers.kafka_bootstrap, topics, traffic[:2000], partitions=3)
-        _wait(lambda: first.service.processed > 1000, 60, "first worker consuming")
+        wait_for(lambda: first.service.processed > 1000, 60, "first worker consuming")
         second = Worker(metrics_settings)  # joins: rebalance
-        _wait(lambda: second is not None and bool(second.service.runtime.assigned), 60, "join")
+        wait_for(lambda: second is not None and bool(second.service.runtime.assigned), 60, "join")
         produce(servers.kafka_bootstrap, topics, traffic[2000:4000], partitions=3)
-        _wait(lambda: second is not None and second.service.processed > 0, 60, "second consuming")
+        wait_for(
+            lambda: second is not None and second.service.processed > 0, 60, "second consuming"
+        )
         second.close()  # leaves: rebalance again
         produce(servers.kafka_bootstrap, topics, traffic[4000:], partitions=3)
-        _wait(
+        wait_for(
             lambda: (
                 first.service.runtime.offsets
                 and sum(first.service.runtime.offsets.values()) >= n_events + 12
@@ -195,7 +181,7 @@ def test_metrics_dead_letters_oversize_and_failing_events_and_carries_on(
     try:
         oversize = _send_hostile_then_valid(servers, topics, "poison-m")
         _check_letters(servers, topics, oversize, "metrics", "poison-m")
-        _wait(lambda: worker.service.processed == 6, 30, "the valid events after the failure")
+        wait_for(lambda: worker.service.processed == 6, 30, "the valid events after the failure")
         assert worker.service.runtime.process_errors == 1
     finally:
         worker.close()
@@ -226,8 +212,8 @@ def test_drift_batch_failure_replays_and_dead_letters_only_the_failing_event(
     try:
         oversize = _send_hostile_then_valid(servers, topics, "poison-d")
         _check_letters(servers, topics, oversize, "drift", "poison-d")
-        _wait(lambda: service.runtime.process_errors == 1, 30, "the failure")
-        _wait(lambda: sum(service.runtime.offsets.values()) == 7, 30, "past every message")
+        wait_for(lambda: service.runtime.process_errors == 1, 30, "the failure")
+        wait_for(lambda: sum(service.runtime.offsets.values()) == 7, 30, "past every message")
         state = service._state
         warm = sum(len(v) for v in state.warmup.values())
         assert warm == 5  # the five valid predictions, once each (replayed, not doubled)

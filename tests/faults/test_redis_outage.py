@@ -13,7 +13,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,7 @@ from modelguard_services.experiments.app import ExperimentsService
 from tests.integration.test_drift_recovery import _events
 from tests.integration.test_experiments_service import _exposure
 from tests.support.servers import Servers
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,13 +41,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.05)
 
 
 class PrivateRedis:
@@ -76,7 +70,7 @@ class PrivateRedis:
             except redis.RedisError:
                 return False
 
-        _wait(up, 20, "private redis up")
+        wait_for(up, 20, "private redis up")
 
     def stop(self) -> None:
         assert self.proc is not None
@@ -136,16 +130,16 @@ def test_drift_and_experiments_wait_out_a_redis_outage_and_resume(
 
     try:
         send(0, 150)
-        _wait(lambda: drift.processed == 150 and experiments.processed == 15, 60, "first part")
+        wait_for(lambda: drift.processed == 150 and experiments.processed == 15, 60, "first part")
         private_redis.stop()
         send(150, 400)  # the warm-up ends (a reference to store) and checkpoints are due
-        _wait(lambda: _up(drift_registry) == 0.0, 30, "drift reports redis down")
-        _wait(lambda: _up(exp_registry) == 0.0, 30, "experiments report redis down")
+        wait_for(lambda: _up(drift_registry) == 0.0, 30, "drift reports redis down")
+        wait_for(lambda: _up(exp_registry) == 0.0, 30, "experiments report redis down")
         time.sleep(1.0)  # an outage of a few seconds, across several retries
         assert all(t.is_alive() for t in threads)
         private_redis.start()
         send(400, 500)
-        _wait(lambda: _up(drift_registry) == 1.0 and _up(exp_registry) == 1.0, 60, "redis up")
+        wait_for(lambda: _up(drift_registry) == 1.0 and _up(exp_registry) == 1.0, 60, "redis up")
         client = redis.Redis.from_url(private_redis.url)
         checkpoints = DriftCheckpoints(client, s.redis_prefix)
         keys = ExperimentKeys(s.redis_prefix)
@@ -160,7 +154,7 @@ def test_drift_and_experiments_wait_out_a_redis_outage_and_resume(
                     exp_seen += sum(json.loads(raw)["offsets"].values())
             return drift_seen == 500 and exp_seen == 50
 
-        _wait(saved_everything, 60, "checkpoints cover every event after the outage")
+        wait_for(saved_everything, 60, "checkpoints cover every event after the outage")
         assert drift.processed == 500 and experiments.processed == 50
         assert drift.redis_guard.outages >= 1 and experiments.redis_guard.outages >= 1
     finally:

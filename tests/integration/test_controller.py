@@ -25,7 +25,7 @@ from modelguard.adapters.redis_client import make_redis
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import encode_event
 from modelguard.contracts.codec import decode_event
-from modelguard.contracts.common import Severity, WindowSpec
+from modelguard.contracts.common import Severity
 from modelguard.contracts.decisions import RoutingDecision
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.metric_window import MetricWindowClosed
@@ -36,6 +36,8 @@ from modelguard.core.metrics import Aggregate, ClosedWindow, Pair, to_event
 from modelguard.routing import RoutingTableStore
 from modelguard_devstack.servers import RedisServer, redis_secret_path
 from modelguard_services.controller.app import ControllerService
+from tests.support.control import GUARDRAILS_YAML, metric_window
+from tests.support.control import drift_signal as support_drift_signal
 from tests.support.kafka import read_all
 from tests.support.prom import PrometheusHelper
 from tests.support.redis_acl import connection, launcher_redis
@@ -44,17 +46,14 @@ from tests.support.servers import Servers
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
-POLICY_YAML = """
+POLICY_YAML = f"""
 models:
   fraud:
     max_evidence_age_seconds: 3600
     cooldown_seconds: 600
     freeze_after_seconds: 4
-    guardrails:
-      - {name: errors, kind: error_rate, threshold: 0.01, min_samples: 50, consecutive: 2}
-      - {name: accuracy, kind: accuracy_drop, max_drop_percent: 2, min_samples: 50}
-      - {name: drift, kind: data_drift, min_severity: critical, required: false}
-    rollout: {steps: [1, 5, 25, 50, 100], hold_seconds: 1, min_samples_per_step: 100}
+{GUARDRAILS_YAML}\
+    rollout: {{steps: [1, 5, 25, 50, 100], hold_seconds: 1, min_samples_per_step: 100}}
 """
 
 
@@ -65,36 +64,24 @@ def policies() -> dict[str, Policy]:
 def window(
     i: int, version: str, *, bad: bool = False, t0: datetime, n: int = 100, tag: str = ""
 ) -> MetricWindowClosed:
-    return MetricWindowClosed(
-        event_id=f"w{tag}-{version}-{i}",
-        model="fraud",
-        version=version,
-        window=WindowSpec(kind="tumbling", length_seconds=1),
-        window_start=t0 + timedelta(seconds=i),
-        window_end=t0 + timedelta(seconds=i + 1),
-        n_predictions=n,
-        n_labelled=n,
-        n_errors=5 if bad else 0,
-        metrics={"accuracy": 0.8 if bad else 0.9},
-        emitted_at=t0 + timedelta(seconds=i + 1),
-    )
+    """One-second window ``i`` from ``t0``; ``bad``: 5% errors and accuracy 0.8."""
+    metrics = {"accuracy": 0.8 if bad else 0.9}
+    errors = 5 if bad else 0
+    return metric_window(i, version, metrics=metrics, n=n, errors=errors, t0=t0, length=1, tag=tag)
 
 
 def drift_signal(i: int, t0: datetime, version: str = "v1") -> DriftSignal:
-    return DriftSignal(
-        event_id=f"d-{version}-{i}",
-        model="fraud",
-        version=version,
-        kind="data",
-        feature="amount",
-        test="psi",
+    """A critical data-drift signal over one-second window ``i`` from ``t0``."""
+    return support_drift_signal(
+        i,
+        Severity.CRITICAL,
+        detected=True,
         statistic=0.6,
-        drift_detected=True,
-        severity=Severity.CRITICAL,
-        window_start=t0 + timedelta(seconds=i),
-        window_end=t0 + timedelta(seconds=i + 1),
-        n_reference=1000,
         n_current=500,
+        version=version,
+        t0=t0,
+        length=1,
+        event_id=f"d-{version}-{i}",
     )
 
 
@@ -114,6 +101,14 @@ def settings(settings: CommonSettings, servers: Servers) -> CommonSettings:
 
 def store_for(servers: Servers, keys: RedisKeys) -> RoutingTableStore:
     return RoutingTableStore(servers.redis_client("controller"), keys)
+
+
+@pytest.fixture
+def store(servers: Servers, redis_keys: RedisKeys, redis_client: redis.Redis) -> RoutingTableStore:
+    """``fraud`` at 95/5 (champion v1, challenger v2), revision 1, as the controller user."""
+    store = store_for(servers, redis_keys)
+    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
+    return store
 
 
 def decisions_on(
@@ -164,7 +159,7 @@ def test_bad_challenger_rolled_back_once_with_audit_and_change_notice(
 ) -> None:
     pubsub = redis_client.pubsub()
     pubsub.subscribe(redis_keys.routing_changes)
-    store = store_for(servers, redis_keys)
+    store = store_for(servers, redis_keys)  # seeded after subscribing: its notice counts
     store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     registry = CollectorRegistry()
     service = ControllerService(settings, registry, policies(), store, replica="r1")
@@ -205,11 +200,8 @@ def test_two_replicas_take_exactly_one_decision(
     servers: Servers,
     topics: Topics,
     settings: CommonSettings,
-    redis_keys: RedisKeys,
-    redis_client: redis.Redis,
+    store: RoutingTableStore,
 ) -> None:
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     a = ControllerService(settings, CollectorRegistry(), policies(), store, replica="a")
     b = ControllerService(settings, CollectorRegistry(), policies(), store, replica="b")
     t0 = datetime.now(UTC) - timedelta(seconds=30)
@@ -233,9 +225,8 @@ def test_standby_takes_over_when_the_leader_stops(
     settings: CommonSettings,
     redis_keys: RedisKeys,
     redis_client: redis.Redis,
+    store: RoutingTableStore,
 ) -> None:
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     a = ControllerService(settings, CollectorRegistry(), policies(), store, replica="a")
     b = ControllerService(
         settings, CollectorRegistry(), policies(), store, replica="b", lease_ttl=1.0
@@ -266,9 +257,8 @@ def test_dry_run_changes_nothing_in_redis(
     settings: CommonSettings,
     redis_keys: RedisKeys,
     redis_client: redis.Redis,
+    store: RoutingTableStore,
 ) -> None:
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     before = redis_client.hgetall(redis_keys.routing("fraud"))
     audit_before = redis_client.xlen(redis_keys.routing_audit)
     service = ControllerService(settings, CollectorRegistry(), policies(), store, dry_run=True)
@@ -325,9 +315,8 @@ def test_kill_9_mid_incident_then_restart_no_duplicate_no_loss(
     redis_keys: RedisKeys,
     redis_client: redis.Redis,
     tmp_path: Path,
+    store: RoutingTableStore,
 ) -> None:
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(POLICY_YAML)
     t0 = datetime.now(UTC) - timedelta(seconds=30)
@@ -402,14 +391,11 @@ def test_partials_of_each_partition_are_judged_as_one_window(
     servers: Servers,
     topics: Topics,
     settings: CommonSettings,
-    redis_keys: RedisKeys,
-    redis_client: redis.Redis,
+    store: RoutingTableStore,
 ) -> None:
     """3 source partitions: one bad window's 3 partials are not 2 consecutive breaches,
     60 samples per partial meet ``min_samples: 100`` only merged, and a partition
     without v2 traffic in a window does not hold the window back forever."""
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     registry = CollectorRegistry()
     policy = parse_policies(PARTIALS_POLICY, "partials.yaml")
     service = ControllerService(settings, registry, policy, store, replica="p1")
@@ -470,14 +456,11 @@ def test_rollback_alert_fires_in_prometheus(
     servers: Servers,
     topics: Topics,
     settings: CommonSettings,
-    redis_keys: RedisKeys,
-    redis_client: redis.Redis,
     prometheus: PrometheusHelper,
+    store: RoutingTableStore,
 ) -> None:
     """The decision counter is scraped at 0 before the rollback, so increase() sees the
     step and ``ModelVersionRolledBack`` (deploy/prometheus/rules/controller.yml) fires."""
-    store = store_for(servers, redis_keys)
-    store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     registry = CollectorRegistry()
     service = ControllerService(settings, registry, policies(), store, replica="alerting")
     server = MetricsServer(registry)

@@ -3,27 +3,18 @@ and a kill -9 mid-stream whose restart equals an offline recomputation."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from confluent_kafka import Producer, TopicPartition
-from prometheus_client import CollectorRegistry
 
-from modelguard.adapters.kafka import delete_topics
-from modelguard.adapters.prometheus import MetricsServer
 from modelguard.contracts import (
     DeadLetter,
     LabelObserved,
@@ -36,11 +27,11 @@ from modelguard.core.metrics import Aggregate
 from modelguard_services.metrics.app import changelog_topic, decode_state, read_changelog
 from modelguard_services.metrics.settings import MetricsSettings
 from tests.support.kafka import read_all
+from tests.support.metrics_service import metrics_settings_on, serving_metrics, spawn_metrics
 from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 TICK = timedelta(days=1)
 
@@ -207,18 +198,9 @@ def assert_matches_oracle(
 
 @pytest.fixture
 def metrics_settings(servers: Servers, topics: Topics) -> Iterator[MetricsSettings]:
-    s = MetricsSettings(
-        kafka_bootstrap_servers=servers.kafka_bootstrap,
-        topic_prefix=topics.prefix,
-        metrics_group_id=f"g-{topics.prefix}",
-        metrics_window_lengths_s=(60.0,),
-        metrics_last_n=100_000,
-        metrics_max_input_lag_s=10 * 86400.0,
-        metrics_checkpoint_interval_s=0.5,
-        metrics_baselines={"fraud": 0.9},
+    yield from metrics_settings_on(
+        servers, topics, metrics_checkpoint_interval_s=0.5, metrics_baselines={"fraud": 0.9}
     )
-    yield s
-    delete_topics(servers.kafka_bootstrap, [changelog_topic(s)])
 
 
 def test_service_publishes_windows_exposes_gauges_and_dead_letters_bad_input(
@@ -227,7 +209,6 @@ def test_service_publishes_windows_exposes_gauges_and_dead_letters_bad_input(
     metrics_settings: MetricsSettings,
     prometheus: PrometheusHelper,
 ) -> None:
-    from modelguard_services.metrics.app import MetricsService
 
     traffic = generate(11, 3000, accuracy={"v1": 0.9, "v2": 0.6}, spacing_s=0.05)
     traffic += generate(12, 200, accuracy={"v7": 0.8}, spacing_s=0.75, models=2)  # unknown models
@@ -242,14 +223,8 @@ def test_service_publishes_windows_exposes_gauges_and_dead_letters_bad_input(
     )  # valid: a label without prediction
     assert bad.flush(10) == 0
 
-    registry = CollectorRegistry()
-    server = MetricsServer(registry)
-    job = prometheus.register(server.target)
-    service = MetricsService(metrics_settings, registry)
-    stop = threading.Event()
-    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    worker.start()
-    try:
+    with serving_metrics(metrics_settings, prometheus) as served:
+        job = served.job
         letters = read_all(servers.kafka_bootstrap, topics.dead_letter, 2)
         assert sorted(m.key() for m in letters) == [b"bad-1", b"bad-2"]
         assert {DeadLetter.from_headers(m.headers()).stage for m in letters} == {"metrics"}
@@ -313,32 +288,7 @@ def test_service_publishes_windows_exposes_gauges_and_dead_letters_bad_input(
             time.sleep(0.5)
             windows = collect_windows(servers.kafka_bootstrap, topics, len(windows) + 1)
         assert_matches_oracle(merged, oracle)
-    finally:
-        stop.set()
-        worker.join(timeout=30)
-        server.close()
-    assert not worker.is_alive()
-
-
-def _spawn(settings: MetricsSettings, *extra: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MODELGUARD_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MODELGUARD_TOPIC_PREFIX": settings.topic_prefix,
-        "MODELGUARD_METRICS_GROUP_ID": settings.metrics_group_id,
-        "MODELGUARD_METRICS_WINDOW_LENGTHS_S": json.dumps(settings.metrics_window_lengths_s),
-        "MODELGUARD_METRICS_LAST_N": "500",
-        "MODELGUARD_METRICS_MAX_INPUT_LAG_S": str(settings.metrics_max_input_lag_s),
-        "MODELGUARD_METRICS_CHECKPOINT_INTERVAL_S": "0.3",
-        "MODELGUARD_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "modelguard_services.metrics", *extra],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    assert not served.worker.is_alive()
 
 
 def test_kill_9_mid_stream_then_restart_equals_offline_recomputation(
@@ -349,8 +299,12 @@ def test_kill_9_mid_stream_then_restart_equals_offline_recomputation(
     n_events = len(traffic) + sum(1 for s in traffic if s.label is not None) + 6
     changelog = changelog_topic(metrics_settings)
     group = metrics_settings.metrics_group_id
+    # the processes keep 500 predictions per version and checkpoint every 0.3 s
+    restarted = metrics_settings.model_copy(
+        update={"metrics_last_n": 500, "metrics_checkpoint_interval_s": 0.3}
+    )
 
-    first = _spawn(metrics_settings)
+    first = spawn_metrics(restarted)
     try:
         deadline = time.monotonic() + 60
         snapshots: dict[int, bytes] = {}
@@ -372,7 +326,7 @@ def test_kill_9_mid_stream_then_restart_equals_offline_recomputation(
     )
     assert 0 < checkpointed < n_events, "the kill must land mid-stream"
 
-    second = _spawn(metrics_settings, "--idle-exit", "4")
+    second = spawn_metrics(restarted, "--idle-exit", "4")
     _, err = second.communicate(timeout=180)
     assert second.returncode == 0, err.decode()[-2000:]
 

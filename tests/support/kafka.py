@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message
 
 from modelguard.adapters.kafka import KafkaConnection, client_config
 
@@ -35,3 +36,38 @@ def read_all(
     finally:
         consumer.close()
     return out
+
+
+@dataclass
+class FakeMessage:
+    """A consumed message, answering what ``confluent_kafka.Message`` answers, for unit
+    tests of code that reads one (fields end in ``_`` where the method takes the name)."""
+
+    value_: bytes | None
+    topic_: str
+    partition_: int
+    offset_: int
+    key_: bytes | None = b"p1"
+    error_: KafkaError | None = None
+    timestamp_: tuple[int, int] = (TIMESTAMP_NOT_AVAILABLE, 0)
+
+    def error(self) -> KafkaError | None:
+        return self.error_
+
+    def topic(self) -> str:
+        return self.topic_
+
+    def partition(self) -> int:
+        return self.partition_
+
+    def offset(self) -> int:
+        return self.offset_
+
+    def key(self) -> bytes | None:
+        return self.key_
+
+    def value(self) -> bytes | None:
+        return self.value_
+
+    def timestamp(self) -> tuple[int, int]:
+        return self.timestamp_

@@ -23,17 +23,10 @@ from modelguard.contracts import (
     encode_event,
 )
 from modelguard.contracts.dead_letter import DeadLetter
+from tests.support.events import prediction_fields
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-BASE = dict(
-    prediction_id="p1",
-    model="fraud",
-    version="v1",
-    unit_id="u1",
-    event_time=T0,
-    prediction=1,
-    latency_ms=2.0,
-)
+BASE = prediction_fields()
 
 finite = st.floats(min_value=-LIMITS.max_abs_number, max_value=LIMITS.max_abs_number)
 feature_values = st.one_of(st.none(), finite, st.integers(-(2**53), 2**53), st.text(max_size=20))

@@ -84,33 +84,17 @@ def test_alertmanager_config_pages_critical_alerts() -> None:
         [_tool("amtool"), "check-config", str(config)], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    routes = subprocess.run(
-        [
-            _tool("amtool"),
-            "config",
-            "routes",
-            "test",
-            "--config.file",
-            str(config),
-            "severity=critical",
-            "alertname=ModelServingVersionBreach",
-        ],
-        capture_output=True,
-        text=True,
-    )
+
+    def route(*labels: str) -> subprocess.CompletedProcess[str]:
+        """``amtool config routes test`` of ``labels``: prints the receiver."""
+        return subprocess.run(
+            [_tool("amtool"), "config", "routes", "test", "--config.file", str(config), *labels],
+            capture_output=True,
+            text=True,
+        )
+
+    routes = route("severity=critical", "alertname=ModelServingVersionBreach")
     assert routes.returncode == 0, routes.stderr
     assert "pagerduty-ml-platform" in routes.stdout
-    warn = subprocess.run(
-        [
-            _tool("amtool"),
-            "config",
-            "routes",
-            "test",
-            "--config.file",
-            str(config),
-            "severity=warning",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    warn = route("severity=warning")
     assert warn.stdout.strip() == "slack-ml-platform"

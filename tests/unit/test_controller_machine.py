@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from modelguard.contracts.common import Severity, WindowSpec
+from modelguard.contracts.common import Severity
 from modelguard.contracts.decisions import RoutingDecision
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.core.control import ModelState, RoutingView, decide, observe, parse_policies, run
 from modelguard.core.control.policy import policy_hash
+from tests.support.control import GUARDRAILS_YAML, drift_signal, metric_window
+from tests.support.control import after as now
 
-T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 POLICY = parse_policies(
-    """
+    f"""
 models:
   fraud:
     cooldown_seconds: 120
     clear_after_windows: 2
     freeze_after_seconds: 60
-    guardrails:
-      - {name: errors, kind: error_rate, threshold: 0.01, min_samples: 50, consecutive: 2}
-      - {name: accuracy, kind: accuracy_drop, max_drop_percent: 2, min_samples: 50}
-      - {name: drift, kind: data_drift, min_severity: critical, required: false}
-    rollout: {steps: [1, 5, 25, 50, 100], hold_seconds: 30, min_samples_per_step: 150}
+{GUARDRAILS_YAML}\
+    rollout: {{steps: [1, 5, 25, 50, 100], hold_seconds: 30, min_samples_per_step: 150}}
 """
 )["fraud"]
 
@@ -32,41 +30,14 @@ models:
 def mw(
     i: int, version: str, *, acc: float = 0.9, errors: int = 0, n: int = 100
 ) -> MetricWindowClosed:
-    return MetricWindowClosed(
-        event_id=f"w-{version}-{i}",
-        model="fraud",
-        version=version,
-        window=WindowSpec(kind="tumbling", length_seconds=10),
-        window_start=T0 + timedelta(seconds=10 * i),
-        window_end=T0 + timedelta(seconds=10 * (i + 1)),
-        n_predictions=n,
-        n_labelled=n,
-        n_errors=errors,
-        metrics={"accuracy": acc},
-        emitted_at=T0 + timedelta(seconds=10 * (i + 1)),
-    )
+    return metric_window(i, version, n=n, errors=errors, metrics={"accuracy": acc})
 
 
 def ds(i: int, severity: Severity = Severity.CRITICAL, version: str | None = "v1") -> DriftSignal:
-    return DriftSignal(
-        event_id=f"d-{i}",
-        model="fraud",
-        version=version,
-        kind="data",
-        feature="amount",
-        test="psi",
-        statistic=0.5,
-        drift_detected=severity >= Severity.LOW,
-        severity=severity,
-        window_start=T0 + timedelta(seconds=10 * i),
-        window_end=T0 + timedelta(seconds=10 * (i + 1)),
-        n_reference=1000,
-        n_current=300,
+    detected = severity >= Severity.LOW
+    return drift_signal(
+        i, severity, detected=detected, statistic=0.5, n_current=300, version=version
     )
-
-
-def now(i: int) -> datetime:
-    return T0 + timedelta(seconds=10 * (i + 1) + 1)
 
 
 def stream(

@@ -15,6 +15,7 @@ from modelguard.contracts.dead_letter import (
     PROCESS_STAGE,
     DeadLetter,
 )
+from tests.support.kafka import FakeMessage
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -80,27 +81,14 @@ def test_small_values_are_unchanged_and_headers_roundtrip() -> None:
     assert DeadLetter.from_headers(producer.sent[0]["headers"]) == _letter()
 
 
-class FakeMessage:
-    def topic(self) -> str:
-        return "preds"
-
-    def partition(self) -> int:
-        return 2
-
-    def offset(self) -> int:
-        return 41
-
-    def key(self) -> bytes:
-        return b"p1"
-
-    def value(self) -> bytes:
-        return b'{"a": 1}'
+def fake_message() -> FakeMessage:
+    return FakeMessage(b'{"a": 1}', topic_="preds", partition_=2, offset_=41)
 
 
 def test_a_processing_failure_names_the_stage_the_service_and_the_exception() -> None:
     producer = FakeProducer()
     publisher = DeadLetterPublisher(producer, "dlq", "metrics")
-    letter = publisher.publish_failure(FakeMessage(), OverflowError("int too large"), T0)  # type: ignore[arg-type]
+    letter = publisher.publish_failure(fake_message(), OverflowError("int too large"), T0)  # type: ignore[arg-type]
     assert letter.stage == PROCESS_STAGE and letter.error_kind == PROCESS_ERROR
     assert letter.service == "metrics" and letter.exception_type == "builtins.OverflowError"
     assert letter.reason == "OverflowError: int too large"

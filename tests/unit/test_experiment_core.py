@@ -13,36 +13,19 @@ from pydantic import ValidationError
 
 from modelguard.contracts.experiments import (
     BanditConfig,
-    ExperimentSpec,
     ExposureLogged,
     OutcomeObserved,
     RampStep,
 )
 from modelguard.contracts.predictions import PredictionLogged
 from modelguard.core.experiments import bookkeeping as bk
-from modelguard.core.experiments.analysis import SplitEpoch, analysis_task, analyze
+from modelguard.core.experiments.analysis import analysis_task
 from modelguard.core.experiments.bandit import bandit_update, ramp_split, step_toward
 from modelguard.core.simulation import Scenario, SimulationEngine
+from tests.support.experiments import analyze_binary, binary_partial
+from tests.support.experiments import experiment_spec as spec
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def spec(**kw: object) -> ExperimentSpec:
-    base: dict[str, object] = dict(
-        experiment_id="e1",
-        model="fraud",
-        control="v1",
-        treatments=["v2"],
-        split={"v1": 0.5, "v2": 0.5},
-        salt="e1",
-        primary_metric="conversion",
-        min_sample_size=200,
-        status="running",
-        started_at=T0,
-        updated_at=T0,
-    )
-    base.update(kw)
-    return ExperimentSpec.model_validate(base)
 
 
 def exp(unit: str, arm: str, i: int = 0, experiment: str = "e1") -> ExposureLogged:
@@ -170,84 +153,31 @@ def test_state_json_roundtrip() -> None:
     assert rec == state.units["u1"]
 
 
-def _partial(n: tuple[int, int], conv: tuple[int, int], t0: datetime = T0) -> bk.ExperimentPartial:
-    p = bk.ExperimentPartial(units={"v1": n[0], "v2": n[1]})
-    p.metrics["conversion"] = {
-        "v1": [conv[0], conv[0], conv[0], 0, 0, 0, 0],
-        "v2": [conv[1], conv[1], conv[1], 0, 0, 0, 0],
-    }
-    p.buckets = {int(t0.timestamp()): {"v1": n[0], "v2": n[1]}}
-    return p
-
-
-HIST = [SplitEpoch(start=T0.timestamp() - 3600, weights={"v1": 0.5, "v2": 0.5})]
-
-
 def test_clear_winner_is_promoted_and_aa_continues() -> None:
     s = spec()
-    a, p = analyze(
-        s,
-        _partial((20_000, 20_000), (2000, 2400)),
-        history=HIST,
-        running_p={},
-        analysis_id="a1",
-        now=T0,
-    )
+    a, p = analyze_binary(s, (20_000, 20_000), (2000, 2400))
     assert a.recommendation == "promote" and a.winner == "v2"
     assert p["conversion:v2"] < 1e-6
-    a2, _ = analyze(
-        s,
-        _partial((20_000, 20_000), (2000, 2010)),
-        history=HIST,
-        running_p={},
-        analysis_id="a2",
-        now=T0,
-    )
+    a2, _ = analyze_binary(s, (20_000, 20_000), (2000, 2010), analysis_id="a2")
     assert a2.recommendation == "continue" and a2.winner is None
-    worse, _ = analyze(
-        s,
-        _partial((20_000, 20_000), (2400, 2000)),
-        history=HIST,
-        running_p={},
-        analysis_id="a3",
-        now=T0,
-    )
+    worse, _ = analyze_binary(s, (20_000, 20_000), (2400, 2000), analysis_id="a3")
     assert worse.recommendation == "rollback" and worse.losers == ["v2"]
 
 
 def test_srm_freezes_conclusions() -> None:
-    a, _ = analyze(
-        spec(),
-        _partial((20_000, 18_000), (2000, 2400)),
-        history=HIST,
-        running_p={},
-        analysis_id="a1",
-        now=T0,
-    )
+    a, _ = analyze_binary(spec(), (20_000, 18_000), (2000, 2400))
     assert a.srm_detected and a.frozen and a.recommendation == "continue"
     assert a.srm_p_value is not None and a.srm_p_value < 1e-10
 
 
 def test_min_sample_size_blocks_decisions() -> None:
-    a, _ = analyze(
-        spec(min_sample_size=50_000),
-        _partial((20_000, 20_000), (2000, 2400)),
-        history=HIST,
-        running_p={},
-        analysis_id="a1",
-        now=T0,
-    )
+    a, _ = analyze_binary(spec(min_sample_size=50_000), (20_000, 20_000), (2000, 2400))
     assert a.recommendation == "continue" and "minimum sample size" in a.reason
 
 
 def test_running_p_never_increases_across_looks() -> None:
-    _, p = analyze(
-        spec(),
-        _partial((20_000, 20_000), (2000, 2010)),
-        history=HIST,
-        running_p={"conversion:v2": 0.01},
-        analysis_id="a",
-        now=T0,
+    _, p = analyze_binary(
+        spec(), (20_000, 20_000), (2000, 2010), analysis_id="a", running_p={"conversion:v2": 0.01}
     )
     assert p["conversion:v2"] == 0.01
 
@@ -257,7 +187,7 @@ def test_bandit_respects_floor_step_and_interval() -> None:
         allocation="bandit",
         bandit=BanditConfig(min_share=0.1, max_step=0.2, min_update_interval_seconds=60),
     )
-    part = _partial((5000, 5000), (500, 800))
+    part = binary_partial((5000, 5000), (500, 800))
     rng = np.random.default_rng(0)
     upd = bandit_update(s, part, current={"v1": 0.5, "v2": 0.5}, last_update=None, now=T0, rng=rng)
     assert upd is not None

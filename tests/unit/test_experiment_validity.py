@@ -21,37 +21,13 @@ from modelguard.core.experiments import analysis as an
 from modelguard.core.experiments import bookkeeping as bk
 from modelguard.core.experiments import stats
 from modelguard.core.experiments.analysis import SplitEpoch, analyze, arm_moments, srm_check
+from tests.support.experiments import HIST, binary_partial, experiment_spec
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-HIST = [SplitEpoch(start=T0.timestamp() - 3600, weights={"v1": 0.5, "v2": 0.5})]
 
 
 def spec(**kw: object) -> ExperimentSpec:
-    base: dict[str, object] = dict(
-        experiment_id="e1",
-        model="fraud",
-        control="v1",
-        treatments=["v2"],
-        split={"v1": 0.5, "v2": 0.5},
-        salt="e1",
-        primary_metric="conversion",
-        min_sample_size=100,
-        status="running",
-        started_at=T0,
-        updated_at=T0,
-    )
-    base.update(kw)
-    return ExperimentSpec.model_validate(base)
-
-
-def binary_partial(n: tuple[int, int], conv: tuple[int, int]) -> bk.ExperimentPartial:
-    p = bk.ExperimentPartial(units={"v1": n[0], "v2": n[1]})
-    p.metrics["conversion"] = {
-        "v1": [conv[0], conv[0], conv[0], 0, 0, 0, 0],
-        "v2": [conv[1], conv[1], conv[1], 0, 0, 0, 0],
-    }
-    p.buckets = {int(T0.timestamp()): {"v1": n[0], "v2": n[1]}}
-    return p
+    return experiment_spec(**{"min_sample_size": 100, **kw})
 
 
 def looks(s: ExperimentSpec, *states: tuple[tuple[int, int], tuple[int, int]]) -> list:  # type: ignore[type-arg]

@@ -12,51 +12,34 @@ from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.dependency import DEPENDENCY_UP, DependencyGuard
 from modelguard.adapters.ingest import IngestMetrics, ValidatingConsumer
 from modelguard.contracts.predictions import LabelObserved
+from tests.support.kafka import FakeMessage
 
 RAW = b'{"prediction_id":"p1","label":1,"event_time":"2026-01-01T00:00:00Z"}'
 
 
-class Msg:
-    def __init__(self, value: bytes | None = RAW, error: KafkaError | None = None) -> None:
-        self._value, self._error = value, error
-
-    def error(self) -> KafkaError | None:
-        return self._error
-
-    def topic(self) -> str:
-        return "labels"
-
-    def partition(self) -> int:
-        return 1
-
-    def offset(self) -> int:
-        return 7
-
-    def key(self) -> bytes:
-        return b"p1"
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def timestamp(self) -> tuple[int, int]:
-        return TIMESTAMP_CREATE_TIME, 1_767_225_600_123
+def message(value: bytes | None = RAW, error: KafkaError | None = None) -> FakeMessage:
+    """A message of ``labels`` partition 1 at offset 7, with a create time."""
+    stamp = (TIMESTAMP_CREATE_TIME, 1_767_225_600_123)
+    return FakeMessage(value, "labels", 1, 7, error_=error, timestamp_=stamp)
 
 
 class Consumer:
-    def __init__(self, batches: list[list[Msg]]) -> None:
+    def __init__(self, batches: list[list[FakeMessage]]) -> None:
         self.batches = batches
 
     def subscribe(self, topics: list[str]) -> None:
         pass
 
-    def consume(self, num_messages: int, timeout: float) -> list[Msg]:
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
         return self.batches.pop(0)
 
     def store_offsets(self, offsets: Any) -> None:
         pass
 
 
-def _ingest(batches: list[list[Msg]], registry: CollectorRegistry) -> ValidatingConsumer[Any]:
+def _ingest(
+    batches: list[list[FakeMessage]], registry: CollectorRegistry
+) -> ValidatingConsumer[Any]:
     return ValidatingConsumer(
         Consumer(batches),  # type: ignore[arg-type]
         {"labels": LabelObserved},
@@ -69,7 +52,7 @@ def _ingest(batches: list[list[Msg]], registry: CollectorRegistry) -> Validating
 
 def test_received_carries_the_broker_timestamp_and_the_raw_message() -> None:
     registry = CollectorRegistry()
-    [r] = _ingest([[Msg()]], registry).poll()
+    [r] = _ingest([[message()]], registry).poll()
     assert r.timestamp_ms == 1_767_225_600_123
     assert r.message is not None and r.message.value() == RAW
     assert (r.topic, r.partition, r.offset, r.key) == ("labels", 1, 7, b"p1")
@@ -77,8 +60,8 @@ def test_received_carries_the_broker_timestamp_and_the_raw_message() -> None:
 
 def test_brokers_down_is_reported_until_records_flow_again() -> None:
     registry = CollectorRegistry()
-    down = Msg(error=KafkaError(KafkaError._ALL_BROKERS_DOWN))
-    ingest = _ingest([[down], [], [Msg()]], registry)
+    down = message(error=KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    ingest = _ingest([[down], [], [message()]], registry)
 
     def up() -> float | None:
         return registry.get_sample_value(DEPENDENCY_UP, {"dependency": "kafka"})

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 from modelguard.contracts import LabelObserved, PredictionLogged
 from modelguard.core.metrics import MetricsConfig, MetricsProcessor, PartitionState
 from modelguard_services.metrics.exposition import MetricsCollector, build_view
+from tests.support.events import prediction
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -24,15 +25,7 @@ def _coverage(processor: MetricsProcessor, state: PartitionState) -> float | Non
 
 
 def _prediction(i: int, t: datetime) -> PredictionLogged:
-    return PredictionLogged(
-        prediction_id=f"p{i}",
-        model="m",
-        version="v1",
-        unit_id="u",
-        event_time=t,
-        prediction=1,
-        latency_ms=1.0,
-    )
+    return prediction(prediction_id=f"p{i}", model="m", unit_id="u", event_time=t, latency_ms=1.0)
 
 
 def test_coverage_before_any_window_closed_counts_expired_not_pending() -> None:

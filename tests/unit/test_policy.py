@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from modelguard.contracts.common import Severity, WindowSpec
-from modelguard.contracts.drift import DriftSignal
-from modelguard.contracts.metric_window import MetricWindowClosed
+from modelguard.contracts.common import Severity
 from modelguard.core.control import Evidence, PolicyError, assess, load_policies, parse_policies
 from modelguard.core.control.evidence import DriftRecord, WindowRecord
 from modelguard.core.control.policy import policy_hash
+from tests.support.control import T0, drift_signal, metric_window
+from tests.support.control import after as at
 
 ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 POLICY = """
 models:
@@ -40,45 +39,12 @@ def window(
     extra: dict[str, float] | None = None,
 ) -> WindowRecord:
     metrics = {"accuracy": acc, "latency_p95_ms": p95, **(extra or {})}
-    return WindowRecord.from_event(
-        MetricWindowClosed(
-            event_id=f"w-{version}-{i}",
-            model="fraud",
-            version=version,
-            window=WindowSpec(kind="tumbling", length_seconds=10),
-            window_start=T0 + timedelta(seconds=10 * i),
-            window_end=T0 + timedelta(seconds=10 * (i + 1)),
-            n_predictions=n,
-            n_labelled=n,
-            n_errors=errors,
-            metrics=metrics,
-            emitted_at=T0 + timedelta(seconds=10 * (i + 1)),
-        )
-    )
+    return WindowRecord.from_event(metric_window(i, version, n=n, errors=errors, metrics=metrics))
 
 
 def drift(i: int, severity: Severity, detected: bool = True, kind: str = "data") -> DriftRecord:
-    return DriftRecord.from_event(
-        DriftSignal(
-            event_id=f"d-{i}",
-            model="fraud",
-            version="v1",
-            kind=kind,  # type: ignore[arg-type]
-            feature="amount",
-            test="psi",
-            statistic=0.4,
-            drift_detected=detected,
-            severity=severity,
-            window_start=T0 + timedelta(seconds=10 * i),
-            window_end=T0 + timedelta(seconds=10 * (i + 1)),
-            n_reference=1000,
-            n_current=500,
-        )
-    )
-
-
-def at(i: int) -> datetime:
-    return T0 + timedelta(seconds=10 * (i + 1) + 1)
+    signal = drift_signal(i, severity, detected=detected, statistic=0.4, n_current=500, kind=kind)
+    return DriftRecord.from_event(signal)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ the pydantic contract models."""
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from modelguard.contracts.base import Identifier, Name
 from modelguard.contracts.codec import decode_event
@@ -21,35 +20,9 @@ from modelguard.contracts.limits import LIMITS
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 from modelguard.sdk import InvalidEventError, PredictionEncoder
 from modelguard.sdk import encode as enc_module
+from tests.support.sdk import PREDICTION_ARGS, T, agrees
 
-T = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-BASE: dict[str, Any] = {
-    "prediction_id": "p1",
-    "model": "fraud",
-    "version": "v2",
-    "unit_id": "u1",
-    "event_time": T,
-    "features": {"amount": 12.5, "n": 3},
-    "prediction": 1,
-    "probabilities": {"0": 0.25, "1": 0.75},
-    "latency_ms": 4.0,
-}
-
-
-def agrees(enc: PredictionEncoder, args: dict[str, Any]) -> None:
-    """``enc`` accepts ``args`` exactly when the contract does, with the same event."""
-    try:
-        expected: PredictionLogged | None = PredictionLogged.model_validate(args)
-    except ValidationError:
-        expected = None
-    try:
-        _, value = enc.encode(**args)
-    except InvalidEventError:
-        assert expected is None, f"the SDK rejected a valid event: {args}"
-        return
-    assert expected is not None, f"the SDK accepted an invalid event: {args}"
-    assert decode_event(PredictionLogged, value) == expected
-    json.loads(value)  # strict JSON
+BASE: dict[str, Any] = {**PREDICTION_ARGS, "features": {"amount": 12.5, "n": 3}}
 
 
 def test_identifier_check_is_never_looser_than_the_contract() -> None:
@@ -89,7 +62,7 @@ def test_identifier_check_is_never_looser_than_the_contract() -> None:
     ],
 )
 def test_edge_values_agree_with_the_contract(change: dict[str, Any]) -> None:
-    agrees(PredictionEncoder(), {**BASE, **change})
+    agrees(PredictionLogged, PredictionEncoder().encode, {**BASE, **change})
 
 
 def test_remembered_names_do_not_lift_the_feature_limit() -> None:
@@ -115,7 +88,7 @@ class _Odd(tzinfo):
 
 def test_unusual_tzinfo_is_encoded_by_the_fallback() -> None:
     args = {**BASE, "event_time": datetime(2026, 1, 1, 13, 0, tzinfo=_Odd())}
-    agrees(PredictionEncoder(), args)
+    agrees(PredictionLogged, PredictionEncoder().encode, args)
 
 
 def test_labels_use_the_same_encoder() -> None:
@@ -154,4 +127,4 @@ values = st.one_of(
     latency_ms=st.one_of(st.floats(-1, 5), st.integers(0, 5), st.just(True)),
 )
 def test_a_long_lived_encoder_agrees_with_the_contract(**kwargs: Any) -> None:
-    agrees(SHARED, {**BASE, **kwargs})
+    agrees(PredictionLogged, SHARED.encode, {**BASE, **kwargs})

@@ -276,38 +276,25 @@ def test_render_script_writes_the_same_acl_file_as_the_launcher(tmp_path: Path) 
     for role, pw in passwords.items():
         (tmp_path / f"redis-{role}").write_text(pw + "\n")
     acl = tmp_path / "users.acl"
-    result = subprocess.run(
-        [
-            "sh",
-            str(ROOT / "deploy" / "redis-acl" / "render-acl.sh"),
-            "sh",
-            "-c",
-            'test "$1" = --aclfile && cat "$2"',
-            "sh",
-        ],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "REDIS_ACL_RULES": str(ROOT / "deploy" / "redis-acl" / "acl-rules.conf"),
-            "REDIS_SECRETS_DIR": str(tmp_path),
-            "REDIS_ACL_FILE": str(acl),
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+
+    def render(*command: str) -> subprocess.CompletedProcess[str]:
+        """deploy/redis-acl/render-acl.sh with the secrets in tmp_path, then ``command``."""
+        return subprocess.run(
+            ["sh", str(ROOT / "deploy" / "redis-acl" / "render-acl.sh"), *command],
+            env={
+                "PATH": "/usr/bin:/bin",
+                "REDIS_ACL_RULES": str(ROOT / "deploy" / "redis-acl" / "acl-rules.conf"),
+                "REDIS_SECRETS_DIR": str(tmp_path),
+                "REDIS_ACL_FILE": str(acl),
+            },
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    result = render("sh", "-c", 'test "$1" = --aclfile && cat "$2"', "sh")
     assert result.returncode == 0, result.stderr
     assert result.stdout == redis_acl.acl_file(passwords, prefix="modelguard")
     (tmp_path / "redis-drift").unlink()
-    failed = subprocess.run(
-        ["sh", str(ROOT / "deploy" / "redis-acl" / "render-acl.sh"), "true"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "REDIS_ACL_RULES": str(ROOT / "deploy" / "redis-acl" / "acl-rules.conf"),
-            "REDIS_SECRETS_DIR": str(tmp_path),
-            "REDIS_ACL_FILE": str(acl),
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    failed = render("true")
     assert failed.returncode != 0 and "redis-drift" in failed.stderr

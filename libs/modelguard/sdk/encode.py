@@ -75,8 +75,8 @@ def _dumps(data: dict[str, Any]) -> bytes:
         return to_json(data)
 
 
-def _is_id(value: object) -> bool:
-    """An ``Identifier``: 1 to ``max_id_length`` characters, none of them whitespace.
+def _token_check(longest: int) -> Callable[[object], bool]:
+    """The fast check of a token: 1 to ``longest`` characters, none of them whitespace.
 
     ``str.isprintable()`` is false for every whitespace character except the space
     (Unicode categories Cc, Zs, Zl, Zp), so with the space excluded it implies the
@@ -84,22 +84,22 @@ def _is_id(value: object) -> bool:
     characters: those events take the contract's path); a test checks this against the
     contract over all code points.
     """
-    return (
-        type(value) is str
-        and 0 < len(value) <= _MAX_ID
-        and value.isprintable()
-        and " " not in value
-    )
+
+    def check(value: object) -> bool:
+        return (
+            type(value) is str
+            and 0 < len(value) <= longest
+            and value.isprintable()
+            and " " not in value
+        )
+
+    return check
 
 
-def _is_name(value: object) -> bool:
-    """A ``Name`` (feature or metric name), checked like :func:`_is_id`."""
-    return (
-        type(value) is str
-        and 0 < len(value) <= _MAX_NAME
-        and value.isprintable()
-        and " " not in value
-    )
+#: An ``Identifier`` (ids, model and version names): up to ``max_id_length`` characters.
+_is_id = _token_check(_MAX_ID)
+#: A ``Name`` (feature or metric name): up to ``max_name_length`` characters.
+_is_name = _token_check(_MAX_NAME)
 
 
 def _is_class(value: str) -> bool:

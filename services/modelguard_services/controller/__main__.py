@@ -6,7 +6,6 @@ directory from ``--policies`` (default ``MODELGUARD_POLICIES`` or ``deploy/polic
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
@@ -21,11 +20,11 @@ from modelguard.adapters.settings import CommonSettings
 from modelguard.core.control import PolicyError, load_policies
 from modelguard.routing import RoutingTableStore
 from modelguard_services.controller import ControllerService
-from modelguard_services.runtime import serve
+from modelguard_services.runtime import serve, service_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="modelguard-controller", description=__doc__)
+    parser = service_parser("modelguard-controller", __doc__)
     parser.add_argument(
         "--policies",
         type=Path,
@@ -34,7 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="decide and log, write nothing")
     parser.add_argument("--replica", default=None, help="replica name (default host-pid)")
     parser.add_argument("--lease-ttl", type=float, default=3.0, metavar="SECONDS")
-    parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS")
     args = parser.parse_args(argv)
     settings = CommonSettings()
     configure_logging(settings.log_level)

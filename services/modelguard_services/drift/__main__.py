@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import threading
 from pathlib import Path
 
@@ -11,14 +10,14 @@ from prometheus_client import CollectorRegistry
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.drift import DriftConfig
 from modelguard_services.drift.app import DriftService
-from modelguard_services.runtime import serve
+from modelguard_services.runtime import serve, service_parser
 
 #: The drift core's defaults (one home: ``DriftConfig``).
 _DEFAULTS = DriftConfig()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="modelguard-drift", description=__doc__)
+    parser = service_parser("modelguard-drift", __doc__)
     parser.add_argument(
         "--window-events",
         type=int,
@@ -53,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="save state + offsets to Redis this often (2)",
     )
-    parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS")
     args = parser.parse_args(argv)
     if args.window_events < 100 or args.warmup_events < 100 or not 0 < args.alpha < 1:
         parser.error("--window-events and --warmup-events must be >= 100, --alpha in (0, 1)")

@@ -35,7 +35,7 @@ from modelguard.adapters.dependency import DependencyGuard
 from modelguard.adapters.drift_store import DriftCheckpoints, ReferenceStore
 from modelguard.adapters.guarded_redis import make_guarded_redis
 from modelguard.adapters.ingest import Received
-from modelguard.adapters.partitioned import PartitionedRuntime, RuntimeOptions
+from modelguard.adapters.partitioned import PartitionedRuntime
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.base import Event
 from modelguard.contracts.codec import encode_event
@@ -59,6 +59,7 @@ from modelguard.core.drift import (
     summary,
 )
 from modelguard_services.drift.metrics import DriftMetrics
+from modelguard_services.runtime import partitioned_runtime
 
 SERVICE = "drift"
 log = structlog.get_logger("modelguard.drift")
@@ -83,17 +84,13 @@ class DriftService:
         topics = settings.topics
         group_id = group_id or settings.consumer_group(SERVICE)
         self._topics = topics
-        self.runtime: PartitionedRuntime[Event] = PartitionedRuntime(
-            settings.kafka_connection(),
+        self.runtime: PartitionedRuntime[Event] = partitioned_runtime(
+            settings,
             registry,
-            RuntimeOptions(
-                service=SERVICE,
-                group_id=group_id,
-                models={topics.predictions: PredictionLogged, topics.labels: LabelObserved},
-                dead_letter_topic=topics.dead_letter,
-                checkpoint_interval=checkpoint_interval,
-                batch=1000,
-            ),
+            SERVICE,
+            group_id,
+            {topics.predictions: PredictionLogged, topics.labels: LabelObserved},
+            checkpoint_interval=checkpoint_interval,
             clock=clock,
         )
         self._producer = self.runtime.producer

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
 from modelguard.adapters.settings import CommonSettings
 from modelguard_services.experiments.app import ExperimentsService
-from modelguard_services.runtime import serve
+from modelguard_services.runtime import serve, service_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="modelguard-experiments", description=__doc__)
+    parser = service_parser("modelguard-experiments", __doc__)
     parser.add_argument("--analysis-interval", type=float, default=10.0, metavar="SECONDS")
-    parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bandit's sampler")
     args = parser.parse_args(argv)
     if args.analysis_interval <= 0:

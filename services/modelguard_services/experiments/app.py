@@ -47,7 +47,6 @@ from modelguard.adapters.guarded_redis import make_guarded_redis
 from modelguard.adapters.ingest import Received
 from modelguard.adapters.partitioned import (
     PartitionedRuntime,
-    RuntimeOptions,
     offset_key,
     offsets_of,
 )
@@ -68,6 +67,7 @@ from modelguard.core.experiments.bandit import bandit_update, ramp_split
 from modelguard.errors import DependencyError
 from modelguard.experiments.registry import ExperimentRegistry
 from modelguard.routing.store import RoutingTableStore
+from modelguard_services.runtime import partitioned_runtime
 
 SERVICE = "experiments"
 log = structlog.get_logger("modelguard.experiments")
@@ -125,17 +125,13 @@ class ExperimentsService:
         self._analysis_interval = analysis_interval
         self._checkpoint_interval = checkpoint_interval
         self._rng = np.random.default_rng(seed)
-        self.runtime: PartitionedRuntime[Event] = PartitionedRuntime(
-            settings.kafka_connection(),
+        self.runtime: PartitionedRuntime[Event] = partitioned_runtime(
+            settings,
             registry,
-            RuntimeOptions(
-                service=SERVICE,
-                group_id=group_id,
-                models={topics.exposures: ExposureLogged, topics.outcomes: OutcomeObserved},
-                dead_letter_topic=topics.dead_letter,
-                checkpoint_interval=checkpoint_interval,
-                batch=1000,
-            ),
+            SERVICE,
+            group_id,
+            {topics.exposures: ExposureLogged, topics.outcomes: OutcomeObserved},
+            checkpoint_interval=checkpoint_interval,
             clock=clock,
         )
         self._producer = self.runtime.producer

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import threading
 
 from prometheus_client import CollectorRegistry
 
 from modelguard_services.metrics.app import MetricsService, tune_gc
 from modelguard_services.metrics.settings import MetricsSettings
-from modelguard_services.runtime import serve
+from modelguard_services.runtime import serve, service_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="modelguard-metrics", description=__doc__)
-    parser.add_argument(
-        "--idle-exit",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="exit after this many seconds without messages",
-    )
+    parser = service_parser("modelguard-metrics", __doc__)
     args = parser.parse_args(argv)
     settings = MetricsSettings()
 

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
-from modelguard_services.runtime import serve
+from modelguard_services.runtime import serve, service_parser
 from modelguard_services.validator.app import ValidatorService
 from modelguard_services.validator.settings import ValidatorSettings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="modelguard-validator", description=__doc__)
-    parser.add_argument(
-        "--idle-exit",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="exit after this many seconds without messages",
-    )
+    parser = service_parser("modelguard-validator", __doc__)
     args = parser.parse_args(argv)
     settings = ValidatorSettings()
     return serve(
