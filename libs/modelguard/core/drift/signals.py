@@ -4,11 +4,11 @@ alarm of the same stream gets the same id after a restart, whatever the batching
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 from modelguard.contracts.common import Severity
 from modelguard.contracts.drift import DriftSignal
+from modelguard.contracts.ids import stable_id
 from modelguard.core.drift import severity as sev
 from modelguard.core.drift.concept import ConceptAlarm
 from modelguard.core.drift.detector import Alarm
@@ -19,7 +19,8 @@ from modelguard.core.drift.state import ModelMonitor
 
 
 def event_id(*parts: object) -> str:
-    return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+    """A drift signal's deterministic id (the one scheme: ``contracts.ids.stable_id``)."""
+    return stable_id("ds", *parts)
 
 
 def origin(o: Observation) -> str:
