@@ -203,8 +203,39 @@ def main(argv: list[str] | None = None) -> int:
                     cell[f"meets_target_vs_{ref}"] = ok
                     targets.append(ok)
                 cells[key] = cell
+    drift_cells = [c for k, c in cells.items() if "/none/" not in k]
+    mine = sum(c["modelguard"]["detected"] for c in drift_cells)
+    rises = sum(c["river_ADWIN_rises"]["detected"] for c in drift_cells)
+    adwin = sum(c["river_ADWIN"]["detected"] for c in drift_cells)
+    false_mine = sum(c["modelguard"]["false_alarm_streams"] for c in cells.values())
+    false_adwin = sum(c["river_ADWIN"]["false_alarm_streams"] for c in cells.values())
+    figures = {
+        "concept_detected_vs_adwin_rises": {
+            "label": "concept drifts detected, ours vs river ADWIN's rising-error alarms",
+            "value": mine,
+            "unit": "streams",
+            "baseline": f"river ADWIN rising alarms on the same error streams (raw ADWIN {adwin})",
+            "baseline_value": rises,
+            "ratio": round(mine / rises, 3) if rises else None,
+            "target": rises,
+            "higher_is_better": True,
+            "pass": mine >= rises,
+        },
+        "concept_false_alarm_streams": {
+            "label": "streams with a false concept-drift alarm, ours vs river ADWIN",
+            "value": false_mine,
+            "unit": "streams",
+            "baseline": "river ADWIN on the same error streams",
+            "baseline_value": false_adwin,
+            "ratio": round(false_mine / false_adwin, 3) if false_adwin else None,
+            "target": false_adwin,
+            "higher_is_better": False,
+            "pass": false_mine <= false_adwin,
+        },
+    }
     result = {
         "benchmark": "concept_drift",
+        "figures": figures,
         "seed": args.seed,
         "streams_per_cell": args.seeds,
         "length": args.length,

@@ -254,6 +254,21 @@ def main(argv: list[str] | None = None) -> int:
     if not only or "nulls" in only:
         result["nulls"] = nulls(args, rng)
     result["shifts"] = shifts(args, rng, only - {"nulls"})
+    if "nulls" in result:
+        result["figures"] = {
+            f"null_false_alarm_rate_{kind}": {
+                "label": f"data-drift false alarms per null stream, {kind} features, defaults",
+                "value": row["data_false_alarm_rate"],
+                "unit": "rate",
+                "baseline": None,
+                "baseline_value": None,
+                "ratio": None,
+                "target": 0.05,
+                "higher_is_better": False,
+                "pass": row["data_false_alarm_rate"] <= 0.05,
+            }
+            for kind, row in result["nulls"].items()
+        }
     result["seconds"] = round(time.perf_counter() - started, 1)
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
     return 0

@@ -514,6 +514,20 @@ def main() -> None:
     worst = max((row["fpr_95ci"][1] for row in out["aa"] + out["bandit"]), default=0.0)
     out["worst_fpr_upper_95"] = worst
     out["all_fpr_upper_95_at_most_alpha"] = worst <= ALPHA
+    naive = max((row["naive_repeated_fpr"] for row in out["aa"]), default=None)
+    out["figures"] = {
+        "aa_fpr_upper_95": {
+            "label": "A/A false-positive rate, largest 95% upper bound over all cells",
+            "value": worst,
+            "unit": "rate",
+            "baseline": "naive z-test repeated at the same looks (largest cell), same run",
+            "baseline_value": naive,
+            "ratio": round(worst / naive, 3) if naive else None,
+            "target": ALPHA,
+            "higher_is_better": False,
+            "pass": worst <= ALPHA,
+        }
+    }
     out["wall_seconds"] = round(time.perf_counter() - t, 1)
     sys.stdout.write(json.dumps(out, indent=2) + "\n")
 

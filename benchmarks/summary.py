@@ -46,7 +46,14 @@ BENCHES = {
     "metrics": "bench_metrics.py",
     "drift": "bench_drift.py",
     "experiments": "bench_experiments.py",
+    "experiments_validity": "bench_experiments_validity.py",
+    "concept_drift": "bench_concept_drift.py",
+    "data_drift": "bench_data_drift.py",
 }
+#: The statistical suites (issue 12): calibration and power under service conditions, not
+#: speed. A full ``./dev bench`` runs them; ``--quick`` leaves them out unless ``--only``
+#: names them (their smoke sizes cannot show the calibration bounds anyway).
+STATISTICS = ("experiments_validity", "concept_drift", "data_drift")
 TIMEOUT_S = {"quick": 150, "full": 1800}
 
 
@@ -210,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
     ap.add_argument("--runs", type=int, default=1, help="runs of the whole set (median)")
-    ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated names")
+    ap.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated names (default: all; --quick: all but {STATISTICS})",
+    )
     ap.add_argument("--markdown", action="store_true", help="print the README section")
     ap.add_argument("--input", default=str(OUT_DIR / "summary.json"))
     ap.add_argument("--output", default=str(OUT_DIR / "summary.json"))
@@ -218,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         sys.stdout.write(markdown(json.loads(Path(args.input).read_text())))
         return 0
-    names = [n for n in args.only.split(",") if n]
+    names = [n for n in args.only.split(",") if n] or [
+        n for n in BENCHES if not (args.quick and n in STATISTICS)
+    ]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         ap.error(f"unknown benchmarks {unknown}; known: {', '.join(BENCHES)}")
