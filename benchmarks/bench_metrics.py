@@ -36,6 +36,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
+from modelguard.adapters.ingest import Received
 from modelguard.adapters.kafka import delete_topics, ensure_topics
 from modelguard.adapters.logging import configure_logging
 from modelguard.contracts import LabelObserved, PredictionLogged, Topics, decode_event, encode_event
@@ -141,12 +142,12 @@ class _TimedService(MetricsService):
     first_at: float | None = None
     last_at: float = 0.0
 
-    def _handle(self, batch: list[Any]) -> None:
-        if batch and self.first_at is None:
+    def handle(self, received: Received[PredictionLogged | LabelObserved]) -> None:
+        # the shared runtime hands the service one event at a time (ADR 0010)
+        if self.first_at is None:
             self.first_at = time.perf_counter()
-        super()._handle(batch)
-        if batch:
-            self.last_at = time.perf_counter()
+        super().handle(received)
+        self.last_at = time.perf_counter()
 
 
 def worker_rate(t: Topics, total: int) -> tuple[float, int]:

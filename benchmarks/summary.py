@@ -57,6 +57,20 @@ STATISTICS = ("experiments_validity", "concept_drift", "data_drift")
 TIMEOUT_S = {"quick": 150, "full": 1800}
 
 
+def bench_env() -> dict[str, str]:
+    """The environment of each benchmark: the local stack's endpoints and its Redis admin
+    user (the launcher's Redis has ACL users, ADR 0012), unless the caller set them."""
+    from modelguard_devstack import Stack
+
+    endpoints = Stack().endpoints
+    found = {
+        "MODELGUARD_KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
+    }
+    found.update(endpoints.redis_env("admin"))
+    return {**found, **os.environ}
+
+
 def run_bench(name: str, quick: bool) -> dict[str, Any]:
     """One benchmark in a subprocess: its JSON (or the error), seconds and load."""
     cmd = [sys.executable, str(HERE / BENCHES[name]), *(["--quick"] if quick else [])]
@@ -66,6 +80,7 @@ def run_bench(name: str, quick: bool) -> dict[str, Any]:
         done = subprocess.run(
             cmd,
             cwd=ROOT,
+            env=bench_env(),
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S["quick" if quick else "full"],
