@@ -3,6 +3,7 @@ steps one part calls on another (:mod:`.join` and :mod:`.windowing` implement th
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from modelguard.core.metrics.config import MetricsConfig, VersionKey
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from modelguard.core.metrics.state import ClosedWindow, PartitionState, Pending, VersionState
 
 
-class ProcessorBase:
+class ProcessorBase(ABC):
     """Settings and window geometry (finest length first) of a metrics processor."""
 
     def __init__(self, config: MetricsConfig | None = None) -> None:
@@ -28,11 +29,12 @@ class ProcessorBase:
         self._forget_after = self.config.label_ttl_s + self.config.orphan_grace_s
 
     # -- steps of the other parts (join: expiry and memory; windowing: windows) ------
+    @abstractmethod
     def _window(
         self, state: PartitionState, t: float, key: VersionKey, kind: str
-    ) -> Aggregate | None:
-        raise NotImplementedError
+    ) -> Aggregate | None: ...
 
+    @abstractmethod
     def _emit_count_window(
         self,
         state: PartitionState,
@@ -41,15 +43,15 @@ class ProcessorBase:
         vs: VersionState,
         end: float,
         out: list[ClosedWindow],
-    ) -> None:
-        raise NotImplementedError
+    ) -> None: ...
 
-    def _sweep(self, state: PartitionState, w: float) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _sweep(self, state: PartitionState, w: float) -> None: ...
 
-    def _expire(self, state: PartitionState, pid: str, p: Pending) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _expire(self, state: PartitionState, pid: str, p: Pending) -> None: ...
 
+    @abstractmethod
     def _compare(
         self,
         state: PartitionState,
@@ -57,5 +59,4 @@ class ProcessorBase:
         vs: VersionState,
         name: str,
         metrics: dict[str, float],
-    ) -> None:
-        raise NotImplementedError
+    ) -> None: ...
