@@ -229,8 +229,10 @@ class DriftService:
             return
         drained = []
         for tp in self._raw_consumer.position(assigned):
-            _, high = self._raw_consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0 and tp.offset >= high:
+            low, high = self._raw_consumer.get_watermark_offsets(tp, cached=True)
+            # an empty partition has no position (nothing was ever fetched from it): it
+            # is read to its end as soon as the broker says it holds nothing
+            if high >= 0 and (tp.offset >= high or (tp.offset < 0 and low == high)):
                 drained.append(tp.partition)
         self._emit(self._processor.caught_up(self._state, drained))
 
