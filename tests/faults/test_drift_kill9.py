@@ -33,8 +33,8 @@ from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import DriftSignal, LabelObserved, PredictionLogged, Topics, encode_event
 from modelguard.contracts.codec import decode_event
 from modelguard.core.drift.processor import DriftConfig, DriftProcessor
-from tests.integration.test_metrics_service import ROOT
 from tests.support.kafka import read_all
+from tests.support.metrics_service import ROOT
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
