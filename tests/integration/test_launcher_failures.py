@@ -30,6 +30,7 @@ def test_kafka_that_cannot_bind_fails_with_its_log(tmp_path: Path, servers: Serv
             root=find_repo_root(),
             kafka_port=busy,
             kafka_controller_port=_free_port(),
+            kafka_sasl_port=_free_port(),  # only the plain listener's port is busy
             run_dir_override=tmp_path,
         )
         kafka = KafkaServer(cfg)

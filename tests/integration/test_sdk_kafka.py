@@ -117,6 +117,7 @@ def private_kafka(tmp_path: Path, servers: Servers) -> Iterator[KafkaServer]:
         root=find_repo_root(),
         kafka_port=_free_port(),
         kafka_controller_port=_free_port(),
+        kafka_sasl_port=_free_port(),  # the session's broker holds the default one
         run_dir_override=tmp_path,
     )
     server = KafkaServer(cfg)
