@@ -10,14 +10,14 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from modelguard.core.drift.detector import Alarm
-from modelguard.core.drift.reference import NumericProfile, column_to_dict, numeric_from_dict
+from modelguard.core.drift.detector import Alarm, ProfiledDetector
+from modelguard.core.drift.reference import NumericProfile
 
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
 
 
-class LLRCusum:
+class LLRCusum(ProfiledDetector):
     """Four one-sided CUSUMs of log-likelihood ratios on reference normal scores.
 
     Alternatives: mean +/- ``mean_shift`` (in reference sigma) and standard deviation
@@ -35,6 +35,8 @@ class LLRCusum:
     """
 
     NAMES = ("cusum_mean_up", "cusum_mean_down", "cusum_scale_up", "cusum_scale_down")
+
+    profile_type = NumericProfile
 
     def __init__(
         self,
@@ -132,22 +134,10 @@ class LLRCusum:
         self.statistic = float(d["statistic"])
         self._drift_detected = bool(d["drift_detected"])
 
-    def to_dict(self) -> dict[str, Any]:
-        """Parameters, reference and state as a strict JSON value."""
+    def constructor_params(self) -> dict[str, Any]:
         return {
-            "reference": column_to_dict(self.reference),
-            "params": {
-                "mean_shift": self.mean_shift,
-                "scale_ratio": self.scale_ratio,
-                "alpha": self.alpha,
-                "horizon": self.horizon,
-            },
-            "state": self.state_dict(),
+            "mean_shift": self.mean_shift,
+            "scale_ratio": self.scale_ratio,
+            "alpha": self.alpha,
+            "horizon": self.horizon,
         }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        """The inverse of :meth:`to_dict`."""
-        det = cls(numeric_from_dict(d["reference"]), **d["params"])
-        det.load_state(d["state"])
-        return det

@@ -18,9 +18,18 @@ the contract.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, TypeVar, cast, runtime_checkable
+
+from modelguard.core.drift.reference import (
+    CategoricalProfile,
+    NumericProfile,
+    ReferenceDataError,
+    column_from_dict,
+    column_to_dict,
+)
 
 X_contra = TypeVar("X_contra", contravariant=True)
 
@@ -71,3 +80,45 @@ class Detector(Protocol[X_contra]):
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
         """The inverse of :meth:`to_dict`."""
         ...
+
+
+class ProfiledDetector(ABC):
+    """The one serialised form of a detector built from a reference profile and keyword
+    parameters: ``{"reference", "params", "state"}`` (the :class:`Detector` contract's
+    ``to_dict`` / ``from_dict``). A detector supplies its parameters, its state and how
+    its reference profile is read back."""
+
+    reference: Any
+    #: The kind of reference profile the detector takes.
+    profile_type: ClassVar[type[NumericProfile] | type[CategoricalProfile]]
+
+    @abstractmethod
+    def constructor_params(self) -> dict[str, Any]:
+        """The keyword parameters the detector was built with."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """The detector's state (no parameters, no reference)."""
+
+    @abstractmethod
+    def load_state(self, d: Mapping[str, Any]) -> None:
+        """The inverse of :meth:`state_dict`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Parameters, reference and state as a strict JSON value."""
+        return {
+            "reference": column_to_dict(self.reference),
+            "params": self.constructor_params(),
+            "state": self.state_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        """The inverse of :meth:`to_dict`."""
+        build = cast(Callable[..., Self], cls)  # every subclass takes (reference, **params)
+        reference = column_from_dict("reference", d["reference"])
+        if not isinstance(reference, cls.profile_type):
+            raise ReferenceDataError(f"{cls.__name__} needs a {cls.profile_type.__name__}")
+        det = build(reference, **d["params"])
+        det.load_state(d["state"])
+        return det

@@ -42,8 +42,8 @@ import numpy as np
 import numpy.typing as npt
 
 from modelguard.core.drift.cusum import LLRCusum
-from modelguard.core.drift.detector import Alarm
-from modelguard.core.drift.reference import NumericProfile, column_to_dict, numeric_from_dict
+from modelguard.core.drift.detector import Alarm, ProfiledDetector
+from modelguard.core.drift.reference import NumericProfile
 from modelguard.core.drift.sliding_window import (
     SlidingWindowChi2,
     SlidingWindowKS,
@@ -62,7 +62,7 @@ __all__ = [
 IntArray = npt.NDArray[np.intp]
 
 
-class NumericDriftDetector:
+class NumericDriftDetector(ProfiledDetector):
     """The default per-feature numeric detector: sliding-window KS (shape) plus the
     likelihood-ratio CUSUMs (fast on location and scale shifts).
 
@@ -80,6 +80,8 @@ class NumericDriftDetector:
     >>> [a.test for a in det.update_many(rng.normal(0.0, 2.0, size=500)).alarms][:1]
     ['cusum_scale_up']
     """
+
+    profile_type = NumericProfile
 
     def __init__(
         self,
@@ -160,20 +162,8 @@ class NumericDriftDetector:
         self.cusum.load_state(d["cusum"])
         self._drift_detected = bool(d["drift_detected"])
 
-    def to_dict(self) -> dict[str, Any]:
-        """Parameters, reference and state as a strict JSON value."""
-        return {
-            "reference": column_to_dict(self.reference),
-            "params": dict(self.params),
-            "state": self.state_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        """The inverse of :meth:`to_dict`."""
-        det = cls(numeric_from_dict(d["reference"]), **d["params"])
-        det.load_state(d["state"])
-        return det
+    def constructor_params(self) -> dict[str, Any]:
+        return dict(self.params)
 
     def recent_shift(self) -> tuple[float, float]:
         """(mean of normal scores, their standard deviation) over the KS window: the

@@ -8,7 +8,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
@@ -17,13 +17,10 @@ import numpy.typing as npt
 from scipy.special import chdtri
 
 from modelguard.core.drift import stats
-from modelguard.core.drift.detector import Alarm
+from modelguard.core.drift.detector import Alarm, ProfiledDetector
 from modelguard.core.drift.reference import (
     CategoricalProfile,
     NumericProfile,
-    categorical_from_dict,
-    column_to_dict,
-    numeric_from_dict,
 )
 
 IntArray = npt.NDArray[np.intp]
@@ -85,7 +82,7 @@ def _union_alpha(alpha: float, horizon: int, stride: int) -> float:
     return alpha / max(1.0, horizon / stride)
 
 
-class _WindowTest(ABC):
+class _WindowTest(ProfiledDetector):
     """Shared driver of the sliding-window tests: scan, find the first alarm, restart."""
 
     test_name = "window"
@@ -196,6 +193,8 @@ class SlidingWindowKS(_WindowTest):
 
     test_name = "ks_window"
 
+    profile_type = NumericProfile
+
     def __init__(
         self,
         reference: NumericProfile,
@@ -239,25 +238,13 @@ class SlidingWindowKS(_WindowTest):
             self._alarms = []
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        """Parameters, reference and state as a strict JSON value."""
+    def constructor_params(self) -> dict[str, Any]:
         return {
-            "reference": column_to_dict(self.reference),
-            "params": {
-                "window": self.window,
-                "stride": self.stride,
-                "alpha": self.alpha,
-                "horizon": self.horizon,
-            },
-            "state": self.state_dict(),
+            "window": self.window,
+            "stride": self.stride,
+            "alpha": self.alpha,
+            "horizon": self.horizon,
         }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        """The inverse of :meth:`to_dict`."""
-        det = cls(numeric_from_dict(d["reference"]), **d["params"])
-        det.load_state(d["state"])
-        return det
 
 
 def pooled_categories(reference: CategoricalProfile, window: int) -> tuple[IntArray, FloatArray]:
@@ -303,6 +290,8 @@ class SlidingWindowChi2(_WindowTest):
     """
 
     test_name = "chi2_window"
+
+    profile_type = CategoricalProfile
 
     def __init__(
         self,
@@ -376,23 +365,11 @@ class SlidingWindowChi2(_WindowTest):
         """Feed one category (an unseen one only clears ``drift_detected``)."""
         return self.update_many([x])
 
-    def to_dict(self) -> dict[str, Any]:
-        """Parameters, reference and state as a strict JSON value."""
+    def constructor_params(self) -> dict[str, Any]:
         return {
-            "reference": column_to_dict(self.reference),
-            "params": {
-                "window": self.window,
-                "stride": self.stride,
-                "alpha": self.alpha,
-                "horizon": self.horizon,
-                "min_psi": self.min_psi,
-            },
-            "state": self.state_dict(),
+            "window": self.window,
+            "stride": self.stride,
+            "alpha": self.alpha,
+            "horizon": self.horizon,
+            "min_psi": self.min_psi,
         }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        """The inverse of :meth:`to_dict`."""
-        det = cls(categorical_from_dict(d["reference"]), **d["params"])
-        det.load_state(d["state"])
-        return det
