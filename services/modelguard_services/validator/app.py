@@ -1,28 +1,47 @@
-"""The validator loop, separated from process start-up so tests can run it in a thread."""
+"""The validator loop, separated from process start-up so tests can run it in a thread.
+
+The validator runs on the shared partitioned runtime (``modelguard.adapters.partitioned``,
+ADR 0010), like drift, experiments and metrics: the runtime owns the consumer (manual
+commits, range assignor), the dead-lettering of invalid records, the per-message error
+boundary (an event whose counting raises is dead-lettered with stage ``process``) and the
+reconnection after a broker outage (``modelguard_dependency_up{dependency="kafka"}``).
+
+The validator keeps no state of its own besides its counters, so its checkpoint *is* the
+group's committed offsets: every ``validator_commit_interval_s`` the runtime flushes the
+dead letters and then :meth:`ValidatorService.save` commits the consumer's position
+synchronously (a failed commit is retried at the next checkpoint). On every assignment
+(start, rebalance, a session lost in an outage) the runtime resumes at those committed
+offsets. At-least-once: after a crash or a lost session, only what was handled since the
+last successful commit is read again (counted once more by the counters, and visible in
+``modelguard_validated_duplicates_total`` while the ids are remembered); nothing before
+it is, and nothing is skipped.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import structlog
+from confluent_kafka import KafkaException, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
-from modelguard.adapters.dead_letter import DeadLetterPublisher
-from modelguard.adapters.ingest import IngestMetrics, ValidatingConsumer
-from modelguard.adapters.kafka import make_consumer, make_producer
+from modelguard.adapters.ingest import Received
+from modelguard.adapters.partitioned import PartitionedRuntime, parse_offset_key
 from modelguard.adapters.prometheus import counter
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import telemetry
 from modelguard.contracts.predictions import PredictionLogged
 from modelguard.core.metrics.aggregate import REGRESSION_CLASS, class_key, tracked_class
+from modelguard_services.runtime import partitioned_runtime
 from modelguard_services.validator.settings import ValidatorSettings
 
 SERVICE = "validator"
+#: Records per poll (as before the runtime).
+BATCH = 500
 log = structlog.get_logger("modelguard.validator")
 
 
@@ -68,7 +87,7 @@ class PredictionCounters:
 
 
 class ValidatorService:
-    """Consume -> validate -> count, until ``stop`` is set."""
+    """Consume -> validate -> count, until ``stop`` is set (see the module docstring)."""
 
     def __init__(
         self,
@@ -77,47 +96,83 @@ class ValidatorService:
         *,
         group_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        commit_interval: float | None = None,
     ) -> None:
-        """``group_id`` defaults to the settings' (``ValidatorSettings.group_id``)."""
-        topics = settings.topics
+        """``group_id`` defaults to the settings' (``ValidatorSettings.group_id``),
+        ``commit_interval`` to ``validator_commit_interval_s``."""
         vs = (
             settings
             if isinstance(settings, ValidatorSettings)
             else ValidatorSettings.model_validate(settings.model_dump())
         )
-        group_id = group_id or vs.group_id()
-        self._producer = make_producer(settings.kafka_connection())
-        self._consumer = ValidatingConsumer(
-            make_consumer(settings.kafka_connection(), group_id),
-            {topics.predictions: PredictionLogged},
-            DeadLetterPublisher(self._producer, topics.dead_letter, stage=SERVICE),
-            IngestMetrics(registry, SERVICE),
-            clock,
+        self.group_id = group_id or vs.group_id()
+        self.runtime: PartitionedRuntime[PredictionLogged] = partitioned_runtime(
+            settings,
+            registry,
+            SERVICE,
+            self.group_id,
+            {settings.topics.predictions: PredictionLogged},
+            checkpoint_interval=commit_interval or vs.validator_commit_interval_s,
+            clock=clock,
+            batch=BATCH,
         )
         self._counters = PredictionCounters(registry, vs.validator_dedup_ids)
-        self.processed = 0
+        #: offsets (``topic:partition`` -> next to read) of the last successful commit
+        self.committed: dict[str, int] = {}
+        self.commits = 0
+        self.runtime.attach(self)
+
+    @property
+    def processed(self) -> int:
+        """Valid events handled (re-reads included)."""
+        return self.runtime.processed
+
+    # -- runtime hooks -----------------------------------------------------------------
+    def restore(self, partitions: Sequence[int]) -> dict[str, int]:
+        """No state of its own: resume every partition at the group's committed offset."""
+        return {}
+
+    def release(self, partitions: Sequence[int]) -> None:
+        """Nothing per partition to forget (the counters are the process's)."""
+
+    def handle(self, received: Received[PredictionLogged]) -> None:
+        self._counters.observe(received.event)
+
+    def save(self, offsets: Mapping[str, int]) -> bool:
+        """Commit ``offsets`` (the dead letters before them are delivered already) and
+        wait for the broker's answer; False (retried at the next checkpoint) when the
+        commit failed, e.g. while the group coordinator is unreachable."""
+        commit = [TopicPartition(*parse_offset_key(k), v) for k, v in offsets.items() if v >= 0]
+        if not commit:
+            return True
+        try:
+            result = self.runtime.consumer.commit(offsets=commit, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("commit_failed", service=SERVICE, error=str(exc))
+            return False
+        failed = [tp for tp in result or [] if tp.error is not None]
+        if failed:
+            log.warning(
+                "commit_failed",
+                service=SERVICE,
+                error=str(failed[0].error),
+                partitions=[f"{tp.topic}:{tp.partition}" for tp in failed],
+            )
+            return False
+        self.committed.update(offsets)
+        self.commits += 1
+        return True
+
+    def tick(self) -> None:
+        """No periodic work."""
+
+    def checkpoint(self) -> bool:
+        """Deliver the dead letters, then commit the offsets (nothing when unchanged)."""
+        return self.runtime.checkpoint()
 
     def run(self, stop: threading.Event, *, idle_exit_seconds: float | None = None) -> int:
         """Process until ``stop`` (or ``idle_exit_seconds`` without messages); returns the
         number of valid events processed."""
-        last_seen = time.monotonic()
-        try:
-            while not stop.is_set():
-                batch = self._consumer.poll(max_messages=500, timeout=0.2)
-                for received in batch:
-                    self._counters.observe(received.event)
-                self._consumer.done(batch)
-                self._producer.poll(0)
-                self.processed += len(batch)
-                if batch:
-                    last_seen = time.monotonic()
-                elif (
-                    idle_exit_seconds is not None
-                    and time.monotonic() - last_seen > idle_exit_seconds
-                ):
-                    break
-        finally:
-            self._producer.flush(10)
-            self._consumer.close()
-        log.info("validator_stopped", processed=self.processed)
-        return self.processed
+        processed = self.runtime.run(stop, idle_exit_seconds=idle_exit_seconds)
+        log.info("validator_stopped", processed=processed, commits=self.commits)
+        return processed
