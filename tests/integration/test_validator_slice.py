@@ -129,3 +129,22 @@ def test_restarted_validator_does_not_reprocess_committed_events(
     second = ValidatorService(settings, CollectorRegistry(), group_id=group)
     assert second.run(threading.Event(), idle_exit_seconds=3.0) == 5
     assert json.loads(_valid(1, "v1"))["prediction_id"] == "p1"
+
+
+def test_the_validator_needs_no_redis(
+    servers: Servers, topics: Topics, settings: CommonSettings
+) -> None:
+    """Issue 11 ("Redis outages"): the validator uses no Redis at all, so a Redis outage
+    cannot stop it. Here nothing listens at its Redis URL (port 1) and it still counts
+    every event and commits its offsets (a second run reads nothing)."""
+    producer = Producer({"bootstrap.servers": servers.kafka_bootstrap})
+    for i in range(5):
+        producer.produce(topics.predictions, key=f"p{i}".encode(), value=_valid(i, "v1"))
+    assert producer.flush(10) == 0
+    no_redis = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    group = f"g-{topics.prefix}"
+    service = ValidatorService(no_redis, CollectorRegistry(), group_id=group)
+    assert service.run(threading.Event(), idle_exit_seconds=3.0) == 5
+    assert service.commits >= 1
+    again = ValidatorService(no_redis, CollectorRegistry(), group_id=group)
+    assert again.run(threading.Event(), idle_exit_seconds=3.0) == 0
