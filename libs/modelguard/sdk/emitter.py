@@ -66,6 +66,27 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def producer_settings(
+    bootstrap: KafkaConnection,
+    *,
+    max_buffer: int,
+    message_timeout_s: float,
+    producer_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The librdkafka settings of the SDK's producer, without its callbacks (one home:
+    the SDK and the benchmark's raw-``produce()`` baseline are built from it)."""
+    return client_config(
+        bootstrap,
+        **PRODUCER_DEFAULTS,
+        **{
+            "queue.buffering.max.messages": max_buffer,
+            "message.timeout.ms": int(message_timeout_s * 1000),
+            "delivery.report.only.error": True,
+        },
+        **dict(producer_config or {}),
+    )
+
+
 class _Collector(Collector):
     """Hot-path counters are plain ints on the SDK; this exposes them."""
 
@@ -128,18 +149,16 @@ class EventSDK:
         self._encoder = PredictionEncoder()
         # Built directly (not make_producer): callback keys contain underscores.
         self._producer = Producer(
-            client_config(
-                bootstrap,
-                **PRODUCER_DEFAULTS,
-                **{
-                    "queue.buffering.max.messages": max_buffer,
-                    "message.timeout.ms": int(message_timeout_s * 1000),
-                    "delivery.report.only.error": True,
-                    "on_delivery": self._on_delivery,
-                    "error_cb": self._on_error,
-                },
-                **dict(producer_config or {}),
-            )
+            {
+                **producer_settings(
+                    bootstrap,
+                    max_buffer=max_buffer,
+                    message_timeout_s=message_timeout_s,
+                    producer_config=producer_config,
+                ),
+                "on_delivery": self._on_delivery,
+                "error_cb": self._on_error,
+            }
         )
         # Hot-path attributes, looked up once (emit_prediction runs per request).
         self._produce = self._producer.produce
