@@ -58,6 +58,7 @@ _MAX_LATENCY_MS = 3_600_000.0
 _CACHE_LIMIT = 4096
 _NAME_CACHE_LIMIT = 65536
 _NUMBER_TYPES = frozenset((int, float))
+_FLOAT_TYPE = frozenset((float,))
 #: Stricter than the contract's 1e-3 (the fast path uses ``sum``, not ``math.fsum``).
 _PROBABILITY_FAST_TOLERANCE = 0.5e-3
 
@@ -303,12 +304,15 @@ class PredictionEncoder:
             self._classes.issuperset(p) or _remember(self._classes, p, _is_class_key)
         ):
             return False
-        total = 0.0
-        for v in p.values():  # NaN fails the comparison
-            if type(v) is not float or not 0.0 <= v <= 1.0:
-                return False
-            total += v
-        return abs(total - 1.0) <= _PROBABILITY_FAST_TOLERANCE
+        values = p.values()
+        # builtins instead of a loop: floats only; a NaN makes the sum NaN, failing the
+        # tolerance test (and min/max then need not see it)
+        return (
+            _FLOAT_TYPE.issuperset(map(type, values))
+            and abs(sum(values) - 1.0) <= _PROBABILITY_FAST_TOLERANCE
+            and min(values) >= 0.0
+            and max(values) <= 1.0
+        )
 
     # -- labels ---------------------------------------------------------------------------
     def encode_label(
@@ -363,9 +367,16 @@ def _feature_values_ok(values: Collection[object]) -> bool:
 def _stages_ok(s: object) -> bool:
     if type(s) is not dict:
         return False
-    return all(
-        k in _STAGES and (type(v) is float or type(v) is int) and 0 <= v <= _MAX_LATENCY_MS
-        for k, v in s.items()
+    if not s:
+        return True
+    values = s.values()
+    # each value >= 0, so the sum bounds each one (stricter than the contract, which the
+    # rare sum beyond the bound falls back to); a NaN makes the sum NaN and fails
+    return (
+        _STAGES.issuperset(s)
+        and _NUMBER_TYPES.issuperset(map(type, values))
+        and min(values) >= 0
+        and sum(values) <= _MAX_LATENCY_MS
     )
 
 
