@@ -238,7 +238,8 @@ class EventSDK:
         if timer is not None:
             latency_ms = timer.total_ms
             if stage_latency_ms is None and timer.stages_ms:
-                stage_latency_ms = {str(k): v for k, v in timer.stages_ms.items()}
+                # the timer's own dict (names checked by timer.stage), encoded right away
+                stage_latency_ms = timer.stages_ms  # type: ignore[assignment]
         elif latency_ms is None:
             self._count_invalid("prediction")
             raise InvalidEventError("prediction: latency_ms (or timer) is required")
