@@ -58,7 +58,6 @@ _MAX_LATENCY_MS = 3_600_000.0
 _CACHE_LIMIT = 4096
 _NAME_CACHE_LIMIT = 65536
 _NUMBER_TYPES = frozenset((int, float))
-_FLOAT_TYPE = frozenset((float,))
 #: Stricter than the contract's 1e-3 (the fast path uses ``sum``, not ``math.fsum``).
 _PROBABILITY_FAST_TOLERANCE = 0.5e-3
 
@@ -197,107 +196,6 @@ class PredictionEncoder:
     ) -> tuple[bytes, bytes]:
         """:meth:`encode` with positional arguments (the SDK's hot path).
 
-        The common request (a model version seen before, a prediction, no error, score
-        or experiment, feature and class names seen before, a UTC event time) is checked
-        by one short-circuit expression of type tests, set operations and builtin
-        reductions, and encoded from one dict; anything else takes :meth:`_encode_any`
-        (the same rules, field by field, then the contract). Same bytes either way: the
-        fields in the same order, only those set.
-        """
-        if (
-            error_type is None
-            and score is None
-            and experiment_id is None
-            and prediction is not None
-            and type(features) is dict
-            and (model, version, task) in self._models  # only valid triples are remembered
-            and type(prediction_id) is str
-            and 0 < len(prediction_id) <= _MAX_ID
-            and prediction_id.isprintable()
-            and " " not in prediction_id
-            and (
-                unit_id is prediction_id
-                or (
-                    type(unit_id) is str
-                    and 0 < len(unit_id) <= _MAX_ID
-                    and unit_id.isprintable()
-                    and " " not in unit_id
-                )
-            )
-            and type(event_time) is datetime
-            and event_time.tzinfo is UTC
-            and _MIN_TIME <= event_time < _MAX_TIME
-            and (type(latency_ms) is float or type(latency_ms) is int)
-            and 0 <= latency_ms <= _MAX_LATENCY_MS
-            and len(features) <= _MAX_FEATURES
-            and self._names.issuperset(features)
-            and _NUMBER_TYPES.issuperset(map(type, features.values()))
-            and sum(map(abs, features.values())) <= _MAX_ABS  # NaN and inf fail
-            and (
-                (type(prediction) is int and -_MAX_ABS_INT <= prediction <= _MAX_ABS_INT)
-                or (
-                    _is_target(prediction)
-                    and not (task == "regression" and type(prediction) is str)
-                )
-            )
-            and (probabilities is None or self._probabilities_ok(probabilities))
-            and (stage_latency_ms is None or _stages_ok(stage_latency_ms))
-        ):
-            data = {
-                "prediction_id": prediction_id,
-                "model": model,
-                "version": version,
-                "unit_id": unit_id,
-                "event_time": event_time,
-                "task": task,
-                "features": features,
-                "latency_ms": latency_ms,
-                "prediction": prediction,
-            }
-            if probabilities is not None:
-                data["probabilities"] = probabilities
-            if stage_latency_ms is not None:
-                data["stage_latency_ms"] = stage_latency_ms
-            try:
-                return prediction_id.encode(), orjson.dumps(data, option=orjson.OPT_UTC_Z)
-            except TypeError:  # orjson.JSONEncodeError: e.g. an int subclass key
-                pass
-        return self._encode_any(
-            prediction_id,
-            model,
-            version,
-            unit_id,
-            event_time,
-            features,
-            prediction,
-            probabilities,
-            score,
-            latency_ms,
-            stage_latency_ms,
-            error_type,
-            experiment_id,
-            task,
-        )
-
-    def _encode_any(
-        self,
-        prediction_id: str,
-        model: str,
-        version: str,
-        unit_id: str,
-        event_time: datetime,
-        features: Mapping[str, Any] | None,
-        prediction: Any,
-        probabilities: Mapping[str, float] | None,
-        score: float | None,
-        latency_ms: float,
-        stage_latency_ms: Mapping[str, float] | None,
-        error_type: str | None,
-        experiment_id: str | None,
-        task: str,
-    ) -> tuple[bytes, bytes]:
-        """Any prediction, checked field by field.
-
         The checks run on the arguments themselves; any doubt (an unusual type, a name
         not seen before that fails its pattern) hands the event to the contract, which
         accepts it or names the invalid field.
@@ -405,15 +303,12 @@ class PredictionEncoder:
             self._classes.issuperset(p) or _remember(self._classes, p, _is_class_key)
         ):
             return False
-        values = p.values()
-        # builtins instead of a loop: floats only; a NaN makes the sum NaN, failing the
-        # tolerance test (and min/max then need not see it)
-        return (
-            _FLOAT_TYPE.issuperset(map(type, values))
-            and abs(sum(values) - 1.0) <= _PROBABILITY_FAST_TOLERANCE
-            and min(values) >= 0.0
-            and max(values) <= 1.0
-        )
+        total = 0.0
+        for v in p.values():  # NaN fails the comparison
+            if type(v) is not float or not 0.0 <= v <= 1.0:
+                return False
+            total += v
+        return abs(total - 1.0) <= _PROBABILITY_FAST_TOLERANCE
 
     # -- labels ---------------------------------------------------------------------------
     def encode_label(
@@ -468,16 +363,9 @@ def _feature_values_ok(values: Collection[object]) -> bool:
 def _stages_ok(s: object) -> bool:
     if type(s) is not dict:
         return False
-    if not s:
-        return True
-    values = s.values()
-    # each value >= 0, so the sum bounds each one (stricter than the contract, which the
-    # rare sum beyond the bound falls back to); a NaN makes the sum NaN and fails
-    return (
-        _STAGES.issuperset(s)
-        and _NUMBER_TYPES.issuperset(map(type, values))
-        and min(values) >= 0
-        and sum(values) <= _MAX_LATENCY_MS
+    return all(
+        k in _STAGES and (type(v) is float or type(v) is int) and 0 <= v <= _MAX_LATENCY_MS
+        for k, v in s.items()
     )
 
 
