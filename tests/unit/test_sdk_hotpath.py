@@ -106,7 +106,7 @@ def test_a_common_request_builds_no_pydantic_model(monkeypatch: pytest.MonkeyPat
     for i in range(3):
         key, _ = enc.encode(
             **{**args, "prediction_id": f"p{i}", "unit_id": f"u{i}"},
-            stage_latency_ms=dict(timer.stages_ms),
+            stage_latency_ms={str(k): v for k, v in timer.stages_ms.items()},
         )
         assert key == f"p{i}".encode()
 
@@ -165,3 +165,19 @@ def test_stage_histogram_counts_every_observation_from_many_threads() -> None:
         t.join()
     count = f'stage="inference"}} {float(n * threads)}'
     assert any(line.endswith(count) and "_count" in line for line in bucket_lines(registry))
+
+
+WIDE = [f"f{i}" for i in range(40)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(numbers, min_size=17, max_size=40),
+    odd=st.sampled_from([(), (None,), ("x",), (math.nan,), (True,), (2**53 + 1,)]),
+)
+def test_wide_feature_rows_agree_with_the_contract(values: list[Any], odd: tuple[Any, ...]) -> None:
+    """More than 16 features take the builtin reductions instead of the loop."""
+    features = dict(zip(WIDE, values, strict=False))
+    if odd:
+        features["f0"] = odd[0]
+    agrees(PredictionLogged, WARM.encode, {**PREDICTION_ARGS, "features": features})
