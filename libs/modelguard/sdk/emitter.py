@@ -31,7 +31,8 @@ import itertools
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any, ParamSpec, TypeVar
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -41,7 +42,7 @@ from prometheus_client.registry import Collector
 
 from modelguard.adapters.clock import utc_now
 from modelguard.adapters.kafka import PRODUCER_DEFAULTS, KafkaConnection, client_config
-from modelguard.adapters.prometheus import counter_snapshot, gauge_snapshot, histogram
+from modelguard.adapters.prometheus import counter_snapshot, gauge_snapshot
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.base import Event
 from modelguard.contracts.codec import encode_event
@@ -53,17 +54,37 @@ from modelguard.contracts.telemetry import (
     MODELGUARD_SDK_DELIVERY_FAILURES,
     MODELGUARD_SDK_DROPPED,
     MODELGUARD_SDK_EVENTS,
-    MODELGUARD_SDK_INFERENCE_DURATION_SECONDS,
     MODELGUARD_SDK_INVALID_CALLS,
 )
 from modelguard.contracts.topics import Topics
 from modelguard.sdk.encode import InvalidEventError, PredictionEncoder
-from modelguard.sdk.latency import LatencyTimer, Stage
+from modelguard.sdk.latency import LatencyTimer, Stage, StageHistogram
 from modelguard.sdk.safelog import safe_logger
 
 log = safe_logger("modelguard.sdk")
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def producer_settings(
+    bootstrap: KafkaConnection,
+    *,
+    max_buffer: int,
+    message_timeout_s: float,
+    producer_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The librdkafka settings of the SDK's producer, without its callbacks (one home:
+    the SDK and the benchmark's raw-``produce()`` baseline are built from it)."""
+    return client_config(
+        bootstrap,
+        **PRODUCER_DEFAULTS,
+        **{
+            "queue.buffering.max.messages": max_buffer,
+            "message.timeout.ms": int(message_timeout_s * 1000),
+            "delivery.report.only.error": True,
+        },
+        **dict(producer_config or {}),
+    )
 
 
 class _Collector(Collector):
@@ -124,22 +145,22 @@ class EventSDK:
         if not message_timeout_s > 0:
             raise ValueError(f"message_timeout_s must be > 0, got {message_timeout_s!r}")
         self.topics = topics or Topics()
-        self._clock = clock
+        # the default clock called as datetime.now(UTC) directly: the same value, one
+        # Python frame less per event
+        self._clock = functools.partial(datetime.now, UTC) if clock is utc_now else clock
         self._encoder = PredictionEncoder()
         # Built directly (not make_producer): callback keys contain underscores.
         self._producer = Producer(
-            client_config(
-                bootstrap,
-                **PRODUCER_DEFAULTS,
-                **{
-                    "queue.buffering.max.messages": max_buffer,
-                    "message.timeout.ms": int(message_timeout_s * 1000),
-                    "delivery.report.only.error": True,
-                    "on_delivery": self._on_delivery,
-                    "error_cb": self._on_error,
-                },
-                **dict(producer_config or {}),
-            )
+            {
+                **producer_settings(
+                    bootstrap,
+                    max_buffer=max_buffer,
+                    message_timeout_s=message_timeout_s,
+                    producer_config=producer_config,
+                ),
+                "on_delivery": self._on_delivery,
+                "error_cb": self._on_error,
+            }
         )
         # Hot-path attributes, looked up once (emit_prediction runs per request).
         self._produce = self._producer.produce
@@ -165,9 +186,9 @@ class EventSDK:
         self._prediction_headers = self._headers["prediction"]
         self.registry = registry if registry is not None else CollectorRegistry()
         self.registry.register(_Collector(self))
-        self.inference_duration = histogram(
-            MODELGUARD_SDK_INFERENCE_DURATION_SECONDS, self.registry
-        )
+        #: ``modelguard_sdk_inference_duration_seconds`` of the stages timed here.
+        self.inference_duration = StageHistogram(self.registry)
+        self._observers: dict[tuple[str, str], Callable[[Stage, float], None]] = {}
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="modelguard-sdk", daemon=True)
         self._poller.start()
@@ -219,7 +240,8 @@ class EventSDK:
         if timer is not None:
             latency_ms = timer.total_ms
             if stage_latency_ms is None and timer.stages_ms:
-                stage_latency_ms = {str(k): v for k, v in timer.stages_ms.items()}
+                # the timer's own dict (names checked by timer.stage), encoded right away
+                stage_latency_ms = timer.stages_ms  # type: ignore[assignment]
         elif latency_ms is None:
             self._count_invalid("prediction")
             raise InvalidEventError("prediction: latency_ms (or timer) is required")
@@ -334,26 +356,34 @@ class EventSDK:
     def timer(self, model: str, version: str) -> LatencyTimer:
         """A :class:`LatencyTimer` whose stages feed
         ``modelguard_sdk_inference_duration_seconds``."""
-        children = {
-            stage: self.inference_duration.labels(model, version, stage) for stage in LATENCY_STAGES
-        }
-
-        def observe(stage: Stage, seconds: float) -> None:
-            children[stage].observe(seconds)
-
+        observe = self._observers.get((model, version))
+        if observe is None:
+            observe = self._observer(model, version)
         return LatencyTimer(observe)
+
+    def _observer(self, model: str, version: str) -> Callable[[Stage, float], None]:
+        if not (isinstance(model, str) and isinstance(version, str)):
+            raise TypeError(f"model and version must be strings, got {model!r}, {version!r}")
+        observe = self.inference_duration.observer(model, version)
+        self._observers[(model, version)] = observe
+        return observe
 
     def timed(
         self, stage: Stage, model: str, version: str
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorator timing every call of a function as ``stage`` of ``model/version``."""
-        child = self.inference_duration.labels(model, version, stage)
+        if stage not in LATENCY_STAGES:
+            raise ValueError(f"stage must be one of {', '.join(LATENCY_STAGES)}; got {stage!r}")
+        observe = self._observer(model, version)
 
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
             @functools.wraps(fn)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                with child.time():
+                t0 = perf_counter()
+                try:
                     return fn(*args, **kwargs)
+                finally:
+                    observe(stage, perf_counter() - t0)
 
             return wrapper
 

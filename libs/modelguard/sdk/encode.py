@@ -58,6 +58,8 @@ _MAX_LATENCY_MS = 3_600_000.0
 _CACHE_LIMIT = 4096
 _NAME_CACHE_LIMIT = 65536
 _NUMBER_TYPES = frozenset((int, float))
+#: Up to this many features, a loop checks them faster than builtin reductions.
+_LOOP_FEATURES = 16
 #: Stricter than the contract's 1e-3 (the fast path uses ``sum``, not ``math.fsum``).
 _PROBABILITY_FAST_TOLERANCE = 0.5e-3
 
@@ -238,10 +240,14 @@ class PredictionEncoder:
                 len(features) <= _MAX_FEATURES
                 and (self._names.issuperset(features) or _remember(self._names, features, _is_name))
                 and (
-                    # all numbers: one pass; |x| summed is within the bound only if every
-                    # |x| is, and a NaN or infinity makes it fail (stricter: a sum beyond
+                    # a few features: one Python loop with the contract's exact rules
+                    # (cheaper than two builtin passes up to ~16 values, measured)
+                    _feature_values_ok(values)
+                    if len(features) <= _LOOP_FEATURES
+                    # many, all numbers: |x| summed is within the bound only if every |x|
+                    # is, and a NaN or infinity makes it fail (stricter: a sum beyond
                     # 2**53 of values within it goes to the contract, which accepts it)
-                    sum(map(abs, values)) <= _MAX_ABS
+                    else sum(map(abs, values)) <= _MAX_ABS
                     if _NUMBER_TYPES.issuperset(map(type, values))
                     else _feature_values_ok(values)
                 )
@@ -363,10 +369,13 @@ def _feature_values_ok(values: Collection[object]) -> bool:
 def _stages_ok(s: object) -> bool:
     if type(s) is not dict:
         return False
-    return all(
-        k in _STAGES and (type(v) is float or type(v) is int) and 0 <= v <= _MAX_LATENCY_MS
-        for k, v in s.items()
-    )
+    # a plain loop: half the cost of all() over a generator for the timer's 1-3 stages
+    for k, v in s.items():
+        if not (
+            k in _STAGES and (type(v) is float or type(v) is int) and 0 <= v <= _MAX_LATENCY_MS
+        ):
+            return False
+    return True
 
 
 def _validate(model: type[Any], data: dict[str, Any], what: str) -> Any:
