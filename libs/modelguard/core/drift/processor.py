@@ -36,8 +36,10 @@ signal building (:mod:`~modelguard.core.drift.signals`); this module wires them.
 
 from __future__ import annotations
 
+import bisect
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
@@ -258,7 +260,10 @@ class DriftProcessor:
 
     def _accumulate(self, mon: ModelMonitor, obs: list[Observation]) -> list[Output]:
         ref = mon.reference
-        out: list[Output] = []
+        # sequential alarms, by the position in ``obs`` of the event that raised them
+        # (then feature order): the stream's order, whatever the batching
+        alarms: list[tuple[int, DriftSignal]] = []
+        span0 = (mon.window_start, mon.window_end)  # the window before this chunk
         first = min(o.event_time for o in obs)
         last = max(o.event_time for o in obs)
         # windows fill in arrival order (partitions interleave): span = min .. max time
@@ -279,23 +284,36 @@ class DriftProcessor:
                 det = mon.numeric.get(name)
                 if det is not None and x.size:
                     seen = det.ks.seen
-                    for alarm in det.update_many(x).alarms:
+                    before = det.ks.window_bins().copy()
+                    fired = det.update_many(x).alarms
+                    for alarm in fired:
                         if name not in mon.alarmed:
-                            position = seen + alarm.index + 1
-                            signal = signals.numeric_alarm(mon, name, det, alarm, x.size, position)
+                            at = _kept_at(_numeric_kept(prof), values, alarm.index)
+                            signal = signals.numeric_alarm(
+                                mon,
+                                name,
+                                det,
+                                alarm,
+                                det.window_at(before, x, fired, alarm.index),
+                                seen + alarm.index + 1,
+                                _span_at(span0, obs, at),
+                            )
                             if signal.drift_detected:  # an alarm graded NONE blocks nothing
                                 mon.alarmed.add(name)
-                                out.append(signal)
+                                alarms.append((at, signal))
             elif isinstance(acc, CategoricalAccumulator) and isinstance(prof, CategoricalProfile):
                 labels = acc.add(prof, values)
                 chi = mon.categorical.get(name)
                 if chi is not None and labels:
                     for alarm in chi.update_many(labels).alarms:
                         if name not in mon.alarmed:
-                            signal = signals.categorical_alarm(mon, name, chi, alarm, len(labels))
+                            at = _kept_at(_categorical_kept(prof), values, alarm.index)
+                            signal = signals.categorical_alarm(
+                                mon, name, chi, alarm, _span_at(span0, obs, at)
+                            )
                             if signal.drift_detected:  # an alarm graded NONE blocks nothing
                                 mon.alarmed.add(name)
-                                out.append(signal)
+                                alarms.append((at, signal))
         for name, prof in ref.outputs.items():
             acc = mon.window.outputs[name]
             if name == "prediction":
@@ -303,7 +321,9 @@ class DriftProcessor:
             else:
                 values = [o.confidence for o in obs]
             add_values(acc, prof, values)
-        mon.seq_signals.extend(s for s in out if isinstance(s, DriftSignal))
+        alarms.sort(key=lambda a: a[0])  # stable: features in reference order at one event
+        out: list[Output] = [s for _, s in alarms]
+        mon.seq_signals.extend(s for _, s in alarms)
         return out
 
     def _close(self, mon: ModelMonitor) -> list[Output]:
@@ -368,3 +388,31 @@ class DriftProcessor:
         signal = signals.concept_alarm(mon, alarm, mon.concept.n)
         mon.concept_signals.append(signal)
         return [signal]
+
+
+def _kept_at(kept: Callable[[Sequence[object]], int], values: Sequence[object], k: int) -> int:
+    """The index in ``values`` of the ``k``-th (0-based) value an accumulator keeps:
+    ``add`` drops missing, non-finite and wrongly typed values, so an alarm's index among
+    the values a detector saw is not its event's index. ``kept(prefix)`` is how many of a
+    prefix ``add`` keeps (the accumulator stays the one home of that rule); bisection,
+    only when an alarm fires."""
+    return bisect.bisect_left(range(len(values)), k + 1, key=lambda m: kept(values[: m + 1]))
+
+
+def _numeric_kept(prof: NumericProfile) -> Callable[[Sequence[object]], int]:
+    return lambda values: int(NumericAccumulator.empty(prof).add(prof, values).size)
+
+
+def _categorical_kept(prof: CategoricalProfile) -> Callable[[Sequence[object]], int]:
+    return lambda values: len(CategoricalAccumulator.empty(prof).add(prof, values))
+
+
+def _span_at(
+    span0: tuple[datetime | None, datetime | None], obs: Sequence[Observation], at: int
+) -> tuple[datetime, datetime]:
+    """The window's (start, end) right after ``obs[at]``: ``span0`` (the window before
+    ``obs``) widened by the event times of ``obs[: at + 1]`` (arrival order, so a later
+    event of the batch with an earlier time does not count yet)."""
+    times = [o.event_time for o in obs[: at + 1]]
+    times += [t for t in span0 if t is not None]
+    return min(times), max(times)

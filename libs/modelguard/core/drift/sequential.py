@@ -168,8 +168,24 @@ class NumericDriftDetector(ProfiledDetector):
     def recent_shift(self) -> tuple[float, float]:
         """(mean of normal scores, their standard deviation) over the KS window: the
         size of a location / scale change in reference-sigma units."""
-        bins = self.ks.window_bins()
+        return self.shift(self.ks.window_bins())
+
+    def shift(self, bins: IntArray) -> tuple[float, float]:
+        """(mean of normal scores, their standard deviation) of ``bins`` (reference bins,
+        e.g. :meth:`window_at`): a location / scale change in reference-sigma units."""
         if bins.size < 2:
             return 0.0, 1.0
         z = self._z[bins]
         return float(z.mean()), float(z.std())
+
+    def window_at(
+        self, before: IntArray, xs: npt.ArrayLike, alarms: list[Alarm], index: int
+    ) -> IntArray:
+        """The KS window's bins right after value ``index`` of the batch ``xs`` (the
+        values up to it, before any restart it causes), whatever the batching: ``before``
+        is :meth:`SlidingWindowKS.window_bins` before the batch and ``alarms`` the batch's
+        alarms (a KS alarm earlier in the batch restarted the window after it)."""
+        bins = self.bins(np.asarray(xs)[: index + 1])
+        restarts = [a.index for a in alarms if a.test == self.ks.test_name and a.index < index]
+        seq = bins[restarts[-1] + 1 :] if restarts else np.concatenate([before, bins])
+        return seq[-self.ks.window :]

@@ -1,10 +1,20 @@
 """Drift signals of a monitor: one :class:`DriftSignal` per window test result, per
 sequential alarm and per concept alarm, with a deterministic id (the same window or
-alarm of the same stream gets the same id after a restart, whatever the batching)."""
+alarm of the same stream gets the same id after a restart, whatever the batching).
+
+A sequential alarm's content is a function of the stream up to the alarm's event, never
+of the batch it arrived in (issue 11 #9): its span is the window's from its start to
+the alarm's event (``span``), its effect size is measured on the detector's window at
+the alarm and ``n_current`` is that window's size (the KS window for a numeric feature,
+the chi-square window for a categorical one)."""
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
 
 from modelguard.contracts.common import Severity
 from modelguard.contracts.drift import DriftSignal
@@ -48,10 +58,12 @@ def signal(
     n_reference: int,
     n_current: int,
     tag: object,
+    span: tuple[datetime, datetime] | None = None,
 ) -> DriftSignal:
+    """A signal of ``mon``'s current window; ``span`` (start, end) replaces the
+    window's span so far (an alarm's: the window up to the alarm's event)."""
     ref = mon.reference
-    start = mon.window_start or mon.window_end
-    end = mon.window_end or start
+    start, end = span or (mon.window_start or mon.window_end, mon.window_end or mon.window_start)
     assert start is not None and end is not None
     return DriftSignal(
         # deterministic: the same window / alarm of the same stream gets the same id
@@ -84,30 +96,47 @@ def numeric_alarm(
     name: str,
     det: NumericDriftDetector,
     alarm: Alarm,
-    n: int,
+    window: npt.NDArray[np.intp],
     position: int,
+    span: tuple[datetime, datetime],
 ) -> DriftSignal:
     """The signal of a numeric feature's sequential alarm, graded by the location /
-    scale shift over the KS window (and the KS distance for a KS alarm)."""
-    zmean, zsd = det.recent_shift()
+    scale shift over ``window``, the KS window at the alarm
+    (:meth:`NumericDriftDetector.window_at`), and the KS distance for a KS alarm."""
+    zmean, zsd = det.shift(window)
     severity = max(
         sev.from_effect("mean_shift", zmean),
         sev.from_effect("log_scale", math.log(max(zsd, 1e-9))),
     )
     if alarm.test == "ks_window":
         severity = max(severity, sev.from_effect("ks", alarm.statistic))
-    return _alarm_signal(mon, name, alarm, zmean, severity, det.reference.n, n, position)
+    return _alarm_signal(
+        mon, name, alarm, zmean, severity, det.reference.n, int(window.size), position, span
+    )
 
 
 def categorical_alarm(
-    mon: ModelMonitor, name: str, chi: SlidingWindowChi2, alarm: Alarm, n: int
+    mon: ModelMonitor,
+    name: str,
+    chi: SlidingWindowChi2,
+    alarm: Alarm,
+    span: tuple[datetime, datetime],
 ) -> DriftSignal:
     """The signal of a categorical feature's sequential alarm, graded by PSI."""
     # practical size: the PSI of the alarm window against the reference shares (the
     # window tests' scale); chi-square / window understated it (0.06 at threshold)
     psi = chi.window_psi(alarm.histogram)
+    n = sum(alarm.histogram)  # the alarm window (chi-square windows are always full)
     return _alarm_signal(
-        mon, name, alarm, psi, sev.from_effect("psi", psi), chi.reference.n, n, alarm.position
+        mon,
+        name,
+        alarm,
+        psi,
+        sev.from_effect("psi", psi),
+        chi.reference.n,
+        n,
+        alarm.position,
+        span,
     )
 
 
@@ -120,6 +149,7 @@ def _alarm_signal(
     n_reference: int,
     n: int,
     position: int,
+    span: tuple[datetime, datetime],
 ) -> DriftSignal:
     return signal(
         mon,
@@ -135,6 +165,7 @@ def _alarm_signal(
         n_reference=n_reference,
         n_current=n,
         tag=f"seq{alarm.test}-{position}",
+        span=span,
     )
 
 
