@@ -34,7 +34,7 @@ from modelguard.contracts import DriftSignal, LabelObserved, PredictionLogged, T
 from modelguard.contracts.codec import decode_event
 from modelguard.core.drift.processor import DriftConfig, DriftProcessor
 from tests.support.kafka import read_all
-from tests.support.metrics_service import ROOT
+from tests.support.paths import ROOT
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration

@@ -44,7 +44,7 @@ from modelguard.core.experiments.analysis import analyze
 from modelguard.experiments.registry import ExperimentRegistry
 from modelguard.routing.store import RoutingTableStore
 from tests.support.kafka import read_all
-from tests.support.metrics_service import ROOT
+from tests.support.paths import ROOT
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration

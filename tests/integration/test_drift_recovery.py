@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,10 +22,10 @@ from modelguard.contracts import DriftSignal, PredictionLogged, Topics, encode_e
 from modelguard.contracts.codec import decode_event
 from modelguard.core.drift import DriftConfig, DriftProcessor
 from tests.support.kafka import read_all
+from tests.support.paths import ROOT
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 CONFIG = DriftConfig(window_events=300, warmup_events=200)
 WINDOW_TESTS = ("ks", "chi_square", "drifted_share")

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -22,10 +21,9 @@ from modelguard.adapters.prometheus import MetricsServer
 from modelguard.contracts import Topics
 from modelguard_services.metrics.app import MetricsService, changelog_topic
 from modelguard_services.metrics.settings import MetricsSettings
+from tests.support.paths import ROOT
 from tests.support.prom import PrometheusHelper
 from tests.support.servers import Servers
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def metrics_settings_on(
