@@ -12,10 +12,9 @@ offline recomputation with the pure core (nothing lost, nothing counted twice).
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -29,7 +28,7 @@ from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import MetricWindowClosed, Topics, encode_event
 from modelguard.contracts.experiments import ExposureLogged
 from modelguard.core.drift.processor import DriftConfig
-from modelguard_devstack import Stack, StackConfig
+from modelguard_devstack import Stack
 from modelguard_services.drift.app import DriftService
 from modelguard_services.experiments.app import ExperimentsService
 from modelguard_services.metrics.app import MetricsService
@@ -38,42 +37,20 @@ from modelguard_services.validator.app import ValidatorService
 from tests.faults.test_metrics_kill9 import T0, _offline, _produce, traffic
 from tests.integration.test_metrics_service import merged_tumbling
 from tests.support.kafka import read_all
+from tests.support.ports import private_kafka_config
 from tests.support.servers import Servers
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 SEED = 20261204
 OUTAGE_S = 10.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(
-    cond: Callable[[], bool], timeout: float, what: str, progress: Callable[[], object] = str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out: {what} {progress()}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def private_kafka(servers: Servers, tmp_path: Path) -> Iterator[Stack]:
     """A broker of this test only (``servers`` first: the shared stack is resolved and
     its jars installed)."""
-    cfg = StackConfig.from_env()
-    stack = Stack(
-        StackConfig(
-            root=cfg.root,
-            kafka_port=_free_port(),
-            kafka_controller_port=_free_port(),
-            kafka_sasl_port=_free_port(),
-            run_dir_override=tmp_path / "run",
-        )
-    )
+    stack = Stack(private_kafka_config(tmp_path / "run"))
     stack.up(only=["kafka"], timeout=120)
     yield stack
     stack.down(only=["kafka"])
@@ -153,10 +130,10 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
     try:
         _produce(bootstrap, topics, records[:half])
         _send_exposures(bootstrap, topics, exposures[:300])
-        _wait(lambda: metrics.processed == half, 90, "metrics: the first half")
-        _wait(lambda: experiments.processed == 300, 60, "experiments: the first half")
+        wait_for(lambda: metrics.processed == half, 90, "metrics: the first half")
+        wait_for(lambda: experiments.processed == 300, 60, "experiments: the first half")
         n_first = sum(1 for kind, _, _ in records[:half] if kind == "p")
-        _wait(lambda: validator.processed >= n_first, 60, "validator: the first half")
+        wait_for(lambda: validator.processed >= n_first, 60, "validator: the first half")
 
         private_kafka.down(only=["kafka"])
         time.sleep(OUTAGE_S)  # the outage itself: the services keep running meanwhile
@@ -165,13 +142,13 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
 
         _produce(bootstrap, topics, records[half:])
         _send_exposures(bootstrap, topics, exposures[300:])
-        _wait(lambda: metrics.processed == len(records), 90, "metrics: everything")
-        _wait(lambda: drift.processed == len(records), 60, "drift: everything")
-        _wait(lambda: experiments.processed == len(exposures), 60, "experiments: everything")
+        wait_for(lambda: metrics.processed == len(records), 90, "metrics: everything")
+        wait_for(lambda: drift.processed == len(records), 60, "drift: everything")
+        wait_for(lambda: experiments.processed == len(exposures), 60, "experiments: everything")
         # The validator only has to survive the outage here: its count after it is not
         # asserted (seen: the whole first half replayed after the restart, and once
         # nothing of the second half within 60 s; an open finding, see the report).
-        _wait(metrics.runtime.checkpoint, 30, "metrics: outputs delivered")
+        wait_for(metrics.runtime.checkpoint, 30, "metrics: outputs delivered")
         assert all(t.is_alive() for t in threads.values())
     finally:
         stop.set()

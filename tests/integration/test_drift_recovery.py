@@ -3,10 +3,7 @@ equals an uninterrupted run's, because state and offsets are checkpointed togeth
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -22,8 +19,8 @@ from modelguard.contracts import DriftSignal, PredictionLogged, Topics, encode_e
 from modelguard.contracts.codec import decode_event
 from modelguard.core.drift import DriftConfig, DriftProcessor
 from tests.support.kafka import read_all
-from tests.support.paths import ROOT
 from tests.support.servers import Servers
+from tests.support.services import kill_9, service_env, spawn_service
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -62,22 +59,8 @@ def _produce(bootstrap: str, topic: str, events: list[PredictionLogged]) -> None
 
 
 def _spawn(settings: CommonSettings, group: str, *extra: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MODELGUARD_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MODELGUARD_REDIS_URL": settings.redis_url,
-        "MODELGUARD_TOPIC_PREFIX": settings.topic_prefix,
-        "MODELGUARD_REDIS_PREFIX": settings.redis_prefix,
-        "MODELGUARD_LOG_LEVEL": "INFO",
-    }
     args = ["--window-events", "300", "--warmup-events", "200", "--group-id", group]
-    return subprocess.Popen(
-        [sys.executable, "-m", "modelguard_services.drift", *args, *extra],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return spawn_service("drift", service_env(settings, "INFO"), *args, *extra)
 
 
 def _committed(bootstrap: str, group: str, topics: Topics) -> int:
@@ -115,9 +98,7 @@ def test_kill_9_mid_window_then_restart_gives_the_uninterrupted_verdict(
             committed = _committed(servers.kafka_bootstrap, group, topics)
         assert consumed == committed == 350, "the first run did not consume everything"
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    assert first.returncode == -signal.SIGKILL
+        kill_9(first)
     saved = checkpoints.load(group, assignment)
     assert saved is not None
     (monitor,) = saved["state"]["monitors"]

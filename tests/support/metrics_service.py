@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +20,9 @@ from modelguard.adapters.prometheus import MetricsServer
 from modelguard.contracts import Topics
 from modelguard_services.metrics.app import MetricsService, changelog_topic
 from modelguard_services.metrics.settings import MetricsSettings
-from tests.support.paths import ROOT
 from tests.support.prom import PrometheusHelper
 from tests.support.servers import Servers
+from tests.support.services import spawn_service
 
 
 def metrics_settings_on(
@@ -62,13 +61,7 @@ def spawn_metrics(settings: MetricsSettings, *extra: str) -> subprocess.Popen[by
         "MODELGUARD_METRICS_CHECKPOINT_INTERVAL_S": str(settings.metrics_checkpoint_interval_s),
         "MODELGUARD_LOG_LEVEL": "WARNING",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "modelguard_services.metrics", *extra],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return spawn_service("metrics", env, *extra)
 
 
 @dataclass

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 
 
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``cond`` every 50 ms; fail with ``what`` after ``timeout`` seconds."""
+def wait_for(
+    cond: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Poll ``cond`` every 50 ms; fail with ``what`` after ``timeout``
+    seconds, or at once with its stderr tail when ``proc`` (the service awaited) exits."""
     deadline = time.monotonic() + timeout
     while not cond():
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+            raise AssertionError(f"{what}: the service exited: {err}")
         assert time.monotonic() < deadline, f"timed out: {what}"
         time.sleep(0.05)
