@@ -16,7 +16,7 @@ import os
 import subprocess
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -28,13 +28,13 @@ from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import DriftSignal, LabelObserved, PredictionLogged, Topics
 from modelguard.contracts.codec import decode_event
 from modelguard.core.drift.processor import DriftConfig, DriftProcessor
+from tests.support.events import T0, prediction_at
 from tests.support.kafka import read_all
 from tests.support.servers import Servers
 from tests.support.services import Record, kill_9, produce_slowly, service_env, spawn_service
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
 SEED = 20261202
 N = 12_000
 CONFIG = DriftConfig(window_events=500, warmup_events=500)
@@ -52,20 +52,11 @@ def _stream(rng: np.random.Generator) -> tuple[list[PredictionLogged], list[Labe
         country = rng.choice(
             ["DE", "FR", "US"], p=[0.5, 0.3, 0.2] if i < 0.7 * N else [0.3, 0.3, 0.4]
         )
+        amount = float(rng.normal(0.5 if i >= 0.4 * N else 0.0, 1.0))
+        features = {"amount": amount, "country": str(country)}
+        prediction = 1 - y if wrong else y
         preds.append(
-            PredictionLogged(
-                prediction_id=f"dk-{i}",
-                model="fraud",
-                version="v1",
-                unit_id=f"u{i}",
-                event_time=T0 + timedelta(seconds=i),
-                features={
-                    "amount": float(rng.normal(0.5 if i >= 0.4 * N else 0.0, 1.0)),
-                    "country": str(country),
-                },
-                prediction=1 - y if wrong else y,
-                latency_ms=1.0,
-            )
+            prediction_at(i, "dk-", features=features, prediction=prediction, latency_ms=1.0)
         )
         if rng.random() < 0.9:
             labels.append(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -18,12 +17,12 @@ from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import DriftSignal, PredictionLogged, Topics, encode_event
 from modelguard.contracts.codec import decode_event
 from modelguard.core.drift import DriftConfig, DriftProcessor
+from tests.support.events import prediction_at
 from tests.support.kafka import read_all
 from tests.support.servers import Servers
 from tests.support.services import kill_9, service_env, spawn_service
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
 CONFIG = DriftConfig(window_events=300, warmup_events=200)
 WINDOW_TESTS = ("ks", "chi_square", "drifted_share")
 
@@ -33,19 +32,12 @@ def _events(n: int) -> list[PredictionLogged]:
     rng = np.random.default_rng(17)
     out = []
     for i in range(n):
+        amount = float(rng.normal(3.0 if i >= 200 else 0.0, 1))
+        features = {"amount": amount, "country": str(rng.choice(["DE", "FR", "US"]))}
+        prediction = int(rng.integers(0, 2))
         out.append(
-            PredictionLogged(
-                prediction_id=f"ck-{i}",
-                model="ckpt",
-                version="v1",
-                unit_id=f"u{i}",
-                event_time=T0 + timedelta(seconds=i),
-                features={
-                    "amount": float(rng.normal(3.0 if i >= 200 else 0.0, 1)),
-                    "country": str(rng.choice(["DE", "FR", "US"])),
-                },
-                prediction=int(rng.integers(0, 2)),
-                latency_ms=1.0,
+            prediction_at(
+                i, "ck-", model="ckpt", features=features, prediction=prediction, latency_ms=1.0
             )
         )
     return out
