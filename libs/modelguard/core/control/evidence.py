@@ -63,18 +63,9 @@ class DriftRecord(BaseModel):
 
     @classmethod
     def from_event(cls, e: DriftSignal) -> DriftRecord:
-        return cls(
-            event_id=e.event_id,
-            version=e.version,
-            kind=e.kind,
-            feature=e.feature,
-            test=e.test,
-            statistic=e.statistic,
-            drift_detected=e.drift_detected,
-            severity=int(e.severity),
-            window_end=e.window_end,
-            n_current=e.n_current,
-        )
+        """The signal's fields this record declares (the severity as its number)."""
+        kept = {name: getattr(e, name) for name in cls.model_fields}
+        return cls(**{**kept, "severity": int(e.severity)})
 
 
 def window_key(e: MetricWindowClosed) -> str:
