@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,11 +16,10 @@ from modelguard_devstack import Stack
 from modelguard_services.demo.loop import LoopConfig
 from modelguard_services.metrics.settings import MetricsSettings
 from modelguard_services.simulator import load_scenario
+from tests.support.paths import ROOT
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ready() -> set[str]:

@@ -10,8 +10,6 @@ must stay quiet.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -30,6 +28,7 @@ from modelguard_services.drift.app import DriftService
 from tests.support.kafka import read_all
 from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -56,13 +55,6 @@ SCENARIO = {
         {"kind": "concept_drift", "model": "fraud", "at": 40, "accuracy_factor": 0.6},
     ],
 }
-
-
-def _wait(cond: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_injected_drift_raises_its_signals_and_metrics_untouched_features_stay_quiet(
@@ -101,7 +93,7 @@ def test_injected_drift_raises_its_signals_and_metrics_untouched_features_stay_q
                     producer.produce(topic, key=e.prediction_id.encode(), value=encode_event(e))
                 assert producer.flush(10) == 0
                 sent += len(batch)
-                _wait(lambda n=sent: service.processed >= n)  # type: ignore[misc]
+                wait_for(lambda n=sent: service.processed >= n, 60, f"{sent} events processed")  # type: ignore[misc]
 
         learned = ReferenceStore(redis_client, settings.redis_prefix).load("fraud", "v1")
         assert learned is not None and learned.source.startswith("warm-up")

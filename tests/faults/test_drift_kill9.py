@@ -13,32 +13,28 @@ Two kills land while predictions are consumed, one while labels are.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 import redis
-from confluent_kafka import Producer
 
 from modelguard.adapters.drift_store import DriftCheckpoints
 from modelguard.adapters.settings import CommonSettings
-from modelguard.contracts import DriftSignal, LabelObserved, PredictionLogged, Topics, encode_event
+from modelguard.contracts import DriftSignal, LabelObserved, PredictionLogged, Topics
 from modelguard.contracts.codec import decode_event
 from modelguard.core.drift.processor import DriftConfig, DriftProcessor
+from tests.support.events import T0, prediction_at
 from tests.support.kafka import read_all
-from tests.support.metrics_service import ROOT
 from tests.support.servers import Servers
+from tests.support.services import Record, kill_9, produce_slowly, service_env, spawn_service
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
 SEED = 20261202
 N = 12_000
 CONFIG = DriftConfig(window_events=500, warmup_events=500)
@@ -56,20 +52,11 @@ def _stream(rng: np.random.Generator) -> tuple[list[PredictionLogged], list[Labe
         country = rng.choice(
             ["DE", "FR", "US"], p=[0.5, 0.3, 0.2] if i < 0.7 * N else [0.3, 0.3, 0.4]
         )
+        amount = float(rng.normal(0.5 if i >= 0.4 * N else 0.0, 1.0))
+        features = {"amount": amount, "country": str(country)}
+        prediction = 1 - y if wrong else y
         preds.append(
-            PredictionLogged(
-                prediction_id=f"dk-{i}",
-                model="fraud",
-                version="v1",
-                unit_id=f"u{i}",
-                event_time=T0 + timedelta(seconds=i),
-                features={
-                    "amount": float(rng.normal(0.5 if i >= 0.4 * N else 0.0, 1.0)),
-                    "country": str(country),
-                },
-                prediction=1 - y if wrong else y,
-                latency_ms=1.0,
-            )
+            prediction_at(i, "dk-", features=features, prediction=prediction, latency_ms=1.0)
         )
         if rng.random() < 0.9:
             labels.append(
@@ -88,63 +75,19 @@ def _stream(rng: np.random.Generator) -> tuple[list[PredictionLogged], list[Labe
     return preds, labels
 
 
-def _produce_slowly(
-    bootstrap: str, topic: str, events: list[PredictionLogged] | list[LabelObserved], seconds: float
-) -> threading.Thread:
-    """Produce ``events`` to partition 0 of ``topic`` spread over ``seconds`` (so the
-    random kills land mid-stream), in a thread."""
-
-    def run() -> None:
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-        chunk = 200
-        pause = seconds / max(1, len(events) // chunk)
-        for lo in range(0, len(events), chunk):
-            for e in events[lo : lo + chunk]:
-                producer.produce(
-                    topic, key=e.prediction_id.encode(), value=encode_event(e), partition=0
-                )
-            producer.poll(0)
-            time.sleep(pause)
-        assert producer.flush(30) == 0
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+def _records(topic: str, events: list[PredictionLogged] | list[LabelObserved]) -> list[Record]:
+    """``events`` on partition 0 of ``topic``, keyed by prediction id."""
+    return [(topic, 0, e.prediction_id, e) for e in events]
 
 
 def _spawn(settings: CommonSettings, group: str, *extra: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MODELGUARD_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MODELGUARD_TOPIC_PREFIX": settings.topic_prefix,
-        "MODELGUARD_REDIS_URL": settings.redis_url,
-        "MODELGUARD_REDIS_PREFIX": settings.redis_prefix,
-        "MODELGUARD_LOG_LEVEL": os.environ.get("FAULTS_LOG_LEVEL", "WARNING"),
-    }
+    env = service_env(settings, os.environ.get("FAULTS_LOG_LEVEL", "WARNING"))
     args = [
         *("--window-events", str(CONFIG.window_events)),
         *("--warmup-events", str(CONFIG.warmup_events)),
         *("--group-id", group, "--checkpoint-interval", "0.2"),
     ]
-    return subprocess.Popen(
-        [sys.executable, "-m", "modelguard_services.drift", *args, *extra],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def _wait(
-    cond: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if proc is not None and proc.poll() is not None:
-            err = proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-            raise AssertionError(f"{what}: the service exited: {err}")
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.05)
+    return spawn_service("drift", env, *args, *extra)
 
 
 def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
@@ -165,13 +108,11 @@ def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
         """Produce the first 500 of ``chunk``; once ``proc`` checkpoints them, produce the
         rest over 2.5 s and SIGKILL ``proc`` at a seeded random moment meanwhile."""
         before = checkpointed(kind)
-        _produce_slowly(servers.kafka_bootstrap, topic, chunk[:500], 0.0).join(30)
-        _wait(lambda: checkpointed(kind) > before, 120, f"{kind} checkpointed", proc)
-        producing = _produce_slowly(servers.kafka_bootstrap, topic, chunk[500:], 2.5)
+        produce_slowly(servers.kafka_bootstrap, _records(topic, chunk[:500]), 0.0).join(30)
+        wait_for(lambda: checkpointed(kind) > before, 120, f"{kind} checkpointed", proc)
+        producing = produce_slowly(servers.kafka_bootstrap, _records(topic, chunk[500:]), 2.5)
         time.sleep(float(rng.uniform(0.2, 2.2)))  # the seeded random point
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        assert proc.returncode == -signal.SIGKILL
+        kill_9(proc)
         producing.join(60)
         at = checkpointed(kind)
         assert at < total, f"the kill must land mid-stream ({kind}: {at} of {total})"
@@ -186,8 +127,12 @@ def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
         ),
     ]
     survivor = _spawn(settings, group)
-    _produce_slowly(servers.kafka_bootstrap, topics.predictions, preds[10000:], 0.0).join(30)
-    _wait(lambda: checkpointed("predictions") == N, 120, "every prediction checkpointed", survivor)
+    produce_slowly(servers.kafka_bootstrap, _records(topics.predictions, preds[10000:]), 0.0).join(
+        30
+    )
+    wait_for(
+        lambda: checkpointed("predictions") == N, 120, "every prediction checkpointed", survivor
+    )
     kills.append(kill_mid_stream("labels", topics.labels, labels, len(labels), survivor))
     final = _spawn(settings, group, "--idle-exit", "3")
     _, err = final.communicate(timeout=120)

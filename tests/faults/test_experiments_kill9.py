@@ -15,22 +15,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 import redis
-from confluent_kafka import Producer
 
 from modelguard.adapters.settings import CommonSettings
-from modelguard.contracts import Topics, encode_event
+from modelguard.contracts import Topics
 from modelguard.contracts.codec import decode_event
 from modelguard.contracts.experiments import (
     ExperimentAnalysis,
@@ -44,8 +38,10 @@ from modelguard.core.experiments.analysis import analyze
 from modelguard.experiments.registry import ExperimentRegistry
 from modelguard.routing.store import RoutingTableStore
 from tests.support.kafka import read_all
-from tests.support.metrics_service import ROOT
 from tests.support.servers import Servers
+from tests.support.services import Record as Produced
+from tests.support.services import kill_9, produce_slowly, service_env, spawn_service
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -96,56 +92,16 @@ def _stream(rng: np.random.Generator) -> list[Record]:
     return out
 
 
-def _produce_slowly(
-    bootstrap: str, topics: Topics, records: list[Record], seconds: float
-) -> threading.Thread:
-    def run() -> None:
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-        chunk = 200
-        pause = seconds / max(1, len(records) // chunk)
-        for lo in range(0, len(records), chunk):
-            for part, e in records[lo : lo + chunk]:
-                topic = topics.exposures if isinstance(e, ExposureLogged) else topics.outcomes
-                producer.produce(
-                    topic, key=e.unit_id.encode(), value=encode_event(e), partition=part
-                )
-            producer.poll(0)
-            time.sleep(pause)
-        assert producer.flush(30) == 0
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+def _records(topics: Topics, records: list[Record]) -> list[Produced]:
+    """Exposures and outcomes on their topics and partitions, keyed by unit id."""
+    return [
+        (topics.exposures if isinstance(e, ExposureLogged) else topics.outcomes, p, e.unit_id, e)
+        for p, e in records
+    ]
 
 
 def _spawn(settings: CommonSettings, *extra: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MODELGUARD_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MODELGUARD_TOPIC_PREFIX": settings.topic_prefix,
-        "MODELGUARD_REDIS_URL": settings.redis_url,
-        "MODELGUARD_REDIS_PREFIX": settings.redis_prefix,
-        "MODELGUARD_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "modelguard_services.experiments", *ANALYSIS, *extra],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def _wait(
-    cond: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[bytes]
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-            raise AssertionError(f"{what}: the service exited: {err}")
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.05)
+    return spawn_service("experiments", service_env(settings), *ANALYSIS, *extra)
 
 
 def _offline(records: list[Record]) -> dict[int, bk.TaskState]:
@@ -213,13 +169,11 @@ def test_three_kill_9_at_random_points_equal_the_offline_bookkeeping(
     for chunk in chunks:
         proc = _spawn(settings)
         before = checkpointed()
-        _produce_slowly(servers.kafka_bootstrap, topics, chunk[:500], 0.0).join(30)
-        _wait(lambda: checkpointed() > before, 120, "checkpointing", proc)  # noqa: B023
-        producing = _produce_slowly(servers.kafka_bootstrap, topics, chunk[500:], 2.5)
+        produce_slowly(servers.kafka_bootstrap, _records(topics, chunk[:500]), 0.0).join(30)
+        wait_for(lambda: checkpointed() > before, 120, "checkpointing", proc)  # noqa: B023
+        producing = produce_slowly(servers.kafka_bootstrap, _records(topics, chunk[500:]), 2.5)
         time.sleep(float(rng.uniform(0.2, 2.2)))  # the seeded random point
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        assert proc.returncode == -signal.SIGKILL
+        kill_9(proc)
         producing.join(60)
         kills.append(checkpointed())
     assert kills[-1] < len(records), f"the last kill must land mid-stream: {kills}"

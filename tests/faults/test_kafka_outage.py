@@ -25,12 +25,11 @@ actually handled (every prediction id it counted) and from the dead-letter topic
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -46,7 +45,7 @@ from modelguard.contracts import DeadLetter, MetricWindowClosed, Topics, encode_
 from modelguard.contracts.experiments import ExposureLogged
 from modelguard.contracts.predictions import PredictionLogged
 from modelguard.core.drift.processor import DriftConfig
-from modelguard_devstack import Stack, StackConfig
+from modelguard_devstack import Stack
 from modelguard_services.drift.app import DriftService
 from modelguard_services.experiments.app import ExperimentsService
 from modelguard_services.metrics.app import MetricsService
@@ -55,7 +54,9 @@ from modelguard_services.validator.app import ValidatorService
 from tests.faults.test_metrics_kill9 import T0, _offline, _produce, traffic
 from tests.integration.test_metrics_service import merged_tumbling
 from tests.support.kafka import read_all
+from tests.support.ports import private_kafka_config
 from tests.support.servers import Servers
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 SEED = 20261204
@@ -67,35 +68,11 @@ PARTITIONS = 3
 N_INVALID = 6
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(
-    cond: Callable[[], bool], timeout: float, what: str, progress: Callable[[], object] = str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out: {what} {progress()}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def private_kafka(servers: Servers, tmp_path: Path) -> Iterator[Stack]:
     """A broker of this test only (``servers`` first: the shared stack is resolved and
     its jars installed)."""
-    cfg = StackConfig.from_env()
-    stack = Stack(
-        StackConfig(
-            root=cfg.root,
-            kafka_port=_free_port(),
-            kafka_controller_port=_free_port(),
-            kafka_sasl_port=_free_port(),
-            run_dir_override=tmp_path / "run",
-        )
-    )
+    stack = Stack(private_kafka_config(tmp_path / "run"))
     stack.up(only=["kafka"], timeout=120)
     yield stack
     stack.down(only=["kafka"])
@@ -218,16 +195,16 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
         _produce(bootstrap, topics, records[:half])
         bad_before = _send_invalid(bootstrap, topics, "before")
         _send_exposures(bootstrap, topics, exposures[:300])
-        _wait(lambda: metrics.processed == half, 90, "metrics: the first half")
-        _wait(lambda: experiments.processed == 300, 60, "experiments: the first half")
+        wait_for(lambda: metrics.processed == half, 90, "metrics: the first half")
+        wait_for(lambda: experiments.processed == 300, 60, "experiments: the first half")
         ids_before = {e.prediction_id for kind, _, e in records[:half] if kind == "p"}
-        _wait(lambda: validator.processed == len(ids_before), 60, "validator: the first half")
+        wait_for(lambda: validator.processed == len(ids_before), 60, "validator: the first half")
         # at-least-once allows re-reading only what is not committed yet: nothing here
-        _wait(
+        wait_for(
             validator_offsets.caught_up,
             30,
             "validator: first half committed",
-            lambda: validator_offsets.last,
+            progress=lambda: validator_offsets.last,
         )
 
         private_kafka.down(only=["kafka"])
@@ -241,24 +218,24 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
         bad_after = _send_invalid(bootstrap, topics, "after")
         _send_exposures(bootstrap, topics, exposures[300:])
         ids_after = {e.prediction_id for kind, _, e in records[half:] if kind == "p"}
-        _wait(
+        wait_for(
             lambda: ids_after <= set(counted),
             RESUME_S,
             "validator: resumed and handled the input produced after the outage",
-            lambda: f"{len(ids_after - set(counted))} of {len(ids_after)} missing",
+            progress=lambda: f"{len(ids_after - set(counted))} of {len(ids_after)} missing",
         )
         resume_s = time.monotonic() - resumed_from
-        _wait(metrics.runtime.checkpoint, 30, "metrics: outputs delivered")
-        _wait(lambda: metrics.processed == len(records), 90, "metrics: everything")
-        _wait(lambda: drift.processed == len(records), 60, "drift: everything")
-        _wait(lambda: experiments.processed == len(exposures), 60, "experiments: everything")
-        _wait(
+        wait_for(metrics.runtime.checkpoint, 30, "metrics: outputs delivered")
+        wait_for(lambda: metrics.processed == len(records), 90, "metrics: everything")
+        wait_for(lambda: drift.processed == len(records), 60, "drift: everything")
+        wait_for(lambda: experiments.processed == len(exposures), 60, "experiments: everything")
+        wait_for(
             validator_offsets.caught_up,
             30,
             "validator: everything committed",
-            lambda: validator_offsets.last,
+            progress=lambda: validator_offsets.last,
         )
-        _wait(metrics.runtime.checkpoint, 30, "metrics: outputs delivered")
+        wait_for(metrics.runtime.checkpoint, 30, "metrics: outputs delivered")
         assert all(t.is_alive() for t in threads.values())
     finally:
         stop.set()

@@ -9,7 +9,6 @@ report 1, handle what arrived meanwhile and save checkpoints covering every even
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -31,23 +30,18 @@ from modelguard_services.drift.app import DriftService
 from modelguard_services.experiments.app import ExperimentsService
 from tests.integration.test_drift_recovery import _events
 from tests.integration.test_experiments_service import _exposure
+from tests.support.ports import free_port
 from tests.support.servers import Servers
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PrivateRedis:
     """A redis-server of this test only (the shared one is never touched)."""
 
     def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = directory
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None

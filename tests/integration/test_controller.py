@@ -39,12 +39,12 @@ from modelguard_services.controller.app import ControllerService
 from tests.support.control import GUARDRAILS_YAML, metric_window
 from tests.support.control import drift_signal as support_drift_signal
 from tests.support.kafka import read_all
+from tests.support.paths import ROOT
 from tests.support.prom import PrometheusHelper
 from tests.support.redis_acl import connection, launcher_redis
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 POLICY_YAML = f"""
 models:

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,11 +33,12 @@ from modelguard_services.drift.app import DriftService
 from modelguard_services.metrics.app import MetricsService
 from modelguard_services.metrics.settings import MetricsSettings
 from modelguard_services.validator.app import ValidatorService
+from tests.support.paths import ROOT
 from tests.support.prom import PrometheusHelper
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
-DASHBOARDS = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
+DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 # Names the design guide requires; each must be shown by some panel.
 DESIGN_NAMES = {
     "model_accuracy",

@@ -3,14 +3,9 @@ equals an uninterrupted run's, because state and offsets are checkpointed togeth
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,12 +17,12 @@ from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import DriftSignal, PredictionLogged, Topics, encode_event
 from modelguard.contracts.codec import decode_event
 from modelguard.core.drift import DriftConfig, DriftProcessor
+from tests.support.events import prediction_at
 from tests.support.kafka import read_all
 from tests.support.servers import Servers
+from tests.support.services import kill_9, service_env, spawn_service
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
 CONFIG = DriftConfig(window_events=300, warmup_events=200)
 WINDOW_TESTS = ("ks", "chi_square", "drifted_share")
 
@@ -37,19 +32,12 @@ def _events(n: int) -> list[PredictionLogged]:
     rng = np.random.default_rng(17)
     out = []
     for i in range(n):
+        amount = float(rng.normal(3.0 if i >= 200 else 0.0, 1))
+        features = {"amount": amount, "country": str(rng.choice(["DE", "FR", "US"]))}
+        prediction = int(rng.integers(0, 2))
         out.append(
-            PredictionLogged(
-                prediction_id=f"ck-{i}",
-                model="ckpt",
-                version="v1",
-                unit_id=f"u{i}",
-                event_time=T0 + timedelta(seconds=i),
-                features={
-                    "amount": float(rng.normal(3.0 if i >= 200 else 0.0, 1)),
-                    "country": str(rng.choice(["DE", "FR", "US"])),
-                },
-                prediction=int(rng.integers(0, 2)),
-                latency_ms=1.0,
+            prediction_at(
+                i, "ck-", model="ckpt", features=features, prediction=prediction, latency_ms=1.0
             )
         )
     return out
@@ -63,22 +51,8 @@ def _produce(bootstrap: str, topic: str, events: list[PredictionLogged]) -> None
 
 
 def _spawn(settings: CommonSettings, group: str, *extra: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MODELGUARD_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MODELGUARD_REDIS_URL": settings.redis_url,
-        "MODELGUARD_TOPIC_PREFIX": settings.topic_prefix,
-        "MODELGUARD_REDIS_PREFIX": settings.redis_prefix,
-        "MODELGUARD_LOG_LEVEL": "INFO",
-    }
     args = ["--window-events", "300", "--warmup-events", "200", "--group-id", group]
-    return subprocess.Popen(
-        [sys.executable, "-m", "modelguard_services.drift", *args, *extra],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return spawn_service("drift", service_env(settings, "INFO"), *args, *extra)
 
 
 def _committed(bootstrap: str, group: str, topics: Topics) -> int:
@@ -116,9 +90,7 @@ def test_kill_9_mid_window_then_restart_gives_the_uninterrupted_verdict(
             committed = _committed(servers.kafka_bootstrap, group, topics)
         assert consumed == committed == 350, "the first run did not consume everything"
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    assert first.returncode == -signal.SIGKILL
+        kill_9(first)
     saved = checkpoints.load(group, assignment)
     assert saved is not None
     (monitor,) = saved["state"]["monitors"]

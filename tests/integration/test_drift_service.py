@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +24,12 @@ from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.core.drift import DriftConfig
 from modelguard.core.drift.reference import ReferenceProfile, build_profile
 from modelguard_services.drift.app import DriftService
+from tests.support.events import T0, prediction_at
 from tests.support.kafka import read_all
 from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def _reference(seed: int, model: str = "fraud", version: str | None = "v1") -> ReferenceProfile:
@@ -71,20 +71,19 @@ def test_reference_store_versions_and_first_writer_wins(
 
 def _event(rng: np.random.Generator, i: int, shift: float) -> PredictionLogged:
     p1 = float(rng.uniform(0.05, 0.95))
-    return PredictionLogged(
-        prediction_id=f"p{i}",
-        model="fraud",
-        version="v1",
+    features = {
+        "amount": float(rng.normal(100 + shift, 15)),
+        "age": int(rng.integers(18, 80)),
+        "country": str(rng.choice(["DE", "FR", "US"], p=[0.5, 0.3, 0.2])),
+    }
+    probabilities = {"0": 1 - p1, "1": p1}
+    return prediction_at(
+        i,
+        "p",
         unit_id=f"u{i % 50}",
-        event_time=T0 + timedelta(seconds=i),
-        features={
-            "amount": float(rng.normal(100 + shift, 15)),
-            "age": int(rng.integers(18, 80)),
-            "country": str(rng.choice(["DE", "FR", "US"], p=[0.5, 0.3, 0.2])),
-        },
+        features=features,
         prediction=int(p1 > 0.5),
-        probabilities={"0": 1 - p1, "1": p1},
-        latency_ms=2.0,
+        probabilities=probabilities,
     )
 
 

@@ -10,15 +10,10 @@ import pytest
 from modelguard_devstack import StackConfig, StackError
 from modelguard_devstack.config import find_repo_root
 from modelguard_devstack.servers import KafkaServer, RedisServer
+from tests.support.ports import free_port
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_kafka_that_cannot_bind_fails_with_its_log(tmp_path: Path, servers: Servers) -> None:
@@ -29,8 +24,8 @@ def test_kafka_that_cannot_bind_fails_with_its_log(tmp_path: Path, servers: Serv
         cfg = StackConfig(
             root=find_repo_root(),
             kafka_port=busy,
-            kafka_controller_port=_free_port(),
-            kafka_sasl_port=_free_port(),  # only the plain listener's port is busy
+            kafka_controller_port=free_port(),
+            kafka_sasl_port=free_port(),  # only the plain listener's port is busy
             run_dir_override=tmp_path,
         )
         kafka = KafkaServer(cfg)
@@ -42,7 +37,7 @@ def test_kafka_that_cannot_bind_fails_with_its_log(tmp_path: Path, servers: Serv
 
 
 def test_redis_with_bad_config_fails_clearly(tmp_path: Path) -> None:
-    cfg = StackConfig(root=find_repo_root(), redis_port=_free_port(), run_dir_override=tmp_path)
+    cfg = StackConfig(root=find_repo_root(), redis_port=free_port(), run_dir_override=tmp_path)
 
     class BrokenRedis(RedisServer):
         def command(self) -> list[str]:

@@ -4,7 +4,6 @@ buffer drops and counts. The outage uses a private broker so the shared one stay
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,10 +19,9 @@ from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 from modelguard.contracts.telemetry import MODELGUARD_SDK_INFERENCE_DURATION_SECONDS
 from modelguard.contracts.topics import Topics
 from modelguard.sdk import EventSDK, InvalidEventError
-from modelguard_devstack import StackConfig
-from modelguard_devstack.config import find_repo_root
 from modelguard_devstack.servers import KafkaServer
 from tests.support.kafka import read_all
+from tests.support.ports import free_port, private_kafka_config
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -105,22 +103,9 @@ def test_events_arrive_intact_with_keys_and_headers(servers: Servers, topics: To
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def private_kafka(tmp_path: Path, servers: Servers) -> Iterator[KafkaServer]:
-    cfg = StackConfig(
-        root=find_repo_root(),
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
-        kafka_sasl_port=_free_port(),  # the session's broker holds the default one
-        run_dir_override=tmp_path,
-    )
-    server = KafkaServer(cfg)
+    server = KafkaServer(private_kafka_config(tmp_path))
     server.start(timeout=90)
     yield server
     server.stop()
@@ -187,7 +172,7 @@ def test_undeliverable_events_are_counted_not_raised(servers: Servers) -> None:
     # nothing listens on this port; a short message timeout expires the events
     registry = CollectorRegistry()
     sdk = EventSDK(
-        f"127.0.0.1:{_free_port()}",
+        f"127.0.0.1:{free_port()}",
         topics=Topics(prefix="nowhere"),
         registry=registry,
         message_timeout_s=1.0,
@@ -210,7 +195,7 @@ def test_close_is_bounded_idempotent_and_later_emits_are_dropped_not_raised() ->
     # A broker that never answers: close() must return after its bounded flush (it
     # purges what is left instead of letting librdkafka flush without bound).
     sdk = EventSDK(
-        f"127.0.0.1:{_free_port()}",
+        f"127.0.0.1:{free_port()}",
         topics=Topics(prefix="nowhere"),
         registry=CollectorRegistry(),
         message_timeout_s=60.0,

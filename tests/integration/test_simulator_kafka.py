@@ -23,10 +23,10 @@ from modelguard.core.simulation import Scenario
 from modelguard.routing import RoutingTableStore
 from modelguard_services.simulator import SimulatorService
 from tests.support.kafka import read_all
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 2, 1, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[2]
 
 SCENARIO = Scenario.model_validate(
     {

@@ -3,7 +3,7 @@ about filled in; each test names only what it is about."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelguard.contracts import PredictionLogged
@@ -29,3 +29,10 @@ def prediction_fields(**fields: Any) -> dict[str, Any]:
 def prediction(**fields: Any) -> PredictionLogged:
     """A valid :class:`PredictionLogged` of :func:`prediction_fields`."""
     return PredictionLogged(**prediction_fields(**fields))
+
+
+def prediction_at(i: int, id_prefix: str, **fields: Any) -> PredictionLogged:
+    """Prediction ``i`` of a test stream: id ``<id_prefix><i>``, unit ``u<i>``, ``i``
+    seconds after ``T0``; ``fields`` override or add (features, prediction, ...)."""
+    at = {"prediction_id": f"{id_prefix}{i}", "unit_id": f"u{i}"}
+    return prediction(**{**at, "event_time": T0 + timedelta(seconds=i), **fields})

@@ -3,9 +3,14 @@ binary partial aggregates, and one look of the analysis at them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from modelguard.contracts.experiments import ExperimentAnalysis, ExperimentSpec
+from modelguard.contracts.experiments import (
+    ExperimentAnalysis,
+    ExperimentSpec,
+    ExposureLogged,
+    OutcomeObserved,
+)
 from modelguard.core.experiments import bookkeeping as bk
 from modelguard.core.experiments.analysis import SplitEpoch, analyze
 
@@ -58,4 +63,39 @@ def analyze_binary(
     running = {} if running_p is None else running_p
     return analyze(
         s, binary_partial(n, conv), history=HIST, running_p=running, analysis_id=analysis_id, now=T0
+    )
+
+
+def exposure(
+    unit: str, arm: str, i: int = 0, experiment: str = "e1", *, event_id: str | None = None
+) -> ExposureLogged:
+    """Unit ``unit`` exposed to ``arm`` of ``experiment`` (model ``fraud``) ``i`` seconds
+    after ``T0``; event id ``x<unit><i>`` unless given."""
+    return ExposureLogged(
+        event_id=event_id or f"x{unit}{i}",
+        experiment_id=experiment,
+        unit_id=unit,
+        arm=arm,
+        model="fraud",
+        event_time=T0 + timedelta(seconds=i),
+    )
+
+
+def outcome(
+    unit: str,
+    value: float,
+    eid: str,
+    experiment: str | None = "e1",
+    pre: float | None = None,
+    metric: str = "conversion",
+) -> OutcomeObserved:
+    """An outcome ``value`` of ``metric`` for ``unit`` at ``T0`` (``pre``: its pre-period value)."""
+    return OutcomeObserved(
+        event_id=eid,
+        experiment_id=experiment,
+        unit_id=unit,
+        metric=metric,
+        value=value,
+        pre_period_value=pre,
+        event_time=T0,
     )

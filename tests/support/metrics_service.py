@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -24,8 +22,7 @@ from modelguard_services.metrics.app import MetricsService, changelog_topic
 from modelguard_services.metrics.settings import MetricsSettings
 from tests.support.prom import PrometheusHelper
 from tests.support.servers import Servers
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.services import spawn_service
 
 
 def metrics_settings_on(
@@ -64,13 +61,7 @@ def spawn_metrics(settings: MetricsSettings, *extra: str) -> subprocess.Popen[by
         "MODELGUARD_METRICS_CHECKPOINT_INTERVAL_S": str(settings.metrics_checkpoint_interval_s),
         "MODELGUARD_LOG_LEVEL": "WARNING",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "modelguard_services.metrics", *extra],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return spawn_service("metrics", env, *extra)
 
 
 @dataclass

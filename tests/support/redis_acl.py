@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import redis
@@ -11,12 +10,7 @@ from modelguard.adapters.redis_client import RedisConnection, make_redis
 from modelguard_devstack import StackConfig
 from modelguard_devstack.config import find_repo_root
 from modelguard_devstack.servers import RedisServer, redis_secret_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 def launcher_redis(run_dir: Path) -> RedisServer:

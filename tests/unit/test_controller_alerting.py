@@ -15,8 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from modelguard.contracts.decisions import RoutingDecision
 from modelguard_services.controller.app import ACTIONS, ControllerMetrics
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 
 def _tool(name: str) -> str:

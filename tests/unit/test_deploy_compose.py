@@ -28,8 +28,8 @@ from modelguard_services import LOCAL_TOOLS
 from modelguard_services import SERVICES as DEPLOYED
 from modelguard_services.metrics.settings import MetricsSettings
 from modelguard_services.simulator.app import load_scenario
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(DEPLOYED)
 DOCKERFILE = "deploy/Dockerfile"
 SETTINGS: dict[str, type[CommonSettings]] = {"metrics": MetricsSettings}

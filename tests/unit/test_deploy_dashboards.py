@@ -12,7 +12,8 @@ from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+
 GRAFANA = ROOT / "deploy" / "grafana"
 # Classic dashboard JSON is what Grafana file provisioning loads (see ADR 0007).
 pytestmark = pytest.mark.filterwarnings("ignore:Prefer using dashboardv2:DeprecationWarning")

@@ -18,10 +18,10 @@ import yaml
 from modelguard.core.control import load_policies
 from modelguard_services import SERVICES as DEPLOYED
 from modelguard_services.simulator.app import load_scenario
+from tests.support.paths import ROOT
 
 # The first run builds helm (3-5 minutes on 2 busy cores); later runs take seconds.
 pytestmark = pytest.mark.timeout(900)
-ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "modelguard"
 KUBE_VERSION = "1.33.0"
 SERVICES = sorted(DEPLOYED)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -22,40 +22,10 @@ from modelguard.core.experiments import bookkeeping as bk
 from modelguard.core.experiments.analysis import analysis_task
 from modelguard.core.experiments.bandit import bandit_update, ramp_split, step_toward
 from modelguard.core.simulation import Scenario, SimulationEngine
-from tests.support.experiments import analyze_binary, binary_partial
+from tests.support.experiments import T0, analyze_binary, binary_partial
 from tests.support.experiments import experiment_spec as spec
-
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def exp(unit: str, arm: str, i: int = 0, experiment: str = "e1") -> ExposureLogged:
-    return ExposureLogged(
-        event_id=f"x{unit}{i}",
-        experiment_id=experiment,
-        unit_id=unit,
-        arm=arm,
-        model="fraud",
-        event_time=T0 + timedelta(seconds=i),
-    )
-
-
-def out(
-    unit: str,
-    value: float,
-    eid: str,
-    experiment: str | None = "e1",
-    pre: float | None = None,
-    metric: str = "conversion",
-) -> OutcomeObserved:
-    return OutcomeObserved(
-        event_id=eid,
-        experiment_id=experiment,
-        unit_id=unit,
-        metric=metric,
-        value=value,
-        pre_period_value=pre,
-        event_time=T0,
-    )
+from tests.support.experiments import exposure as exp
+from tests.support.experiments import outcome as out
 
 
 def test_spec_validation_names_the_problem() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -21,9 +20,7 @@ from modelguard.core.experiments import analysis as an
 from modelguard.core.experiments import bookkeeping as bk
 from modelguard.core.experiments import stats
 from modelguard.core.experiments.analysis import SplitEpoch, analyze, arm_moments, srm_check
-from tests.support.experiments import HIST, binary_partial, experiment_spec
-
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
+from tests.support.experiments import HIST, T0, binary_partial, experiment_spec, exposure, outcome
 
 
 def spec(**kw: object) -> ExperimentSpec:
@@ -364,17 +361,11 @@ def test_merging_partials_equals_aggregating_everything(
 
 
 def _event_exposure(unit: str, arm: str) -> ExposureLogged:
-    return ExposureLogged(
-        event_id=f"x{unit}", experiment_id="e1", unit_id=unit, arm=arm, model="fraud",
-        event_time=T0 + timedelta(seconds=1),
-    )  # fmt: skip
+    return exposure(unit, arm, 1, event_id=f"x{unit}")
 
 
 def _event_outcome(unit: str, value: float, i: int) -> OutcomeObserved:
-    return OutcomeObserved(
-        event_id=f"o{unit}-{i}", experiment_id="e1", unit_id=unit, metric="revenue",
-        value=value, event_time=T0,
-    )  # fmt: skip
+    return outcome(unit, value, f"o{unit}-{i}", metric="revenue")
 
 
 def test_bookkeeping_variance_at_a_large_mean_survives_revisions_and_merges() -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-LIBS = Path(__file__).resolve().parents[2] / "libs" / "modelguard"
+from tests.support.paths import ROOT
+
+LIBS = ROOT / "libs" / "modelguard"
 FORBIDDEN_IN_LIBS = ("modelguard_services", "modelguard_devstack")
 FORBIDDEN_IN_CORE = (
     *FORBIDDEN_IN_LIBS,

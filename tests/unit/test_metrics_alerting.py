@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from modelguard.contracts.telemetry import CATALOGUE
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "metrics.yml"
 
 

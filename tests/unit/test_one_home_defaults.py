@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -13,8 +12,8 @@ import yaml
 from modelguard.core.drift import DriftConfig
 from modelguard.core.metrics import MetricsConfig
 from modelguard_services.metrics.settings import MetricsSettings
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 #: CLI flag of the drift service -> DriftConfig field.
 DRIFT_FLAGS = {
     "--window-events": "window_events",

@@ -30,10 +30,11 @@ from modelguard.core.control.policy import parse_policies
 from modelguard.core.metrics import Aggregate, ClosedWindow, MetricsConfig, PartitionState
 from modelguard.core.metrics.baseline import baseline_comparison
 from modelguard.core.metrics.formulas import accuracy_drop_percent, error_rate
+from tests.support.paths import ROOT
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 assess_module = importlib.import_module("modelguard.core.control.assess")
-LIBS = Path(__file__).resolve().parents[2] / "libs" / "modelguard"
+LIBS = ROOT / "libs" / "modelguard"
 
 counts = st.integers(min_value=0, max_value=10**6)
 shares = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)

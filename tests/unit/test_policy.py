@@ -13,8 +13,7 @@ from modelguard.core.control.evidence import DriftRecord, WindowRecord
 from modelguard.core.control.policy import policy_hash
 from tests.support.control import T0, drift_signal, metric_window
 from tests.support.control import after as at
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 POLICY = """
 models:

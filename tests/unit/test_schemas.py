@@ -9,8 +9,9 @@ import pytest
 
 from modelguard.cli import main
 from modelguard.contracts.registry import EVENT_MODELS, stale_schema_files, write_schema_files
+from tests.support.paths import ROOT
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = ROOT / "schemas"
 
 
 def test_committed_schemas_are_fresh() -> None:

@@ -24,8 +24,8 @@ from modelguard.contracts.decisions import ControlKeys
 from modelguard.contracts.experiments import ExperimentKeys
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard_services.metrics.settings import MetricsSettings
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 P = "prod"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -12,16 +11,11 @@ from prometheus_client import CollectorRegistry, Counter
 
 from modelguard.adapters.settings import CommonSettings
 from modelguard_services.runtime import serve
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 def test_serve_exposes_metrics_while_the_loop_runs_and_closes_after() -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
     seen: list[str] = []
 
@@ -37,7 +31,7 @@ def test_serve_exposes_metrics_while_the_loop_runs_and_closes_after() -> None:
 
 
 def test_a_crashing_loop_propagates_and_still_closes_the_server() -> None:
-    port = _free_port()
+    port = free_port()
 
     def run(registry: CollectorRegistry, stop: threading.Event) -> None:
         raise RuntimeError("boom")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,10 +15,10 @@ from modelguard.contracts.codec import encode_event
 from modelguard.contracts.experiments import ExposureLogged, OutcomeObserved
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
 from modelguard.core.simulation import Scenario, ScenarioError, SimulationEngine, parse_scenario
+from tests.support.paths import ROOT
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ALPHA = 0.001
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def scenario(**overrides: Any) -> Scenario:

@@ -40,8 +40,8 @@ from modelguard_services.experiments.app import ExperimentMetrics
 from modelguard_services.metrics.exposition import MetricsCollector
 from modelguard_services.simulator.app import SimulatorService, load_scenario
 from modelguard_services.validator.app import PredictionCounters
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 

@@ -17,6 +17,7 @@ from modelguard.contracts.base import (
     VersionName,
 )
 from modelguard.contracts.common import JsonScalar, Weight
+from modelguard.contracts.redis_keys import Key, KeySpace
 
 
 class RoutingDecision(Event):
@@ -55,31 +56,18 @@ class RoutingDecision(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ControlKeys:
+class ControlKeys(KeySpace):
     """Redis keys of the rollback controller under a deployment prefix.
 
     >>> ControlKeys("mg").frozen
     'mg:control:frozen'
     """
 
-    prefix: str = "modelguard"
-
-    @property
-    def lease(self) -> str:
-        """Leader lease of the controller replicas (value: the holder's token)."""
-        return f"{self.prefix}:lease:controller"
-
-    @property
-    def state(self) -> str:
-        """The leader's snapshot (per-model state, input offsets, outbox), JSON."""
-        return f"{self.prefix}:control:state"
-
-    @property
-    def frozen(self) -> str:
-        """Hash model -> JSON {actor, reason, at}: models an operator froze."""
-        return f"{self.prefix}:control:frozen"
-
-    @property
-    def audit(self) -> str:
-        """Stream of operator commands (freeze, unfreeze, and every manual change)."""
-        return f"{self.prefix}:control:audit"
+    #: Leader lease of the controller replicas (value: the holder's token).
+    lease = Key("lease", "controller")
+    #: The leader's snapshot (per-model state, input offsets, outbox), JSON.
+    state = Key("control", "state")
+    #: Hash model -> JSON {actor, reason, at}: models an operator froze.
+    frozen = Key("control", "frozen")
+    #: Stream of operator commands (freeze, unfreeze, and every manual change).
+    audit = Key("control", "audit")

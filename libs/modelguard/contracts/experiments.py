@@ -20,6 +20,7 @@ from modelguard.contracts.base import (
 )
 from modelguard.contracts.common import JsonScalar, Weight
 from modelguard.contracts.limits import LIMITS
+from modelguard.contracts.redis_keys import Key, KeySpace
 
 
 class ExposureLogged(Event):
@@ -280,60 +281,50 @@ class ExperimentAnalysis(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ExperimentKeys:
+class ExperimentKeys(KeySpace):
     """Redis keys of the experiment registry and the processor's state.
 
     >>> ExperimentKeys("mg").spec("exp1")
     'mg:experiment:exp1'
     """
 
-    prefix: str = "modelguard"
+    #: Set of every experiment id.
+    index = Key("experiments")
+    #: Stream: one entry per registry change (actor, action, old and new revision).
+    audit = Key("experiments", "audit")
+    #: Pub/sub channel announcing ``experiment_id revision`` on every change.
+    changes = Key("experiments", "changes")
 
     def spec(self, experiment_id: str) -> str:
         """String key: the spec as JSON (its ``revision`` is the compare-and-set token)."""
-        return f"{self.prefix}:experiment:{experiment_id}"
-
-    @property
-    def index(self) -> str:
-        """Set of every experiment id."""
-        return f"{self.prefix}:experiments"
+        return self.key("experiment", experiment_id)
 
     def by_model(self, model: str) -> str:
         """Set of the experiment ids of a model (what the routing client looks up)."""
-        return f"{self.prefix}:experiments:model:{model}"
-
-    @property
-    def audit(self) -> str:
-        """Stream: one entry per registry change (actor, action, old and new revision)."""
-        return f"{self.prefix}:experiments:audit"
-
-    @property
-    def changes(self) -> str:
-        """Pub/sub channel announcing ``experiment_id revision`` on every change."""
-        return f"{self.prefix}:experiments:changes"
+        return self.key("experiments", "model", model)
 
     def split_history(self, experiment_id: str) -> str:
         """List of ``{"from": iso time, "weights": {...}}``, appended on split changes."""
-        return f"{self.prefix}:experiment:{experiment_id}:splits"
+        return self.key("experiment", experiment_id, "splits")
 
     def partials(self, experiment_id: str) -> str:
         """Hash: task (partition) -> JSON partial aggregates of that partition."""
-        return f"{self.prefix}:experiment:{experiment_id}:partials"
+        return self.key("experiment", experiment_id, "partials")
 
     def units(self, group: str, task: int) -> str:
         """Hash: per-unit records of one processor task (partition)."""
-        return f"{self.prefix}:expstate:{group}:{task}:units"
+        return self.key("expstate", group, task, "units")
 
     def checkpoint(self, group: str, task: int) -> str:
         """String: JSON of a task's offsets and aggregates, written with its units."""
-        return f"{self.prefix}:expstate:{group}:{task}:checkpoint"
+        return self.key("expstate", group, task, "checkpoint")
 
     def sequential(self, experiment_id: str) -> str:
         """Hash: sequential state per metric and arm: the always-valid p-value (running
         minimum, field ``metric:arm``) and the running confidence sequence
         (``metric:arm:cs_low`` / ``metric:arm:cs_high``)."""
-        return f"{self.prefix}:experiment:{experiment_id}:sequential"
+        return self.key("experiment", experiment_id, "sequential")
 
     def bandit(self, experiment_id: str) -> str:
         """Hash: last bandit update (time, weights)."""
-        return f"{self.prefix}:experiment:{experiment_id}:bandit"
+        return self.key("experiment", experiment_id, "bandit")

@@ -80,654 +80,438 @@ def by_series(series: str) -> Family | None:
     return None
 
 
+class _Exporter:
+    """Declares the families one process kind exports (``_metrics.gauge(name, help, labels)``)."""
+
+    def __init__(self, exporter: str) -> None:
+        self.exporter = exporter
+
+    def counter(self, name: str, help: str, labels: tuple[str, ...] = ()) -> Family:
+        return _family(name, "counter", help, labels, exporter=self.exporter)
+
+    def gauge(self, name: str, help: str, labels: tuple[str, ...] = ()) -> Family:
+        return _family(name, "gauge", help, labels, exporter=self.exporter)
+
+    def histogram(
+        self, name: str, help: str, labels: tuple[str, ...] = (), *, buckets: tuple[float, ...]
+    ) -> Family:
+        return _family(name, "histogram", help, labels, buckets=buckets, exporter=self.exporter)
+
+
+_sdk = _Exporter("sdk")
+_routing_client = _Exporter("routing-client")
+_every_consumer = _Exporter("every consumer")
+_every_service = _Exporter("every service")
+_metrics = _Exporter("metrics")
+_validator = _Exporter("validator")
+_drift = _Exporter("drift")
+_experiments = _Exporter("experiments")
+_controller = _Exporter("controller")
+_simulator = _Exporter("simulator")
+
+# label sets many families share
+_MODEL = ("model_name",)
+_MODEL_VERSION = (*_MODEL, "model_version")
+_FEATURE = (*_MODEL_VERSION, "feature")
+_EXPERIMENT = ("experiment_id", "model_name")
+_ARM = (*_EXPERIMENT, "arm")
+_ARM_METRIC = (*_ARM, "metric")
+
 # -- sdk ----------------------------------------------------------------------
-MODELGUARD_SDK_EVENTS = _family(
+MODELGUARD_SDK_EVENTS = _sdk.counter(
     "modelguard_sdk_events",
-    "counter",
     "Events accepted into the SDK's send buffer, by event type.",
     ("event_type",),
-    exporter="sdk",
 )
-MODELGUARD_SDK_DROPPED = _family(
+MODELGUARD_SDK_DROPPED = _sdk.counter(
     "modelguard_sdk_dropped",
-    "counter",
     "Events dropped before sending (buffer full), by event type.",
     ("event_type", "reason"),
-    exporter="sdk",
 )
-MODELGUARD_SDK_DELIVERY_FAILURES = _family(
+MODELGUARD_SDK_DELIVERY_FAILURES = _sdk.counter(
     "modelguard_sdk_delivery_failures",
-    "counter",
     "Events the broker did not acknowledge (e.g. timed out), by topic and error.",
     ("topic", "error"),
-    exporter="sdk",
 )
-MODELGUARD_SDK_INVALID_CALLS = _family(
+MODELGUARD_SDK_INVALID_CALLS = _sdk.counter(
     "modelguard_sdk_invalid_calls",
-    "counter",
     "SDK calls rejected for invalid arguments, by event type.",
     ("event_type",),
-    exporter="sdk",
 )
-MODELGUARD_SDK_BUFFERED_MESSAGES = _family(
-    "modelguard_sdk_buffered_messages",
-    "gauge",
-    "Messages waiting in the SDK's send buffer.",
-    exporter="sdk",
+MODELGUARD_SDK_BUFFERED_MESSAGES = _sdk.gauge(
+    "modelguard_sdk_buffered_messages", "Messages waiting in the SDK's send buffer."
 )
-MODELGUARD_SDK_INFERENCE_DURATION_SECONDS = _family(
+MODELGUARD_SDK_INFERENCE_DURATION_SECONDS = _sdk.histogram(
     "modelguard_sdk_inference_duration_seconds",
-    "histogram",
-    (
-        "Time spent serving a prediction, by stage, as timed in this model server "
-        "(sdk.timer / sdk.timed); the fleet-wide view is model_inference_duration_seconds."
-    ),
-    ("model_name", "model_version", "stage"),
+    "Time spent serving a prediction, by stage, as timed in this model server "
+    "(sdk.timer / sdk.timed); the fleet-wide view is model_inference_duration_seconds.",
+    (*_MODEL_VERSION, "stage"),
     buckets=DURATION_BUCKETS,
-    exporter="sdk",
 )
 
 # -- routing ------------------------------------------------------------------
-MODELGUARD_ROUTING_TABLE_REVISION = _family(
-    "modelguard_routing_table_revision",
-    "gauge",
-    "Revision of the routing table in use, per model.",
-    ("model_name",),
-    exporter="routing-client",
+MODELGUARD_ROUTING_TABLE_REVISION = _routing_client.gauge(
+    "modelguard_routing_table_revision", "Revision of the routing table in use, per model.", _MODEL
 )
-MODELGUARD_ROUTING_TABLE_UPDATES = _family(
-    "modelguard_routing_table_updates",
-    "counter",
-    "Routing tables applied by the client, per model.",
-    ("model_name",),
-    exporter="routing-client",
+MODELGUARD_ROUTING_TABLE_UPDATES = _routing_client.counter(
+    "modelguard_routing_table_updates", "Routing tables applied by the client, per model.", _MODEL
 )
-MODELGUARD_ROUTING_REDIS_ERRORS = _family(
+MODELGUARD_ROUTING_REDIS_ERRORS = _routing_client.counter(
     "modelguard_routing_redis_errors",
-    "counter",
     "Failed Redis operations of the routing client (listen, load, decode).",
     ("operation",),
-    exporter="routing-client",
 )
-MODELGUARD_ROUTING_REDIS_CONNECTED = _family(
-    "modelguard_routing_redis_connected",
-    "gauge",
-    "1 while the routing client's change subscription is up.",
-    exporter="routing-client",
+MODELGUARD_ROUTING_REDIS_CONNECTED = _routing_client.gauge(
+    "modelguard_routing_redis_connected", "1 while the routing client's change subscription is up."
 )
-MODELGUARD_ROUTING_PROPAGATION_SECONDS = _family(
+MODELGUARD_ROUTING_PROPAGATION_SECONDS = _routing_client.histogram(
     "modelguard_routing_propagation_seconds",
-    "histogram",
     "Time from a table's write (updated_at) to its use by this client.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0),
-    exporter="routing-client",
 )
-MODELGUARD_ROUTING_STALE_ASSIGNMENTS = _family(
+MODELGUARD_ROUTING_STALE_ASSIGNMENTS = _routing_client.counter(
     "modelguard_routing_stale_assignments",
-    "counter",
     "Assignments served from the last known good table while Redis was unreachable.",
-    exporter="routing-client",
 )
 
-MODELGUARD_ROUTING_TABLES_REFUSED = _family(
+MODELGUARD_ROUTING_TABLES_REFUSED = _routing_client.counter(
     "modelguard_routing_tables_refused",
-    "counter",
     "Routing tables not applied because they name an unregistered version.",
-    ("model_name",),
-    exporter="routing-client",
+    _MODEL,
 )
 
 # -- ingest -------------------------------------------------------------------
-MODELGUARD_EVENTS_CONSUMED = _family(
+MODELGUARD_EVENTS_CONSUMED = _every_consumer.counter(
     "modelguard_events_consumed",
-    "counter",
     "Events consumed, by topic and validation outcome (valid/invalid).",
     ("service", "topic", "outcome"),
-    exporter="every consumer",
 )
-MODELGUARD_DEAD_LETTERS = _family(
+MODELGUARD_DEAD_LETTERS = _every_consumer.counter(
     "modelguard_dead_letters",
-    "counter",
     "Events sent to the dead-letter topic, by source topic and error kind.",
     ("service", "source_topic", "error_kind"),
-    exporter="every consumer",
 )
-MODELGUARD_CONSUMER_ERRORS = _family(
+MODELGUARD_CONSUMER_ERRORS = _every_consumer.counter(
     "modelguard_consumer_errors",
-    "counter",
     "Errors reported by the Kafka consumer (not per message).",
     ("service", "code"),
-    exporter="every consumer",
 )
 
 
 # -- every service ------------------------------------------------------------
-MODELGUARD_DEPENDENCY_UP = _family(
+MODELGUARD_DEPENDENCY_UP = _every_service.gauge(
     "modelguard_dependency_up",
-    "gauge",
     "1 while the service reaches the dependency, 0 during an outage.",
     ("dependency",),
-    exporter="every service",
 )
 
 # -- metrics ------------------------------------------------------------------
-MODEL_ACCURACY = _family(
-    "model_accuracy",
-    "gauge",
-    "Accuracy over the last N labelled predictions.",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_ACCURACY = _metrics.gauge(
+    "model_accuracy", "Accuracy over the last N labelled predictions.", _MODEL_VERSION
 )
-MODEL_PRECISION = _family(
-    "model_precision",
-    "gauge",
-    "Precision (binary, else macro) over the last N labels.",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_PRECISION = _metrics.gauge(
+    "model_precision", "Precision (binary, else macro) over the last N labels.", _MODEL_VERSION
 )
-MODEL_RECALL = _family(
-    "model_recall",
-    "gauge",
-    "Recall (binary, else macro) over the last N labels.",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_RECALL = _metrics.gauge(
+    "model_recall", "Recall (binary, else macro) over the last N labels.", _MODEL_VERSION
 )
-MODEL_F1_SCORE = _family(
-    "model_f1_score",
-    "gauge",
-    "F1 score (binary, else macro) over the last N labels.",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_F1_SCORE = _metrics.gauge(
+    "model_f1_score", "F1 score (binary, else macro) over the last N labels.", _MODEL_VERSION
 )
-MODEL_F1_MACRO_SCORE = _family(
-    "model_f1_macro_score",
-    "gauge",
-    "Macro F1 over the last N labels.",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_F1_MACRO_SCORE = _metrics.gauge(
+    "model_f1_macro_score", "Macro F1 over the last N labels.", _MODEL_VERSION
 )
-MODEL_ROC_AUC = _family(
-    "model_roc_auc",
-    "gauge",
-    "ROC-AUC over the last N labels (with probabilities).",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_ROC_AUC = _metrics.gauge(
+    "model_roc_auc", "ROC-AUC over the last N labels (with probabilities).", _MODEL_VERSION
 )
-MODEL_LOG_LOSS = _family(
-    "model_log_loss",
-    "gauge",
-    "Log-loss over the last N labels (with probabilities).",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_LOG_LOSS = _metrics.gauge(
+    "model_log_loss", "Log-loss over the last N labels (with probabilities).", _MODEL_VERSION
 )
-MODEL_BRIER_SCORE = _family(
-    "model_brier_score",
-    "gauge",
-    "Brier score over the last N labels.",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_BRIER_SCORE = _metrics.gauge(
+    "model_brier_score", "Brier score over the last N labels.", _MODEL_VERSION
 )
-MODEL_MAE = _family(
-    "model_mae",
-    "gauge",
-    "Mean absolute error over the last N labels (regression).",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_MAE = _metrics.gauge(
+    "model_mae", "Mean absolute error over the last N labels (regression).", _MODEL_VERSION
 )
-MODEL_RMSE = _family(
-    "model_rmse",
-    "gauge",
-    "Root mean squared error over the last N labels (regression).",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_RMSE = _metrics.gauge(
+    "model_rmse", "Root mean squared error over the last N labels (regression).", _MODEL_VERSION
 )
-MODEL_MAPE = _family(
-    "model_mape",
-    "gauge",
-    "Mean absolute percentage error, last N labels (regression).",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_MAPE = _metrics.gauge(
+    "model_mape", "Mean absolute percentage error, last N labels (regression).", _MODEL_VERSION
 )
-MODEL_VERSION_ACCURACY_DROP_PERCENT = _family(
+MODEL_VERSION_ACCURACY_DROP_PERCENT = _metrics.gauge(
     "model_version_accuracy_drop_percent",
-    "gauge",
     "Accuracy drop of a version against the model's baseline, percent of baseline.",
-    ("model_name", "model_version"),
-    exporter="metrics",
+    _MODEL_VERSION,
 )
-MODEL_ACCURACY_DROP_PERCENT = _family(
+MODEL_ACCURACY_DROP_PERCENT = _metrics.gauge(
     "model_accuracy_drop_percent",
-    "gauge",
     "Largest accuracy drop among a model's versions, percent of its baseline.",
-    ("model_name",),
-    exporter="metrics",
+    _MODEL,
 )
-MODEL_ACCURACY_DEGRADED = _family(
+MODEL_ACCURACY_DEGRADED = _metrics.gauge(
     "model_accuracy_degraded",
-    "gauge",
-    (
-        "1 when a version's last-N accuracy dropped significantly (one-sided z test) by at "
-        "least the configured percentage below the model's baseline."
-    ),
-    ("model_name",),
-    exporter="metrics",
+    "1 when a version's last-N accuracy dropped significantly (one-sided z test) by at "
+    "least the configured percentage below the model's baseline.",
+    _MODEL,
 )
-MODEL_ACCURACY_TREND = _family(
+MODEL_ACCURACY_TREND = _metrics.gauge(
     "model_accuracy_trend",
-    "gauge",
     "Accuracy of the last closed window minus the previous one, per window.",
-    ("model_name", "model_version", "window"),
-    exporter="metrics",
+    (*_MODEL_VERSION, "window"),
 )
-MODEL_LATENCY_QUANTILE_SECONDS = _family(
+MODEL_LATENCY_QUANTILE_SECONDS = _metrics.gauge(
     "model_latency_quantile_seconds",
-    "gauge",
     "Latency percentiles (p50/p95/p99) over the last closed window, per window.",
-    ("model_name", "model_version", "window", "percentile"),
-    exporter="metrics",
+    (*_MODEL_VERSION, "window", "percentile"),
 )
-MODEL_LABEL_COVERAGE_RATIO = _family(
+MODEL_LABEL_COVERAGE_RATIO = _metrics.gauge(
     "model_label_coverage_ratio",
-    "gauge",
-    (
-        "Share of resolved predictions (labelled or expired without a label) that got a label, "
-        "in the latest closed event-time window of the finest length."
-    ),
-    ("model_name", "model_version"),
-    exporter="metrics",
+    "Share of resolved predictions (labelled or expired without a label) that got a label, "
+    "in the latest closed event-time window of the finest length.",
+    _MODEL_VERSION,
 )
-MODEL_LABEL_DELAY_SECONDS = _family(
+MODEL_LABEL_DELAY_SECONDS = _metrics.gauge(
     "model_label_delay_seconds",
-    "gauge",
     "Label delay percentiles (label time minus prediction time), since start.",
-    ("model_name", "model_version", "percentile"),
-    exporter="metrics",
+    (*_MODEL_VERSION, "percentile"),
 )
-MODEL_PREDICTIONS = _family(
+MODEL_PREDICTIONS = _metrics.counter(
     "model_predictions",
-    "counter",
     "Predictions served, by model version and predicted class.",
-    ("model_name", "model_version", "predicted_class"),
-    exporter="metrics",
+    (*_MODEL_VERSION, "predicted_class"),
 )
-MODEL_PREDICTION_ERRORS = _family(
+MODEL_PREDICTION_ERRORS = _metrics.counter(
     "model_prediction_errors",
-    "counter",
     "Failed predictions, by model version and error type.",
-    ("model_name", "model_version", "error_type"),
-    exporter="metrics",
+    (*_MODEL_VERSION, "error_type"),
 )
-MODEL_LABELS_JOINED = _family(
-    "model_labels_joined",
-    "counter",
-    "Predictions joined with their label.",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_LABELS_JOINED = _metrics.counter(
+    "model_labels_joined", "Predictions joined with their label.", _MODEL_VERSION
 )
-MODEL_CORRECT_PREDICTIONS = _family(
-    "model_correct_predictions",
-    "counter",
-    "Labelled predictions that were right.",
-    ("model_name", "model_version"),
-    exporter="metrics",
+MODEL_CORRECT_PREDICTIONS = _metrics.counter(
+    "model_correct_predictions", "Labelled predictions that were right.", _MODEL_VERSION
 )
-MODEL_LABELS_EXPIRED = _family(
+MODEL_LABELS_EXPIRED = _metrics.counter(
     "model_labels_expired",
-    "counter",
     "Predictions whose label did not arrive within the label TTL.",
-    ("model_name", "model_version"),
-    exporter="metrics",
+    _MODEL_VERSION,
 )
-MODEL_INFERENCE_DURATION_SECONDS = _family(
+MODEL_INFERENCE_DURATION_SECONDS = _metrics.histogram(
     "model_inference_duration_seconds",
-    "histogram",
     "Serving latency by stage (total = whole request).",
-    ("model_name", "model_version", "stage"),
+    (*_MODEL_VERSION, "stage"),
     buckets=DURATION_BUCKETS,
-    exporter="metrics",
 )
-MODEL_ORPHAN_LABELS = _family(
+MODEL_ORPHAN_LABELS = _metrics.counter(
     "model_orphan_labels",
-    "counter",
     "Labels whose prediction never arrived within the grace period (model from the label).",
-    ("model_name",),
-    exporter="metrics",
+    _MODEL,
 )
-MODELGUARD_METRICS_LATE_EVENTS = _family(
+MODELGUARD_METRICS_LATE_EVENTS = _metrics.counter(
     "modelguard_metrics_late_events",
-    "counter",
     "Events (or expiries) for an already closed window, left out of that window.",
     ("kind",),
-    exporter="metrics",
 )
-MODELGUARD_METRICS_DUPLICATE_EVENTS = _family(
+MODELGUARD_METRICS_DUPLICATE_EVENTS = _metrics.counter(
     "modelguard_metrics_duplicate_events",
-    "counter",
     "Predictions or labels seen again (same prediction id), not counted twice.",
     ("kind",),
-    exporter="metrics",
 )
-MODELGUARD_METRICS_REJECTED_LABELS = _family(
-    "modelguard_metrics_rejected_labels",
-    "counter",
-    "Labels that could not be used, by reason.",
-    ("reason",),
-    exporter="metrics",
+MODELGUARD_METRICS_REJECTED_LABELS = _metrics.counter(
+    "modelguard_metrics_rejected_labels", "Labels that could not be used, by reason.", ("reason",)
 )
-MODELGUARD_METRICS_WATERMARK_SECONDS = _family(
+MODELGUARD_METRICS_WATERMARK_SECONDS = _metrics.gauge(
     "modelguard_metrics_watermark_seconds",
-    "gauge",
     "Event-time watermark per partition (Unix seconds).",
     ("partition",),
-    exporter="metrics",
 )
-MODELGUARD_METRICS_PENDING_PREDICTIONS = _family(
+MODELGUARD_METRICS_PENDING_PREDICTIONS = _metrics.gauge(
     "modelguard_metrics_pending_predictions",
-    "gauge",
     "Predictions waiting for their label, per partition.",
     ("partition",),
-    exporter="metrics",
 )
 
-MODELGUARD_METRICS_CLAMPED_EVENTS = _family(
+MODELGUARD_METRICS_CLAMPED_EVENTS = _metrics.counter(
     "modelguard_metrics_clamped_events",
-    "counter",
-    (
-        "Events dated further ahead of their arrival (broker) time than the tolerance, "
-        "counted at arrival time plus the tolerance."
-    ),
+    "Events dated further ahead of their arrival (broker) time than the tolerance, "
+    "counted at arrival time plus the tolerance.",
     ("kind",),
-    exporter="metrics",
 )
-MODELGUARD_METRICS_EVICTED = _family(
+MODELGUARD_METRICS_EVICTED = _metrics.counter(
     "modelguard_metrics_evicted",
-    "counter",
-    (
-        "Entries evicted by a memory bound (prediction: expired early; label: counted "
-        "orphan; id: forgotten for deduplication)."
-    ),
+    "Entries evicted by a memory bound (prediction: expired early; label: counted "
+    "orphan; id: forgotten for deduplication).",
     ("kind",),
-    exporter="metrics",
 )
 # -- validator ----------------------------------------------------------------
-MODELGUARD_VALIDATED_PREDICTIONS = _family(
+MODELGUARD_VALIDATED_PREDICTIONS = _validator.counter(
     "modelguard_validated_predictions",
-    "counter",
     "Valid predictions seen by the edge validator, by version and predicted class.",
-    ("model_name", "model_version", "predicted_class"),
-    exporter="validator",
+    (*_MODEL_VERSION, "predicted_class"),
 )
-MODELGUARD_VALIDATED_PREDICTION_ERRORS = _family(
+MODELGUARD_VALIDATED_PREDICTION_ERRORS = _validator.counter(
     "modelguard_validated_prediction_errors",
-    "counter",
     "Failed requests seen by the edge validator, by version and error type.",
-    ("model_name", "model_version", "error_type"),
-    exporter="validator",
+    (*_MODEL_VERSION, "error_type"),
 )
 
-MODELGUARD_VALIDATED_DUPLICATES = _family(
+MODELGUARD_VALIDATED_DUPLICATES = _validator.counter(
     "modelguard_validated_duplicates",
-    "counter",
     "Predictions whose id the edge validator had seen already (counted once).",
-    exporter="validator",
 )
 # -- drift --------------------------------------------------------------------
-MODEL_DATA_DRIFT_DETECTED = _family(
+MODEL_DATA_DRIFT_DETECTED = _drift.gauge(
     "model_data_drift_detected",
-    "gauge",
-    (
-        "1 when the model version's data drifted (dataset share above the threshold, or a "
-        "sequential alarm in the current window)."
-    ),
-    ("model_name", "model_version"),
-    exporter="drift",
+    "1 when the model version's data drifted (dataset share above the threshold, or a "
+    "sequential alarm in the current window).",
+    _MODEL_VERSION,
 )
-MODEL_DRIFTED_COLUMNS_RATIO = _family(
+MODEL_DRIFTED_COLUMNS_RATIO = _drift.gauge(
     "model_drifted_columns_ratio",
-    "gauge",
     "Share of features that drifted in the last closed window.",
-    ("model_name", "model_version"),
-    exporter="drift",
+    _MODEL_VERSION,
 )
-MODEL_CONCEPT_DRIFT_DETECTED = _family(
+MODEL_CONCEPT_DRIFT_DETECTED = _drift.gauge(
     "model_concept_drift_detected",
-    "gauge",
     "1 when the error rate rose above its baseline (ADWIN alarm), until it is back.",
-    ("model_name", "model_version"),
-    exporter="drift",
+    _MODEL_VERSION,
 )
-PSI_SCORE = _family(
-    "psi_score",
-    "gauge",
-    "Population stability index of a feature, last window.",
-    ("model_name", "model_version", "feature"),
-    exporter="drift",
+PSI_SCORE = _drift.gauge(
+    "psi_score", "Population stability index of a feature, last window.", _FEATURE
 )
-KS_STATISTIC = _family(
-    "ks_statistic",
-    "gauge",
-    "Kolmogorov-Smirnov distance of a feature, last window.",
-    ("model_name", "model_version", "feature"),
-    exporter="drift",
+KS_STATISTIC = _drift.gauge(
+    "ks_statistic", "Kolmogorov-Smirnov distance of a feature, last window.", _FEATURE
 )
-KS_P_VALUE = _family(
-    "ks_p_value",
-    "gauge",
-    "KS p-value of a feature (unadjusted), last window.",
-    ("model_name", "model_version", "feature"),
-    exporter="drift",
+KS_P_VALUE = _drift.gauge(
+    "ks_p_value", "KS p-value of a feature (unadjusted), last window.", _FEATURE
 )
-JENSEN_SHANNON_DISTANCE = _family(
+JENSEN_SHANNON_DISTANCE = _drift.gauge(
     "jensen_shannon_distance",
-    "gauge",
     "Jensen-Shannon distance (base 2) of a feature, last window.",
-    ("model_name", "model_version", "feature"),
-    exporter="drift",
+    _FEATURE,
 )
-WASSERSTEIN_DISTANCE = _family(
+WASSERSTEIN_DISTANCE = _drift.gauge(
     "wasserstein_distance",
-    "gauge",
     "Wasserstein distance of a numeric feature in reference standard deviations, last window.",
-    ("model_name", "model_version", "feature"),
-    exporter="drift",
+    _FEATURE,
 )
-MODEL_FEATURE_DRIFT_DETECTED = _family(
+MODEL_FEATURE_DRIFT_DETECTED = _drift.gauge(
     "model_feature_drift_detected",
-    "gauge",
     "1 when the feature drifted (window test or sequential alarm).",
-    ("model_name", "model_version", "feature"),
-    exporter="drift",
+    _FEATURE,
 )
-MODEL_FEATURE_DRIFT_SEVERITY = _family(
-    "model_feature_drift_severity",
-    "gauge",
-    "Drift severity of the feature, 0 NONE .. 4 CRITICAL.",
-    ("model_name", "model_version", "feature"),
-    exporter="drift",
+MODEL_FEATURE_DRIFT_SEVERITY = _drift.gauge(
+    "model_feature_drift_severity", "Drift severity of the feature, 0 NONE .. 4 CRITICAL.", _FEATURE
 )
-MODEL_DRIFT_SIGNALS = _family(
+MODEL_DRIFT_SIGNALS = _drift.counter(
     "model_drift_signals",
-    "counter",
     "Drift signals published, by kind, test and severity.",
-    ("model_name", "kind", "test", "severity"),
-    exporter="drift",
+    (*_MODEL, "kind", "test", "severity"),
 )
-MODEL_DRIFT_WINDOWS = _family(
-    "model_drift_windows",
-    "counter",
-    "Drift windows evaluated.",
-    ("model_name", "model_version"),
-    exporter="drift",
+MODEL_DRIFT_WINDOWS = _drift.counter(
+    "model_drift_windows", "Drift windows evaluated.", _MODEL_VERSION
 )
-MODEL_DRIFT_WARMUP_DROPPED = _family(
+MODEL_DRIFT_WARMUP_DROPPED = _drift.counter(
     "model_drift_warmup_dropped",
-    "counter",
-    (
-        "Warm-up predictions never tested: the warm-up buffer was full while the "
-        "worker's partitions caught up on a backlog (the latest by event time go)."
-    ),
-    ("model_name", "model_version"),
-    exporter="drift",
+    "Warm-up predictions never tested: the warm-up buffer was full while the "
+    "worker's partitions caught up on a backlog (the latest by event time go).",
+    _MODEL_VERSION,
 )
-MODEL_DRIFT_REFERENCE_INFO = _family(
+MODEL_DRIFT_REFERENCE_INFO = _drift.gauge(
     "model_drift_reference_info",
-    "gauge",
     "1 for the reference a model version is tested against.",
-    ("model_name", "model_version", "reference_id"),
-    exporter="drift",
+    (*_MODEL_VERSION, "reference_id"),
 )
 
 # -- experiments --------------------------------------------------------------
-EXPERIMENT_EVENTS = _family(
+EXPERIMENT_EVENTS = _experiments.counter(
     "experiment_events",
-    "counter",
     "Exposure and outcome events by bookkeeping outcome (new, duplicate, ...).",
     ("outcome",),
-    exporter="experiments",
 )
-EXPERIMENT_ARM_UNITS = _family(
-    "experiment_arm_units",
-    "gauge",
-    "Unique units exposed per arm.",
-    ("experiment_id", "model_name", "arm"),
-    exporter="experiments",
+EXPERIMENT_ARM_UNITS = _experiments.gauge(
+    "experiment_arm_units", "Unique units exposed per arm.", _ARM
 )
-EXPERIMENT_ARM_METRIC_MEAN = _family(
-    "experiment_arm_metric_mean",
-    "gauge",
-    "Primary metric mean per arm.",
-    ("experiment_id", "model_name", "arm", "metric"),
-    exporter="experiments",
+EXPERIMENT_ARM_METRIC_MEAN = _experiments.gauge(
+    "experiment_arm_metric_mean", "Primary metric mean per arm.", _ARM_METRIC
 )
-EXPERIMENT_ARM_RELATIVE_LIFT = _family(
-    "experiment_arm_relative_lift",
-    "gauge",
-    "Relative lift vs the control.",
-    ("experiment_id", "model_name", "arm", "metric"),
-    exporter="experiments",
+EXPERIMENT_ARM_RELATIVE_LIFT = _experiments.gauge(
+    "experiment_arm_relative_lift", "Relative lift vs the control.", _ARM_METRIC
 )
-EXPERIMENT_ARM_ALWAYS_VALID_P_VALUE = _family(
+EXPERIMENT_ARM_ALWAYS_VALID_P_VALUE = _experiments.gauge(
     "experiment_arm_always_valid_p_value",
-    "gauge",
     "Always-valid (mSPRT) p-value vs the control.",
-    ("experiment_id", "model_name", "arm", "metric"),
-    exporter="experiments",
+    _ARM_METRIC,
 )
-EXPERIMENT_ARM_CHANCE_TO_BEAT_CONTROL = _family(
+EXPERIMENT_ARM_CHANCE_TO_BEAT_CONTROL = _experiments.gauge(
     "experiment_arm_chance_to_beat_control",
-    "gauge",
     "Posterior probability the arm beats the control.",
-    ("experiment_id", "model_name", "arm", "metric"),
-    exporter="experiments",
+    _ARM_METRIC,
 )
-EXPERIMENT_ARM_WEIGHT = _family(
-    "experiment_arm_weight",
-    "gauge",
-    "Traffic weight routed to the arm.",
-    ("experiment_id", "model_name", "arm"),
-    exporter="experiments",
+EXPERIMENT_ARM_WEIGHT = _experiments.gauge(
+    "experiment_arm_weight", "Traffic weight routed to the arm.", _ARM
 )
-EXPERIMENT_SRM_P_VALUE = _family(
-    "experiment_srm_p_value",
-    "gauge",
-    "Sample-ratio-mismatch chi-square p-value.",
-    ("experiment_id", "model_name"),
-    exporter="experiments",
+EXPERIMENT_SRM_P_VALUE = _experiments.gauge(
+    "experiment_srm_p_value", "Sample-ratio-mismatch chi-square p-value.", _EXPERIMENT
 )
-EXPERIMENT_SRM_DETECTED = _family(
-    "experiment_srm_detected",
-    "gauge",
-    "1 while the SRM check fires (p < 0.001).",
-    ("experiment_id", "model_name"),
-    exporter="experiments",
+EXPERIMENT_SRM_DETECTED = _experiments.gauge(
+    "experiment_srm_detected", "1 while the SRM check fires (p < 0.001).", _EXPERIMENT
 )
-EXPERIMENT_ANALYSES = _family(
-    "experiment_analyses",
-    "counter",
-    "Analyses published.",
-    ("experiment_id", "model_name", "recommendation"),
-    exporter="experiments",
+EXPERIMENT_ANALYSES = _experiments.counter(
+    "experiment_analyses", "Analyses published.", (*_EXPERIMENT, "recommendation")
 )
 
 # -- controller ---------------------------------------------------------------
-MODELGUARD_CONTROLLER_DECISIONS = _family(
+MODELGUARD_CONTROLLER_DECISIONS = _controller.counter(
     "modelguard_controller_decisions",
-    "counter",
     "Routing decisions taken, by model, action and whether it was a dry run.",
-    ("model_name", "action", "dry_run"),
-    exporter="controller",
+    (*_MODEL, "action", "dry_run"),
 )
-MODELGUARD_CONTROLLER_LEADER = _family(
-    "modelguard_controller_leader",
-    "gauge",
-    "1 while this replica holds the controller lease.",
-    ("replica",),
-    exporter="controller",
+MODELGUARD_CONTROLLER_LEADER = _controller.gauge(
+    "modelguard_controller_leader", "1 while this replica holds the controller lease.", ("replica",)
 )
-MODELGUARD_CONTROLLER_VERDICT = _family(
+MODELGUARD_CONTROLLER_VERDICT = _controller.gauge(
     "modelguard_controller_verdict",
-    "gauge",
     "Latest verdict per version: 1 for the current status, 0 for the others.",
-    ("model_name", "model_version", "status"),
-    exporter="controller",
+    (*_MODEL_VERSION, "status"),
 )
-MODELGUARD_ROUTING_WEIGHT = _family(
+MODELGUARD_ROUTING_WEIGHT = _controller.gauge(
     "modelguard_routing_weight",
-    "gauge",
     "Traffic weight of a version in the routing table, as last read.",
-    ("model_name", "model_version"),
-    exporter="controller",
+    _MODEL_VERSION,
 )
-MODELGUARD_CONTROLLER_OPEN_INCIDENTS = _family(
-    "modelguard_controller_open_incidents",
-    "gauge",
-    "Incidents currently open per model.",
-    ("model_name",),
-    exporter="controller",
+MODELGUARD_CONTROLLER_OPEN_INCIDENTS = _controller.gauge(
+    "modelguard_controller_open_incidents", "Incidents currently open per model.", _MODEL
 )
-MODELGUARD_CONTROLLER_CAS_CONFLICTS = _family(
+MODELGUARD_CONTROLLER_CAS_CONFLICTS = _controller.counter(
     "modelguard_controller_cas_conflicts",
-    "counter",
     "Compare-and-set conflicts on the routing table (another writer went first).",
-    ("model_name",),
-    exporter="controller",
+    _MODEL,
 )
-MODELGUARD_CONTROLLER_LATE_PARTIALS = _family(
+MODELGUARD_CONTROLLER_LATE_PARTIALS = _controller.counter(
     "modelguard_controller_late_partials",
-    "counter",
-    (
-        "Partial metric windows that arrived after their window had been merged (grace or "
-        "timeout ran out) and were dropped."
-    ),
-    ("model_name",),
-    exporter="controller",
+    "Partial metric windows that arrived after their window had been merged (grace or "
+    "timeout ran out) and were dropped.",
+    _MODEL,
 )
-MODELGUARD_CONTROLLER_PENDING_PARTIAL_WINDOWS = _family(
+MODELGUARD_CONTROLLER_PENDING_PARTIAL_WINDOWS = _controller.gauge(
     "modelguard_controller_pending_partial_windows",
-    "gauge",
     "Windows waiting for the partials of other source partitions.",
-    ("model_name",),
-    exporter="controller",
+    _MODEL,
 )
-MODELGUARD_CONTROLLER_APPLY_SECONDS = _family(
+MODELGUARD_CONTROLLER_APPLY_SECONDS = _controller.histogram(
     "modelguard_controller_apply_seconds",
-    "histogram",
     "Time from the start of an evaluation to the decision being applied and published.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-    exporter="controller",
 )
 
 # -- simulator ----------------------------------------------------------------
-MODELGUARD_SIMULATOR_EVENTS = _family(
+MODELGUARD_SIMULATOR_EVENTS = _simulator.counter(
     "modelguard_simulator_events",
-    "counter",
     "Events published by the simulator, by event type.",
     ("event_type",),
-    exporter="simulator",
 )
-MODELGUARD_SIMULATOR_SIMULATED_SECONDS = _family(
-    "modelguard_simulator_simulated_seconds",
-    "gauge",
-    "Simulated seconds elapsed in the current run.",
-    exporter="simulator",
+MODELGUARD_SIMULATOR_SIMULATED_SECONDS = _simulator.gauge(
+    "modelguard_simulator_simulated_seconds", "Simulated seconds elapsed in the current run."
 )

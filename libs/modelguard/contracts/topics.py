@@ -12,6 +12,25 @@ the version suffix changes only on a breaking contract change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
+
+
+class Topic:
+    """One topic of :class:`Topics`, read as an attribute: ``<prefix>.<stem>.v<version>``."""
+
+    __slots__ = ("stem", "version")
+
+    def __init__(self, stem: str, version: int = 1) -> None:
+        self.stem, self.version = stem, version
+
+    @overload
+    def __get__(self, topics: None, owner: type[Topics]) -> Topic: ...
+
+    @overload
+    def __get__(self, topics: Topics, owner: type[Topics]) -> str: ...
+
+    def __get__(self, topics: Topics | None, owner: type[Topics]) -> Topic | str:
+        return self if topics is None else f"{topics.prefix}.{self.stem}.v{self.version}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,55 +39,16 @@ class Topics:
 
     prefix: str = "modelguard"
 
-    def _name(self, stem: str, version: int = 1) -> str:
-        return f"{self.prefix}.{stem}.v{version}"
-
-    @property
-    def predictions(self) -> str:
-        return self._name("predictions")
-
-    @property
-    def labels(self) -> str:
-        return self._name("labels")
-
-    @property
-    def exposures(self) -> str:
-        return self._name("exposures")
-
-    @property
-    def outcomes(self) -> str:
-        return self._name("outcomes")
-
-    @property
-    def metric_windows(self) -> str:
-        return self._name("metric-windows")
-
-    @property
-    def drift_signals(self) -> str:
-        return self._name("drift-signals")
-
-    @property
-    def routing_decisions(self) -> str:
-        return self._name("routing-decisions")
-
-    @property
-    def experiment_analyses(self) -> str:
-        return self._name("experiment-analyses")
-
-    @property
-    def dead_letter(self) -> str:
-        return self._name("dead-letter")
+    predictions = Topic("predictions")
+    labels = Topic("labels")
+    exposures = Topic("exposures")
+    outcomes = Topic("outcomes")
+    metric_windows = Topic("metric-windows")
+    drift_signals = Topic("drift-signals")
+    routing_decisions = Topic("routing-decisions")
+    experiment_analyses = Topic("experiment-analyses")
+    dead_letter = Topic("dead-letter")
 
     def all(self) -> list[str]:
-        """Every topic, for provisioning."""
-        return [
-            self.predictions,
-            self.labels,
-            self.exposures,
-            self.outcomes,
-            self.metric_windows,
-            self.drift_signals,
-            self.routing_decisions,
-            self.experiment_analyses,
-            self.dead_letter,
-        ]
+        """Every topic, for provisioning (in the order declared above)."""
+        return [t.__get__(self, Topics) for t in vars(Topics).values() if isinstance(t, Topic)]

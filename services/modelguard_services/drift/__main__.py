@@ -14,28 +14,24 @@ from modelguard_services.runtime import serve, service_parser
 
 #: The drift core's defaults (one home: ``DriftConfig``).
 _DEFAULTS = DriftConfig()
+#: ``DriftConfig`` fields settable on the command line (``--window-events`` sets
+#: ``window_events``), with their type and help; each defaults to the core's value.
+_CONFIG_OPTIONS: tuple[tuple[str, type, str], ...] = (
+    ("window_events", int, "predictions per drift window and model version"),
+    ("warmup_events", int, "predictions learned as reference when none is stored"),
+    ("alpha", float, "false discovery rate"),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = service_parser("modelguard-drift", __doc__)
-    parser.add_argument(
-        "--window-events",
-        type=int,
-        default=_DEFAULTS.window_events,
-        help="predictions per drift window and model version (%(default)s)",
-    )
-    parser.add_argument(
-        "--warmup-events",
-        type=int,
-        default=_DEFAULTS.warmup_events,
-        help="predictions learned as reference when none is stored (%(default)s)",
-    )
-    parser.add_argument(
-        "--alpha",
-        type=float,
-        default=_DEFAULTS.alpha,
-        help="false discovery rate (%(default)s)",
-    )
+    for field, kind, text in _CONFIG_OPTIONS:
+        parser.add_argument(
+            f"--{field.replace('_', '-')}",
+            type=kind,
+            default=getattr(_DEFAULTS, field),
+            help=f"{text} (%(default)s)",
+        )
     parser.add_argument(
         "--report-dir",
         type=Path,
@@ -56,9 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.window_events < 100 or args.warmup_events < 100 or not 0 < args.alpha < 1:
         parser.error("--window-events and --warmup-events must be >= 100, --alpha in (0, 1)")
     settings = CommonSettings()
-    config = DriftConfig(
-        window_events=args.window_events, warmup_events=args.warmup_events, alpha=args.alpha
-    )
+    config = DriftConfig(**{field: getattr(args, field) for field, _, _ in _CONFIG_OPTIONS})
 
     def run(registry: CollectorRegistry, stop: threading.Event) -> None:
         DriftService(

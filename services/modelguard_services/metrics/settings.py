@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pydantic import Field, model_validator
 
 from modelguard.adapters.settings import CommonSettings
@@ -53,17 +55,11 @@ class MetricsSettings(CommonSettings):
         return self
 
     def processor_config(self) -> MetricsConfig:
-        return MetricsConfig(
-            window_lengths_s=self.metrics_window_lengths_s,
-            last_n=self.metrics_last_n,
-            label_ttl_s=self.metrics_label_ttl_s,
-            orphan_grace_s=self.metrics_orphan_grace_s,
-            allowed_lateness_s=self.metrics_allowed_lateness_s,
-            max_input_lag_s=self.metrics_max_input_lag_s,
-            baselines=dict(self.metrics_baselines),
-            drift_drop_percent=self.metrics_drift_drop_percent,
-            max_future_s=self.metrics_max_future_s,
-            max_pending=self.metrics_max_pending,
-            max_orphans=self.metrics_max_orphans,
-            max_remembered=self.metrics_max_remembered,
-        )
+        """The processor's config: each ``MetricsConfig`` field that a ``metrics_<field>``
+        setting names takes the setting; the others keep the core's default."""
+        names = [f.name for f in dataclasses.fields(MetricsConfig)]
+        values = {n: getattr(self, f"metrics_{n}") for n in names if f"metrics_{n}" in _FIELDS}
+        return MetricsConfig(**{**values, "baselines": dict(self.metrics_baselines)})
+
+
+_FIELDS = frozenset(MetricsSettings.model_fields)

@@ -31,18 +31,10 @@ class WindowRecord(BaseModel):
 
     @classmethod
     def from_event(cls, e: MetricWindowClosed) -> WindowRecord:
-        return cls(
-            event_id=e.event_id,
-            version=e.version,
-            window=window_key(e),
-            window_start=e.window_start,
-            window_end=e.window_end,
-            n_predictions=e.n_predictions,
-            n_labelled=e.n_labelled,
-            n_errors=e.n_errors,
-            metrics=dict(e.metrics),
-            partitions=list(e.partitions),
-        )
+        """The window's fields this record declares (its window as :func:`window_key`);
+        ``complete`` is decided when partials are merged, not by the event."""
+        kept = {name: getattr(e, name) for name in cls.model_fields if name != "complete"}
+        return cls(**{**kept, "window": window_key(e)})
 
 
 class DriftRecord(BaseModel):
@@ -63,18 +55,9 @@ class DriftRecord(BaseModel):
 
     @classmethod
     def from_event(cls, e: DriftSignal) -> DriftRecord:
-        return cls(
-            event_id=e.event_id,
-            version=e.version,
-            kind=e.kind,
-            feature=e.feature,
-            test=e.test,
-            statistic=e.statistic,
-            drift_detected=e.drift_detected,
-            severity=int(e.severity),
-            window_end=e.window_end,
-            n_current=e.n_current,
-        )
+        """The signal's fields this record declares (the severity as its number)."""
+        kept = {name: getattr(e, name) for name in cls.model_fields}
+        return cls(**{**kept, "severity": int(e.severity)})
 
 
 def window_key(e: MetricWindowClosed) -> str:

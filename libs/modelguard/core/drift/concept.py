@@ -168,13 +168,14 @@ class ConceptDetector:
         i = int(np.argmax(score))
         return float(pre[i]), float(post[i]), int(length - k[i])
 
-    def _fire(self, at_cut: bool, level: float | None = None, width: int | None = None) -> bool:
-        assert self.baseline is not None
+    def _fire(
+        self, baseline: float, at_cut: bool, level: float | None = None, width: int | None = None
+    ) -> bool:
         est = self.estimation if level is None else level
         self.alarm = ConceptAlarm(
             est,
-            self.baseline,
-            est - self.baseline,
+            baseline,
+            est - baseline,
             int(self.adwin.width) if width is None else width,
             at_cut,
         )
@@ -235,7 +236,7 @@ class ConceptDetector:
                 if post > level:
                     level, after = post, n_post
             if level - self.baseline >= low:
-                return self._fire(at_cut=True, level=level, width=after)
+                return self._fire(self.baseline, at_cut=True, level=level, width=after)
             self.watch = True
             return False
         if self.drifted:
@@ -245,7 +246,7 @@ class ConceptDetector:
             if rise >= low and width >= self.MIN_WATCH_WIDTH:
                 se = math.sqrt(max(est * (1.0 - est), 1e-6) / width)
                 if rise >= self.WATCH_Z * se:
-                    return self._fire(at_cut=False)
+                    return self._fire(self.baseline, at_cut=False)
             return False
         if width >= self.baseline_labels and est < self.baseline:
             self.baseline = est  # a homogeneous window of a model that got better

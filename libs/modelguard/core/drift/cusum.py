@@ -140,11 +140,3 @@ class LLRCusum(ProfiledDetector):
         self.state = state
         self.statistic = float(d["statistic"])
         self._drift_detected = bool(d["drift_detected"])
-
-    def constructor_params(self) -> dict[str, Any]:
-        return {
-            "mean_shift": self.mean_shift,
-            "scale_ratio": self.scale_ratio,
-            "alpha": self.alpha,
-            "horizon": self.horizon,
-        }

@@ -18,6 +18,8 @@ the contract.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -82,6 +84,13 @@ class Detector(Protocol[X_contra]):
         ...
 
 
+@functools.cache
+def _keyword_params(cls: type) -> tuple[str, ...]:
+    """The keyword-only parameters of ``cls``'s constructor, in order."""
+    params = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]
+    return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+
+
 class ProfiledDetector(ABC):
     """The one serialised form of a detector built from a reference profile and keyword
     parameters: ``{"reference", "params", "state"}`` (the :class:`Detector` contract's
@@ -92,9 +101,11 @@ class ProfiledDetector(ABC):
     #: The kind of reference profile the detector takes.
     profile_type: ClassVar[type[NumericProfile] | type[CategoricalProfile]]
 
-    @abstractmethod
     def constructor_params(self) -> dict[str, Any]:
-        """The keyword parameters the detector was built with."""
+        """The keyword parameters the detector was built with: by default the attributes
+        named like its constructor's keyword-only parameters (as river's ``_get_params``
+        reads them); a detector that keeps them otherwise overrides this."""
+        return {name: getattr(self, name) for name in _keyword_params(type(self))}
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:

@@ -284,18 +284,19 @@ def evaluate_window(
 ) -> WindowVerdict:
     cfg = cfg or EvaluationConfig()
     families: dict[str, list[_Raw]] = {"data": [], "prediction": [], "quality": []}
-    for name, prof in reference.features.items():
-        acc = window.features.get(name)
-        if acc is None:
-            continue
-        families["data"] += _column_tests("data", name, prof, acc, cfg)
-        families["quality"] += _quality_tests(name, prof, acc, "data")
-    for name, prof in reference.outputs.items():
-        acc = window.outputs.get(name)
-        if acc is None:
-            continue
-        families["prediction"] += _column_tests("prediction", name, prof, acc, cfg)
-        families["prediction"] += _quality_tests(name, prof, acc, "prediction")
+    # features: drift tests under "data", their quality under "quality"; model outputs:
+    # both under "prediction"
+    columns = (
+        ("data", "quality", reference.features, window.features),
+        ("prediction", "prediction", reference.outputs, window.outputs),
+    )
+    for family, quality, profiles, accs in columns:
+        for name, prof in profiles.items():
+            acc = accs.get(name)
+            if acc is None:
+                continue
+            families[family] += _column_tests(family, name, prof, acc, cfg)
+            families[quality] += _quality_tests(name, prof, acc, family)
     results: list[TestResult] = []
     for rows in families.values():
         adjusted = stats.benjamini_hochberg([r.p_value for r in rows])

@@ -238,14 +238,6 @@ class SlidingWindowKS(_WindowTest):
             self._alarms = []
         return self
 
-    def constructor_params(self) -> dict[str, Any]:
-        return {
-            "window": self.window,
-            "stride": self.stride,
-            "alpha": self.alpha,
-            "horizon": self.horizon,
-        }
-
 
 def pooled_categories(reference: CategoricalProfile, window: int) -> tuple[IntArray, FloatArray]:
     """Map reference category index (plus "other" last) to a test bucket so every bucket
@@ -364,12 +356,3 @@ class SlidingWindowChi2(_WindowTest):
     def update(self, x: str) -> Self:
         """Feed one category (an unseen one only clears ``drift_detected``)."""
         return self.update_many([x])
-
-    def constructor_params(self) -> dict[str, Any]:
-        return {
-            "window": self.window,
-            "stride": self.stride,
-            "alpha": self.alpha,
-            "horizon": self.horizon,
-            "min_psi": self.min_psi,
-        }

@@ -42,11 +42,10 @@ def advance_watermarks(
                 marks[p] = t
 
 
-def low_watermark(state: DriftState) -> datetime | None:
-    """Event time up to which every partition has been read; None when some
-    partition holds it back without having delivered anything."""
-    assert state.sources is not None
-    waiting = state.sources - state.drained
+def low_watermark(state: DriftState, sources: frozenset[int]) -> datetime | None:
+    """Event time up to which every partition of ``sources`` (the assigned ones) has
+    been read; None when some partition holds it back without having delivered anything."""
+    waiting = sources - state.drained
     if not waiting:
         return datetime.max.replace(tzinfo=UTC)
     marks = [state.watermarks.get(p) for p in waiting]
@@ -60,7 +59,7 @@ def ready(state: DriftState, buf: list[Observation], need: int) -> bool:
         return False
     if state.sources is None:
         return True
-    low = low_watermark(state)
+    low = low_watermark(state, state.sources)
     if low is None:
         return False
     cutoff = heapq.nsmallest(need, (o.event_time for o in buf))[-1]
