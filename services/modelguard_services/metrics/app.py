@@ -41,6 +41,12 @@ from modelguard.adapters.partitioned import (
 )
 from modelguard.adapters.topic_reader import read_to_end
 from modelguard.contracts import LabelObserved, PredictionLogged, encode_event
+from modelguard.contracts.fastdecode import (
+    LabelFields,
+    PredictionFields,
+    decode_label_fields,
+    decode_prediction_fields,
+)
 from modelguard.core.metrics import MetricsProcessor, PartitionState, to_event
 from modelguard.core.metrics.processor import ClosedWindow
 from modelguard_services.metrics.exposition import MetricsCollector, build_view
@@ -136,7 +142,7 @@ class MetricsService:
             partitions=1,
             config={"cleanup.policy": "compact", "max.message.bytes": str(MAX_STATE_BYTES)},
         )
-        self.runtime: PartitionedRuntime[PredictionLogged | LabelObserved] = PartitionedRuntime(
+        self.runtime: PartitionedRuntime[PredictionFields | LabelFields] = PartitionedRuntime(
             self._connection,
             registry,
             RuntimeOptions(
@@ -152,6 +158,11 @@ class MetricsService:
                 checkpoint_max_factor=settings.metrics_checkpoint_max_factor,
                 batch=BATCH,
                 poll_timeout=0.05,
+                # the contract's acceptance, without a pydantic model per record
+                decoders={
+                    self.topics.predictions: decode_prediction_fields,
+                    self.topics.labels: decode_label_fields,
+                },
                 producer_settings={"message_max_bytes": MAX_STATE_BYTES + 1024 * 1024},
             ),
             clock=clock,
@@ -196,14 +207,27 @@ class MetricsService:
             self.states.pop(p, None)
         self._refresh()
 
-    def handle(self, received: Received[PredictionLogged | LabelObserved]) -> None:
-        p = received.partition
-        state = self.states.get(p)
-        if state is None:
-            state = self.states[p] = PartitionState(partition=p)
-        # the broker's timestamp bounds how far ahead the event time may claim to be
-        arrival = received.timestamp_ms / 1000 if received.timestamp_ms > 0 else None
-        _, closed = self.processor.handle(received.event, state, arrival)  # in place
+    def handle(self, received: Received[PredictionFields | LabelFields]) -> None:
+        self.handle_batch([received])
+
+    def handle_batch(self, batch: list[Received[PredictionFields | LabelFields]]) -> None:
+        """Fold a batch of decoded events into their partitions' states (the runtime
+        replays a failed batch event by event, so one bad event is still isolated)."""
+        states = self.states
+        predictions = self.topics.predictions
+        prediction, label = self.processor.prediction, self.processor.label
+        closed: list[ClosedWindow] = []
+        for r in batch:
+            p = r.partition
+            state = states.get(p)
+            if state is None:
+                state = states[p] = PartitionState(partition=p)
+            # the broker's timestamp bounds how far ahead the event time may claim to be
+            ts = r.timestamp_ms
+            if r.topic == predictions:
+                prediction(r.event, state, ts / 1000 if ts > 0 else None, closed)  # type: ignore[arg-type]
+            else:
+                label(r.event, state, ts / 1000 if ts > 0 else None, closed)  # type: ignore[arg-type]
         if closed:
             self._publish(closed)
 
