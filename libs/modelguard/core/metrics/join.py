@@ -6,8 +6,8 @@ The fates of predictions and labels are listed in :mod:`modelguard.core.metrics.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from bisect import bisect_left
+from collections.abc import Callable, Mapping
 from itertools import islice
 from typing import Any, TypeVar
 
