@@ -199,6 +199,50 @@ def _whole_seconds(s: str) -> int | None:
     return whole
 
 
+_NUMBER_TYPES = frozenset({int, float})
+_FEATURE_TYPES = frozenset({int, float, str, type(None)})
+
+
+def _new_feature_names(names: dict[str, Any]) -> bool:
+    """Whether all ``names`` are contract feature names (``Name``), remembering them."""
+    for name in names:
+        if not 0 < len(name) <= _MAX_NAME or not name.isascii() or not name.isprintable():
+            return False
+        if " " in name:
+            return False
+    if len(_feature_names) >= _MAX_REMEMBERED_NAMES:
+        _feature_names.clear()
+    _feature_names.update(names)
+    return True
+
+
+def _bounded_features(values: Any) -> bool:
+    """Feature values of mixed kinds (int/float/str/None) within the contract's bounds."""
+    for v in values:
+        t = type(v)
+        if t is str:
+            if len(v) > _MAX_STR:
+                return False
+        elif v is not None and not -_MAX <= v <= _MAX:
+            return False
+    return True
+
+
+_FLOAT = {float}
+_class_names: set[str] = set()
+
+
+def _new_class_names(names: dict[str, Any]) -> bool:
+    """Whether all ``names`` are contract class strings, remembering them."""
+    for name in names:
+        if not _class_name(name):
+            return False
+    if len(_class_names) >= _MAX_REMEMBERED_NAMES:
+        _class_names.clear()
+    _class_names.update(names)
+    return True
+
+
 def _keys_match(raw: bytes, keys: int) -> bool:
     """No duplicate key (see :mod:`.codec`: without backslashes each ``":`` closes a key
     or over-counts)."""
@@ -229,9 +273,11 @@ def _fast_prediction(raw: bytes) -> PredictionFields | None:
     pid = d["prediction_id"]
     model = d["model"]
     version = d["version"]
-    if not (_identifier(pid) and _model_name(model) and _model_name(version)):
+    if not (model in _names or _model_name(model)) or not (
+        version in _names or _model_name(version)
+    ):
         return None
-    if not _identifier(d["unit_id"]):
+    if not (_identifier(pid) and _identifier(d["unit_id"])):
         return None
     experiment = get("experiment_id")
     if experiment is not None and not _identifier(experiment):
@@ -247,24 +293,15 @@ def _fast_prediction(raw: bytes) -> PredictionFields | None:
     if features is not _NO_FEATURES:
         if type(features) is not dict or len(features) > _MAX_FEATURES:
             return None
-        for name, v in features.items():
-            if name not in _feature_names:
-                if not 0 < len(name) <= _MAX_NAME or not name.isascii() or " " in name:
-                    return None
-                if not name.isprintable():
-                    return None
-                if len(_feature_names) >= _MAX_REMEMBERED_NAMES:
-                    _feature_names.clear()
-                _feature_names.add(name)
-            tv = type(v)
-            if tv is float or tv is int:
-                if not -_MAX <= v <= _MAX:
-                    return None
-            elif tv is str:
-                if len(v) > _MAX_STR:
-                    return None
-            elif v is not None:
+        if not _feature_names.issuperset(features) and not _new_feature_names(features):
+            return None
+        values = features.values()
+        kinds = set(map(type, values))
+        if kinds <= _NUMBER_TYPES:  # all numbers (the usual case): one min and one max
+            if values and not (min(values) >= -_MAX and max(values) <= _MAX):
                 return None
+        elif not kinds <= _FEATURE_TYPES or not _bounded_features(values):
+            return None
         keys += len(features)
     prediction = get("prediction")
     error_type = get("error_type")
@@ -291,16 +328,15 @@ def _fast_prediction(raw: bytes) -> PredictionFields | None:
     if probabilities is not None:
         if type(probabilities) is not dict or len(probabilities) > _MAX_CLASSES:
             return None
-        as_float = True
-        for c, p in probabilities.items():
-            tp = type(p)
-            if tp is int:
-                as_float = False
-            elif tp is not float:
-                return None
-            if not 0.0 <= p <= 1.0 or not _class_name(c):
-                return None
-        if not as_float:
+        if not _class_names.issuperset(probabilities) and not _new_class_names(probabilities):
+            return None
+        values = probabilities.values()
+        kinds = set(map(type, values))
+        if not kinds <= _NUMBER_TYPES:
+            return None
+        if values and not (min(values) >= 0.0 and max(values) <= 1.0):
+            return None
+        if kinds != _FLOAT:  # a JSON integer where a float is expected: as a float
             probabilities = {c: float(p) for c, p in probabilities.items()}
         if probabilities and (
             abs(math.fsum(probabilities.values()) - 1.0) > _PROBABILITY_SUM_TOLERANCE
