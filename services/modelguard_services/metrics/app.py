@@ -247,6 +247,7 @@ class MetricsService:
                 prediction(r.event, state, ts / 1000 if ts > 0 else None, closed)  # type: ignore[arg-type]
             else:
                 label(r.event, state, ts / 1000 if ts > 0 else None, closed)  # type: ignore[arg-type]
+        self.processor.settle()  # the deferred window contributions, folded in bulk
         if closed:
             self._publish(closed)
 

@@ -70,10 +70,12 @@ class JoinMixin(ProcessorBase):
             for stage, ms in stages.items():
                 vs.duration(stage).add(ms / 1000.0)
         agg = self._window(state, t, key, "prediction")
-        if agg is not None:
-            sketch = agg.latency_ms
-            bucket = default_bucket(latency_ms) if sketch.alpha == DEFAULT_ALPHA else None
-            agg.add_prediction(predicted, latency_ms, error, bucket)
+        if agg is not None:  # deferred, folded in at the end of the batch (settle)
+            deferred = agg.deferred_predictions
+            if not deferred and not agg.deferred_pairs:
+                self._unsettled.append(agg)
+            bucket = default_bucket(latency_ms) if agg.latency_ms.alpha == DEFAULT_ALPHA else None
+            deferred.append((predicted, latency_ms, bucket, error))
         if error is not None or prediction is None:
             self._remember(state, state.done, pid, t + self._forget_after)
             return
@@ -219,8 +221,10 @@ class JoinMixin(ProcessorBase):
         t = max(t_pred, t_label)
         key = (model, version)
         agg = self._window(state, t, key, "label")
-        if agg is not None:
-            agg.add_pair(pair)
+        if agg is not None:  # deferred, folded in at the end of the batch (settle)
+            if not agg.deferred_pairs and not agg.deferred_predictions:
+                self._unsettled.append(agg)
+            agg.deferred_pairs.append(pair)
         vs.push(pair, self.config.last_n)  # the last-N window (aggregated when read)
         vs.count_window_start = min(vs.count_window_start, t)
         vs.since_count_window += 1

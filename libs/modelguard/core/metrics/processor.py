@@ -118,6 +118,7 @@ class MetricsProcessor(JoinMixin, WindowingMixin):
             self.prediction(prediction_fields(event), state, arrival, out)
         else:
             self.label(label_fields(event), state, arrival, out)
+        self.settle()
         return state, out
 
     def prediction(
@@ -129,7 +130,8 @@ class MetricsProcessor(JoinMixin, WindowingMixin):
     ) -> None:
         """:meth:`handle` for a prediction given as its fields
         (:func:`modelguard.contracts.fastdecode.decode_prediction_fields`); the windows
-        it closes are appended to ``out``."""
+        it closes are appended to ``out``. Its contribution to its open window may be
+        deferred: call :meth:`settle` at the end of a batch, before reading the state."""
         t = f[3]
         if arrival is not None and t > arrival + self.config.max_future_s:
             t = arrival + self.config.max_future_s
