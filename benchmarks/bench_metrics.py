@@ -42,9 +42,13 @@ from prometheus_client import CollectorRegistry
 from modelguard.adapters.kafka import delete_topics, ensure_topics
 from modelguard.adapters.logging import configure_logging
 from modelguard.contracts import LabelObserved, PredictionLogged, Topics, decode_event, encode_event
-from modelguard.contracts.fastdecode import decode_label_fields, decode_prediction_fields
+from modelguard.contracts.fastdecode import (
+    decode_label_fields,
+    decode_prediction_fields,
+    prediction_fields,
+)
 from modelguard.core.metrics import MetricsConfig, MetricsProcessor, PartitionState
-from modelguard_services.metrics.app import MetricsService, changelog_topic, tune_gc
+from modelguard_services.metrics.app import BATCH, MetricsService, changelog_topic, tune_gc
 from modelguard_services.metrics.settings import MetricsSettings
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
@@ -360,33 +364,38 @@ def _rss_mb() -> float:
 
 
 def bench_memory(checkpoints: tuple[int, ...]) -> dict[str, Any]:
+    """RSS of the in-memory driver: events fed as the service feeds them (decoded field
+    tuples, ``prediction`` / ``label``, ``settle`` after each batch of ``BATCH``)."""
     cfg = MetricsConfig(label_ttl_s=60.0, orphan_grace_s=30.0)
     proc = MetricsProcessor(cfg)
     state = PartitionState()
-    protos = [prediction(0, T0, f"m{m}", f"v{v}") for m in range(5) for v in range(2)]
-    lab = label(0, T0)
-    out: dict[str, Any] = {"model_versions": len(protos), "driver": "in-memory (core run)"}
+    protos = [
+        prediction_fields(prediction(0, T0, f"m{m}", f"v{v}")) for m in range(5) for v in range(2)
+    ]
+    t0 = T0.timestamp()
+    out: dict[str, Any] = {
+        "model_versions": len(protos),
+        "driver": f"in-memory (core prediction/label on decoded fields, settle every {BATCH})",
+    }
+    closed: list[Any] = []
     n = 0
     i = 0
     start = time.perf_counter()
     for target in checkpoints:
         while n < target:
-            ts = T0 + timedelta(milliseconds=i)
+            ts = t0 + i / 1000
             pid = f"p{i}"
-            pe = protos[i % len(protos)].model_copy(update={"prediction_id": pid, "event_time": ts})
-            state, _ = proc.handle(pe, state)
+            proto = protos[i % len(protos)]
+            proc.prediction((pid, *proto[1:3], ts, *proto[4:]), state, None, closed)
             if i % 10:  # 90% labelled
-                le = lab.model_copy(
-                    update={
-                        "prediction_id": pid,
-                        "label": (i // 3) % 2,
-                        "event_time": ts + timedelta(seconds=2),
-                    }
-                )
-                state, _ = proc.handle(le, state)
+                proc.label((pid, None, (i // 3) % 2, ts + 2.0), state, None, closed)
                 n += 1
             n += 1
             i += 1
+            if i % BATCH == 0:
+                proc.settle()
+                closed.clear()
+        proc.settle()
         out[f"rss_mb_after_{target // 1_000_000}M"] = round(_rss_mb(), 1)
         out[f"ids_remembered_after_{target // 1_000_000}M"] = (
             len(state.pending) + len(state.done) + len(state.expired)

@@ -120,6 +120,7 @@ class ValidatingConsumer(Generic[E]):
         valid_per_topic: dict[str, int] = {}
         decoders = self._decoders
         limits = self._limits
+        new = tuple.__new__
         records = 0
         for msg in self._consumer.consume(num_messages=max_messages, timeout=timeout):
             err = msg.error()
@@ -139,15 +140,18 @@ class ValidatingConsumer(Generic[E]):
                 self._dead_letter(msg, exc)
                 continue
             valid_per_topic[topic] = valid_per_topic.get(topic, 0) + 1
-            out.append(
-                Received(
-                    event,
-                    topic,
-                    msg.partition() or 0,
-                    msg.offset() or 0,
-                    msg.key(),
-                    msg.timestamp()[1],
-                    msg,
+            out.append(  # Received(...) without its Python-level __new__ (per record)
+                new(
+                    Received,
+                    (
+                        event,
+                        topic,
+                        msg.partition() or 0,
+                        msg.offset() or 0,
+                        msg.key(),
+                        msg.timestamp()[1],
+                        msg,
+                    ),
                 )
             )
         if records and self._kafka is not None and not self._kafka.up:
