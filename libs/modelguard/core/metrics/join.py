@@ -200,7 +200,10 @@ class JoinMixin(ProcessorBase):
         out: list[ClosedWindow],
     ) -> None:
         model, version, task, prediction, probabilities, t_pred = pred
-        self._remember(state, state.done, pid, t_pred + self._forget_after)
+        done = state.done
+        done[pid] = t_pred + self._forget_after
+        if len(done) > self.config.max_remembered:  # (_remember, inlined)
+            self._remember(state, done, pid, t_pred + self._forget_after)
         delay = max(0.0, t_label - t_pred)
         if task == "regression":
             y, y_hat = _bounded_number(label), _bounded_number(prediction)
