@@ -5,9 +5,12 @@
   broker, against a raw confluent-kafka consumer that only decodes (json + contract
   validation, ``BASELINE``) the same events; the two alternate (``--rounds``) and each
   worker run is compared with the baseline runs just before and after it (the machine
-  is shared). Target ratio >= 0.25, goal 0.5. With ``--faust``, the same core in a
+  is shared). With ``--faust``, the same core in a
   minimal faust-streaming agent (``faust_metrics_agent.py``) on the same records, timed
-  the same way (ADR 0007).
+  the same way (ADR 0007). Target ratio >= 0.6 (issue 15). For reference, a third
+  reader per round decodes with ``contracts.fastdecode`` (the worker's own decode: same
+  acceptance, no pydantic model) instead: the worker's ratio to it is the cost of the
+  processing alone (reported, not a target).
 * ``freshness``: 5k events/s (predictions + labels) on the real broker; every 100 ms a
   probe prediction + label for a new version; the time from the probe's produce to its
   ``model_accuracy`` series in the exposed Prometheus view (p50/p99; target p99 < 1 s).
@@ -36,12 +39,16 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from modelguard.adapters.ingest import Received
 from modelguard.adapters.kafka import delete_topics, ensure_topics
 from modelguard.adapters.logging import configure_logging
 from modelguard.contracts import LabelObserved, PredictionLogged, Topics, decode_event, encode_event
+from modelguard.contracts.fastdecode import (
+    decode_label_fields,
+    decode_prediction_fields,
+    prediction_fields,
+)
 from modelguard.core.metrics import MetricsConfig, MetricsProcessor, PartitionState
-from modelguard_services.metrics.app import MetricsService, changelog_topic, tune_gc
+from modelguard_services.metrics.app import BATCH, MetricsService, changelog_topic, tune_gc
 from modelguard_services.metrics.settings import MetricsSettings
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
@@ -100,14 +107,17 @@ BASELINE = (
     "confluent_kafka.Consumer (same broker, topics and records, librdkafka defaults as the "
     "worker's consumer) consume(num_messages=2000) batches; per record "
     "modelguard.contracts.decode_event: payload size limit + pydantic model_validate_json "
-    "of PredictionLogged/LabelObserved with all contract validators (the worker's exact "
-    "decode); the decoded event is dropped; no offsets stored or committed"
+    "of PredictionLogged/LabelObserved with all contract validators (the contract's "
+    "reference decode; the worker decodes with contracts.fastdecode, the same acceptance, "
+    "property-tested against it, see ratio_vs_fastdecode); the decoded event is dropped; "
+    "no offsets stored or committed"
 )
 
 
-def raw_decode_rate(t: Topics, total: int) -> float:
+def raw_decode_rate(t: Topics, total: int, fast: bool = False) -> float:
     """Events/s of a plain consumer that only decodes (validates) every event, from its
-    first record to its last (group join excluded)."""
+    first record to its last (group join excluded); ``fast``: with the worker's decode
+    (``contracts.fastdecode``) instead of ``decode_event``."""
     c = Consumer(
         {
             "bootstrap.servers": BOOTSTRAP,
@@ -121,13 +131,17 @@ def raw_decode_rate(t: Topics, total: int) -> float:
         t.labels: LabelObserved,
     }
     c.subscribe(list(models))
+    fast_decoders = {t.predictions: decode_prediction_fields, t.labels: decode_label_fields}
     n, start = 0, None
     deadline = time.monotonic() + 60
     while n < total and time.monotonic() < deadline:
         for m in c.consume(num_messages=2000, timeout=0.5):
             if m.error() is None:
                 start = start or time.perf_counter()
-                decode_event(models[m.topic() or ""], m.value())
+                if fast:
+                    fast_decoders[m.topic() or ""](m.value())
+                else:
+                    decode_event(models[m.topic() or ""], m.value())
                 n += 1
     elapsed = time.perf_counter() - (start or time.perf_counter())
     c.close()
@@ -136,25 +150,26 @@ def raw_decode_rate(t: Topics, total: int) -> float:
     return n / elapsed
 
 
-class _TimedService(MetricsService):
-    """The service, noting when its first and last non-empty batch were handled."""
-
-    first_at: float | None = None
-    last_at: float = 0.0
-
-    def handle(self, received: Received[PredictionLogged | LabelObserved]) -> None:
-        # the shared runtime hands the service one event at a time (ADR 0010)
-        if self.first_at is None:
-            self.first_at = time.perf_counter()
-        super().handle(received)
-        self.last_at = time.perf_counter()
-
-
 def worker_rate(t: Topics, total: int) -> tuple[float, int]:
     """Events/s of one ``MetricsService`` (its own group, so it reads everything again),
-    from its first handled batch to its last, run in this thread."""
+    from the start of its first handled batch to the end of its last, run in this
+    thread. Timed around the shared runtime's ``handle(batch)``, which the service's
+    loop calls whatever the service does per batch (per event or ``handle_batch``);
+    consuming, decoding, publishing windows and checkpoints between batches all fall
+    inside that span."""
     settings = _settings(t, metrics_group_id=f"g-{uuid.uuid4().hex[:8]}")
-    service = _TimedService(settings, CollectorRegistry())
+    service = MetricsService(settings, CollectorRegistry())
+    runtime = service.runtime
+    handle = runtime.handle
+    span: list[float] = []
+
+    def timed(batch: list[Any]) -> None:
+        if not span:
+            span.append(time.perf_counter())
+        handle(batch)
+        span[1:] = [time.perf_counter()]
+
+    runtime.handle = timed  # type: ignore[method-assign]
     stop = threading.Event()
     timer = threading.Timer(90, stop.set)
     timer.start()
@@ -162,9 +177,9 @@ def worker_rate(t: Topics, total: int) -> tuple[float, int]:
         service.run(stop, idle_exit_seconds=1.5)
     finally:
         timer.cancel()
-    if service.first_at is None or service.processed < total:
+    if len(span) < 2 or service.processed < total:
         raise RuntimeError(f"worker handled {service.processed} of {total} events")
-    return service.processed / (service.last_at - service.first_at), service.windows_published
+    return service.processed / (span[1] - span[0]), service.windows_published
 
 
 def faust_run(t: Topics, total: int) -> dict[str, Any]:
@@ -221,6 +236,7 @@ def bench_throughput(n_pairs: int, rounds: int, with_faust: bool) -> dict[str, A
         for _ in range(rounds):
             rate, windows = worker_rate(t, total)
             raws.append(raw_decode_rate(t, total))
+            fast = raw_decode_rate(t, total, fast=True)
             around = (raws[-2] + raws[-1]) / 2
             runs.append(
                 {
@@ -228,6 +244,8 @@ def bench_throughput(n_pairs: int, rounds: int, with_faust: bool) -> dict[str, A
                     "raw_decode_events_per_s_around": [round(raws[-2]), round(raws[-1])],
                     "ratio": round(rate / around, 3),
                     "windows_published": windows,
+                    "raw_fastdecode_events_per_s_after": round(fast),
+                    "ratio_vs_fastdecode": round(rate / fast, 3),
                 }
             )
         ratios = [float(r["ratio"]) for r in runs]
@@ -237,13 +255,19 @@ def bench_throughput(n_pairs: int, rounds: int, with_faust: bool) -> dict[str, A
             "worker": (
                 "MetricsService (consume + decode_event + join + 3 event-time windows + "
                 "last-N + window events published + state/offset checkpoints every 1 s), "
-                "tune_gc() as in the service's __main__ (applied before the baseline too)"
+                "tune_gc() as in the service's __main__ (applied before the baseline too); "
+                "decode by contracts.fastdecode (the contract's acceptance, field tuples), "
+                "the service's handle_batch"
             ),
             "runs": runs,
             "ratio_median": statistics.median(ratios),
+            "ratio_vs_fastdecode_median": statistics.median(
+                [float(r["ratio_vs_fastdecode"]) for r in runs]
+            ),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "ratio_min": min(ratios),
-            "target_ratio": 0.25,
-            "goal_ratio": 0.5,
+            "target_ratio": TARGET_RATIO,
+            "goal_ratio": GOAL_RATIO,
         }
         if with_faust:
             f = faust_run(t, total)
@@ -340,39 +364,58 @@ def _rss_mb() -> float:
 
 
 def bench_memory(checkpoints: tuple[int, ...]) -> dict[str, Any]:
+    """RSS of the in-memory driver: events fed as the service feeds them (decoded field
+    tuples, ``prediction`` / ``label``, ``settle`` after each batch of ``BATCH``)."""
     cfg = MetricsConfig(label_ttl_s=60.0, orphan_grace_s=30.0)
     proc = MetricsProcessor(cfg)
     state = PartitionState()
-    protos = [prediction(0, T0, f"m{m}", f"v{v}") for m in range(5) for v in range(2)]
-    lab = label(0, T0)
-    out: dict[str, Any] = {"model_versions": len(protos), "driver": "in-memory (core run)"}
+    protos = [
+        prediction_fields(prediction(0, T0, f"m{m}", f"v{v}")) for m in range(5) for v in range(2)
+    ]
+    t0 = T0.timestamp()
+    out: dict[str, Any] = {
+        "model_versions": len(protos),
+        "driver": f"in-memory (core prediction/label on decoded fields, settle every {BATCH})",
+    }
+    closed: list[Any] = []
     n = 0
     i = 0
     start = time.perf_counter()
     for target in checkpoints:
         while n < target:
-            ts = T0 + timedelta(milliseconds=i)
+            ts = t0 + i / 1000
             pid = f"p{i}"
-            pe = protos[i % len(protos)].model_copy(update={"prediction_id": pid, "event_time": ts})
-            state, _ = proc.handle(pe, state)
+            proto = protos[i % len(protos)]
+            proc.prediction((pid, *proto[1:3], ts, *proto[4:]), state, None, closed)
             if i % 10:  # 90% labelled
-                le = lab.model_copy(
-                    update={
-                        "prediction_id": pid,
-                        "label": (i // 3) % 2,
-                        "event_time": ts + timedelta(seconds=2),
-                    }
-                )
-                state, _ = proc.handle(le, state)
+                proc.label((pid, None, (i // 3) % 2, ts + 2.0), state, None, closed)
                 n += 1
             n += 1
             i += 1
+            if i % BATCH == 0:
+                proc.settle()
+                closed.clear()
+        proc.settle()
         out[f"rss_mb_after_{target // 1_000_000}M"] = round(_rss_mb(), 1)
         out[f"ids_remembered_after_{target // 1_000_000}M"] = (
             len(state.pending) + len(state.done) + len(state.expired)
         )
     out["events_per_s_in_memory"] = round(n / (time.perf_counter() - start))
     return out
+
+
+def _memory_in_subprocess(args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, os.path.abspath(__file__), "--only", "memory"]
+    done = subprocess.run(
+        [*cmd, "--memory-events", args.memory_events],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=True,
+    )
+    memory: dict[str, Any] = json.loads(done.stdout)["memory"]
+    memory["process"] = "fresh subprocess (only the in-memory driver)"
+    return memory
 
 
 def main() -> None:
@@ -406,13 +449,19 @@ def main() -> None:
     if "freshness" in only:
         result["freshness"] = bench_freshness(args.rate, args.seconds)
     if "memory" in only:
-        result["memory"] = bench_memory(tuple(int(x) for x in args.memory_events.split(",")))
+        sizes = tuple(int(x) for x in args.memory_events.split(","))
+        # in a fresh process when the broker benchmarks ran in this one: their consumers
+        # leave the allocator's arenas grown (RSS 450-530 MB measured), which is not the
+        # in-memory driver's memory
+        result["memory"] = (
+            bench_memory(sizes) if only == {"memory"} else _memory_in_subprocess(args)
+        )
     result["figures"] = figures(result)
     sys.stdout.write(json.dumps(result) + "\n")
 
 
-#: Targets of issue 15 (goal: the further aim named there).
-TARGET_RATIO, GOAL_RATIO, TARGET_RSS_MB, TARGET_FRESHNESS_P99_S = 0.5, 0.6, 200.0, 1.0
+#: Targets of issue 15 (item 1: the worker at >= 0.6x the raw consume + decode baseline).
+TARGET_RATIO, GOAL_RATIO, TARGET_RSS_MB, TARGET_FRESHNESS_P99_S = 0.6, 0.6, 200.0, 1.0
 
 
 def figures(result: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry
 from modelguard.adapters.dead_letter import DeadLetterPublisher
 from modelguard.adapters.dependency import DependencyGuard
 from modelguard.adapters.prometheus import counter
-from modelguard.contracts.base import Event
 from modelguard.contracts.codec import DecodeError, decode_event
 from modelguard.contracts.limits import LIMITS, Limits
 from modelguard.contracts.telemetry import (
@@ -27,7 +26,9 @@ from modelguard.contracts.telemetry import (
     MODELGUARD_EVENTS_CONSUMED,
 )
 
-E = TypeVar("E", bound=Event)
+#: The decoded form of an event: a contract ``Event`` unless the consumer is given
+#: decoders that return another form (e.g. the field tuples of ``contracts.fastdecode``).
+E = TypeVar("E")
 log = structlog.get_logger("modelguard.ingest")
 #: Consumer errors that mean "no broker reachable" (reported on the dependency gauge).
 _BROKERS_DOWN = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT})
@@ -60,6 +61,13 @@ class Received(NamedTuple, Generic[E]):
     message: Message | None = None
 
 
+def _decoder(model: type[Any]) -> Callable[[bytes | None, Limits], Any]:
+    def decode(raw: bytes | None, limits: Limits) -> Any:
+        return decode_event(model, raw, limits)
+
+    return decode
+
+
 class ValidatingConsumer(Generic[E]):
     """Consumes ``topics``, decoding each topic's messages as its event model.
 
@@ -77,9 +85,18 @@ class ValidatingConsumer(Generic[E]):
         *,
         kafka: DependencyGuard | None = None,
         subscribe: bool = True,
+        decoders: Mapping[str, Callable[[bytes | None, Limits], E]] | None = None,
     ) -> None:
+        """``models``: topic -> contract model (``E`` itself unless ``decoders`` give
+        another form of the events)."""
         self._consumer = consumer
         self._models = dict(models)
+        #: per topic: raw bytes -> event (``decode_event`` as the topic's model unless a
+        #: decoder with the same acceptance is given, e.g. ``contracts.fastdecode``)
+        self._decoders: dict[str, Callable[[bytes | None, Limits], E]] = {
+            topic: (decoders or {}).get(topic) or _decoder(model)
+            for topic, model in self._models.items()
+        }
         self._dlq = dead_letters
         self._metrics = metrics
         self._clock = clock
@@ -101,7 +118,9 @@ class ValidatingConsumer(Generic[E]):
         offsets stored at once (they are done)."""
         out: list[Received[E]] = []
         valid_per_topic: dict[str, int] = {}
-        models = self._models
+        decoders = self._decoders
+        limits = self._limits
+        new = tuple.__new__
         records = 0
         for msg in self._consumer.consume(num_messages=max_messages, timeout=timeout):
             err = msg.error()
@@ -116,20 +135,23 @@ class ValidatingConsumer(Generic[E]):
             records += 1
             topic = msg.topic() or ""
             try:
-                event = decode_event(models[topic], msg.value(), self._limits)
+                event = decoders[topic](msg.value(), limits)
             except DecodeError as exc:
                 self._dead_letter(msg, exc)
                 continue
             valid_per_topic[topic] = valid_per_topic.get(topic, 0) + 1
-            out.append(
-                Received(
-                    event,
-                    topic,
-                    msg.partition() or 0,
-                    msg.offset() or 0,
-                    msg.key(),
-                    msg.timestamp()[1],
-                    msg,
+            out.append(  # Received(...) without its Python-level __new__ (per record)
+                new(
+                    Received,
+                    (
+                        event,
+                        topic,
+                        msg.partition() or 0,
+                        msg.offset() or 0,
+                        msg.key(),
+                        msg.timestamp()[1],
+                        msg,
+                    ),
                 )
             )
         if records and self._kafka is not None and not self._kafka.up:

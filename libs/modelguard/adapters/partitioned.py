@@ -58,8 +58,9 @@ from modelguard.adapters.topic_reader import TopicReadError
 from modelguard.contracts.base import Event
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.dead_letter import PROCESS_ERROR, PROCESS_STAGE, DeadLetter
+from modelguard.contracts.limits import Limits
 
-E = TypeVar("E", bound=Event)
+E = TypeVar("E")  # the decoded form of an event (see adapters.ingest)
 log = structlog.get_logger("modelguard.runtime")
 #: Failures of a read that are worth retrying while the brokers come back.
 KAFKA_TRANSIENT: tuple[type[BaseException], ...] = (KafkaException, TopicReadError)
@@ -126,7 +127,7 @@ class RuntimeOptions(Generic[E]):
 
     service: str
     group_id: str
-    models: Mapping[str, type[E]]
+    models: Mapping[str, type[Event]]
     dead_letter_topic: str
     checkpoint_interval: float = 1.0
     checkpoint_max_share: float = 0.05
@@ -135,6 +136,9 @@ class RuntimeOptions(Generic[E]):
     poll_timeout: float = 0.2
     consumer_settings: Mapping[str, Any] = field(default_factory=dict)
     producer_settings: Mapping[str, Any] = field(default_factory=dict)
+    #: per topic, a decoder with the contract's acceptance returning another form of
+    #: the event (default: ``decode_event`` as the topic's model)
+    decoders: Mapping[str, Callable[[bytes | None, Limits], E]] | None = None
 
 
 class PartitionedRuntime(Generic[E]):
@@ -166,12 +170,13 @@ class PartitionedRuntime(Generic[E]):
         )
         self.ingest: ValidatingConsumer[E] = ValidatingConsumer(
             self.consumer,
-            options.models,
+            cast("Mapping[str, type[E]]", options.models),  # E: see ``decoders``
             DeadLetterPublisher(self.producer, options.dead_letter_topic, stage=options.service),
             IngestMetrics(registry, options.service),
             clock,
             kafka=self.kafka,
             subscribe=False,
+            decoders=options.decoders,
         )
         self.cadence = CheckpointCadence(
             options.checkpoint_interval,
@@ -293,9 +298,10 @@ class PartitionedRuntime(Generic[E]):
         if received.message is not None:
             letter = dlq.publish_failure(received.message, error, now)
         else:  # built by hand (tests): dead-letter the event's JSON
+            event = received.event
             letter = dlq.publish_raw(
                 received.key,
-                encode_event(received.event),
+                encode_event(event) if isinstance(event, Event) else repr(event).encode(),
                 DeadLetter(
                     reason=f"{type(error).__name__}: {error}"[:4096],
                     error_kind=PROCESS_ERROR,

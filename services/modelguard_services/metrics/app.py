@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
+import orjson
 import structlog
 from confluent_kafka import OFFSET_BEGINNING
 from prometheus_client import CollectorRegistry
@@ -41,6 +43,12 @@ from modelguard.adapters.partitioned import (
 )
 from modelguard.adapters.topic_reader import read_to_end
 from modelguard.contracts import LabelObserved, PredictionLogged, encode_event
+from modelguard.contracts.fastdecode import (
+    LabelFields,
+    PredictionFields,
+    decode_label_fields,
+    decode_prediction_fields,
+)
 from modelguard.core.metrics import MetricsProcessor, PartitionState, to_event
 from modelguard.core.metrics.processor import ClosedWindow
 from modelguard_services.metrics.exposition import MetricsCollector, build_view
@@ -77,9 +85,26 @@ def changelog_topic(settings: MetricsSettings) -> str:
 
 
 def encode_state(state: PartitionState) -> bytes:
-    """JSON (NaN rejected), zlib-compressed: the changelog record of one partition."""
-    raw = json.dumps(state.to_json(), separators=(",", ":"), allow_nan=False).encode()
-    return zlib.compress(raw, 1)
+    """JSON (NaN rejected), zlib-compressed: the changelog record of one partition.
+
+    Written by ``orjson`` (7x cheaper than ``json.dumps`` on a partition's state, which
+    the checkpoint writes whole): it writes a NaN as ``null`` where ``json.dumps(...,
+    allow_nan=False)`` raised, so the only floats that can be NaN (computed metrics and
+    baselines; the rest are event times, bounded inputs and exact sums of them) are
+    checked first, raising as before."""
+    _reject_nan(state)
+    return zlib.compress(orjson.dumps(state.to_json(), default=list), 1)
+
+
+def _reject_nan(state: PartitionState) -> None:
+    values = list(state.auto_baselines.values())
+    for vs in state.versions.values():
+        values.extend(vs.last_window_accuracy.values())
+        for metrics in vs.last_window_metrics.values():
+            values.extend(metrics.values())
+    for x in values:
+        if not math.isfinite(x):
+            raise ValueError(f"Out of range float values are not JSON compliant: {x!r}")
 
 
 def decode_state(raw: bytes) -> PartitionState:
@@ -136,7 +161,7 @@ class MetricsService:
             partitions=1,
             config={"cleanup.policy": "compact", "max.message.bytes": str(MAX_STATE_BYTES)},
         )
-        self.runtime: PartitionedRuntime[PredictionLogged | LabelObserved] = PartitionedRuntime(
+        self.runtime: PartitionedRuntime[PredictionFields | LabelFields] = PartitionedRuntime(
             self._connection,
             registry,
             RuntimeOptions(
@@ -152,6 +177,11 @@ class MetricsService:
                 checkpoint_max_factor=settings.metrics_checkpoint_max_factor,
                 batch=BATCH,
                 poll_timeout=0.05,
+                # the contract's acceptance, without a pydantic model per record
+                decoders={
+                    self.topics.predictions: decode_prediction_fields,
+                    self.topics.labels: decode_label_fields,
+                },
                 producer_settings={"message_max_bytes": MAX_STATE_BYTES + 1024 * 1024},
             ),
             clock=clock,
@@ -196,14 +226,28 @@ class MetricsService:
             self.states.pop(p, None)
         self._refresh()
 
-    def handle(self, received: Received[PredictionLogged | LabelObserved]) -> None:
-        p = received.partition
-        state = self.states.get(p)
-        if state is None:
-            state = self.states[p] = PartitionState(partition=p)
-        # the broker's timestamp bounds how far ahead the event time may claim to be
-        arrival = received.timestamp_ms / 1000 if received.timestamp_ms > 0 else None
-        _, closed = self.processor.handle(received.event, state, arrival)  # in place
+    def handle(self, received: Received[PredictionFields | LabelFields]) -> None:
+        self.handle_batch([received])
+
+    def handle_batch(self, batch: list[Received[PredictionFields | LabelFields]]) -> None:
+        """Fold a batch of decoded events into their partitions' states (the runtime
+        replays a failed batch event by event, so one bad event is still isolated)."""
+        states = self.states
+        predictions = self.topics.predictions
+        prediction, label = self.processor.prediction, self.processor.label
+        closed: list[ClosedWindow] = []
+        for r in batch:
+            p = r.partition
+            state = states.get(p)
+            if state is None:
+                state = states[p] = PartitionState(partition=p)
+            # the broker's timestamp bounds how far ahead the event time may claim to be
+            ts = r.timestamp_ms
+            if r.topic == predictions:
+                prediction(r.event, state, ts / 1000 if ts > 0 else None, closed)  # type: ignore[arg-type]
+            else:
+                label(r.event, state, ts / 1000 if ts > 0 else None, closed)  # type: ignore[arg-type]
+        self.processor.settle()  # the deferred window contributions, folded in bulk
         if closed:
             self._publish(closed)
 

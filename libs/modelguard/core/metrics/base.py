@@ -27,6 +27,15 @@ class ProcessorBase(ABC):
             if abs(length / self._base - round(length / self._base)) > 1e-9:
                 raise ValueError(f"window {length:g}s is not a multiple of {self._base:g}s")
         self._forget_after = self.config.label_ttl_s + self.config.orphan_grace_s
+        #: window aggregates holding deferred contributions (``Aggregate.settle``)
+        self._unsettled: list[Aggregate] = []
+
+    def settle(self) -> None:
+        """Fold every deferred window contribution in (the end of a batch: the states
+        then read as if each event had been added on its own)."""
+        for agg in self._unsettled:
+            agg.settle()
+        self._unsettled.clear()
 
     # -- steps of the other parts (join: expiry and memory; windowing: windows) ------
     @abstractmethod

@@ -6,16 +6,18 @@ The fates of predictions and labels are listed in :mod:`modelguard.core.metrics.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from itertools import islice
 from typing import Any, TypeVar
 
+from modelguard.contracts.fastdecode import LabelFields, PredictionFields
 from modelguard.contracts.limits import LIMITS
-from modelguard.contracts.predictions import LabelObserved, PredictionLogged
+from modelguard.contracts.telemetry import TOTAL_STAGE
 from modelguard.core.metrics.base import ProcessorBase
 from modelguard.core.metrics.config import EVICT_FRACTION, SWEEP_INTERVAL_S
 from modelguard.core.metrics.pairs import REGRESSION_CLASS, Pair, class_key, tracked_class
-from modelguard.core.metrics.sketch import DEFAULT_ALPHA
+from modelguard.core.metrics.sketch import DEFAULT_ALPHA, default_bucket
 from modelguard.core.metrics.state import ClosedWindow, PartitionState, Pending, bump
 
 _V = TypeVar("_V")
@@ -26,38 +28,59 @@ class JoinMixin(ProcessorBase):
 
     # -- predictions -----------------------------------------------------------------
     def _prediction(
-        self, e: PredictionLogged, t: float, state: PartitionState, out: list[ClosedWindow]
+        self, f: PredictionFields, t: float, state: PartitionState, out: list[ClosedWindow]
     ) -> None:
-        pid = e.prediction_id
-        if self._known_prediction(state, pid, t):
+        pid, model, version, _, task, prediction, probabilities, latency_ms, stages, error = f
+        if (
+            pid in state.pending or pid in state.done or pid in state.expired
+        ) and self._known_prediction(state, pid, t):
             bump(state.duplicates, "prediction")
             return
         if state.max_prediction_time is None or t > state.max_prediction_time:
             state.max_prediction_time = t
-        vs = state.version(e.model, e.version)
+        key = (model, version)
+        vs = state.versions.get(key)
+        if vs is None:
+            vs = state.version(model, version)
         vs.n_predictions += 1
         predicted: str | None = None
-        if e.error_type is not None:
-            bump(vs.errors, e.error_type)
-        elif e.task == "classification":
-            predicted = tracked_class(vs.predicted, class_key(e.prediction))
-            bump(vs.predicted, predicted)
-        else:  # served regression predictions count too (model_predictions_total)
-            bump(vs.predicted, tracked_class(vs.predicted, REGRESSION_CLASS))
-        latency_s = e.latency_ms / 1000.0
-        vs.duration("total").add(latency_s)
-        if e.stage_latency_ms:
-            for stage, ms in e.stage_latency_ms.items():
+        counts = vs.predicted
+        if error is not None:
+            bump(vs.errors, error)
+        else:
+            if task == "classification":
+                predicted = prediction if type(prediction) is str else class_key(prediction)
+                seen = predicted
+            else:  # served regression predictions count too (model_predictions_total)
+                seen = REGRESSION_CLASS
+            n = counts.get(seen)
+            if n is None:
+                seen = tracked_class(counts, seen)
+                if predicted is not None:
+                    predicted = seen
+                n = counts.get(seen, 0)
+            counts[seen] = n + 1
+        latency_s = latency_ms / 1000.0
+        h = vs.durations.get(TOTAL_STAGE)
+        if h is None:
+            h = vs.duration(TOTAL_STAGE)
+        h.counts[bisect_left(h.bounds, latency_s)] += 1  # FixedHistogram.add, inlined
+        h.total += latency_s
+        if stages:
+            for stage, ms in stages.items():
                 vs.duration(stage).add(ms / 1000.0)
-        key = (e.model, e.version)
         agg = self._window(state, t, key, "prediction")
-        if agg is not None:
-            agg.add_prediction(predicted, e.latency_ms, e.error_type)
-        if e.error_type is not None or e.prediction is None:
+        if agg is not None:  # deferred, folded in at the end of the batch (settle)
+            deferred = agg.deferred_predictions
+            if not deferred and not agg.deferred_pairs:
+                self._unsettled.append(agg)
+            bucket = default_bucket(latency_ms) if agg.latency_ms.alpha == DEFAULT_ALPHA else None
+            deferred.append((predicted, latency_ms, bucket, error))
+        if error is not None or prediction is None:
             self._remember(state, state.done, pid, t + self._forget_after)
             return
-        pending: Pending = (e.model, e.version, e.task, e.prediction, e.probabilities, t)
-        orphan = state.orphans.get(pid)
+        pending: Pending = (model, version, task, prediction, probabilities, t)
+        orphan = state.orphans.get(pid) if state.orphans else None
         if orphan is not None:
             # joins as the label's own path would (see _label); a label before the grace
             # or beyond the id's memory stays an orphan, counted by the sweep
@@ -96,18 +119,18 @@ class JoinMixin(ProcessorBase):
 
     # -- labels ----------------------------------------------------------------------
     def _label(
-        self, e: LabelObserved, t: float, state: PartitionState, out: list[ClosedWindow]
+        self, f: LabelFields, t: float, state: PartitionState, out: list[ClosedWindow]
     ) -> None:
         if state.max_label_time is None or t > state.max_label_time:
             state.max_label_time = t
-        pid = e.prediction_id
+        pid, label_model, label, _ = f
         cfg = self.config
         pending = state.pending.get(pid)
         if pending is not None:
             t_pred = pending[5]
             if t_pred - cfg.orphan_grace_s < t < t_pred + cfg.label_ttl_s:
                 del state.pending[pid]
-                self._join(state, pid, pending, e.label, t, out)
+                self._join(state, pid, pending, label, t, out)
                 return
             if t_pred + cfg.label_ttl_s <= t < t_pred + self._forget_after:
                 del state.pending[pid]  # after the TTL, swept or not
@@ -133,9 +156,9 @@ class JoinMixin(ProcessorBase):
             del state.orphans[pid]  # the first one's grace ended before t: an orphan
             bump(state.orphan_labels, orphan[1] or "")
         if t + cfg.orphan_grace_s <= state.watermark:
-            bump(state.orphan_labels, e.model or "")  # its grace period is already over
+            bump(state.orphan_labels, label_model or "")  # its grace period is already over
         else:
-            state.orphans[pid] = (e.label, e.model, t)
+            state.orphans[pid] = (label, label_model, t)
             if len(state.orphans) > cfg.max_orphans:
                 self._evict_orphans(state)
 
@@ -177,7 +200,10 @@ class JoinMixin(ProcessorBase):
         out: list[ClosedWindow],
     ) -> None:
         model, version, task, prediction, probabilities, t_pred = pred
-        self._remember(state, state.done, pid, t_pred + self._forget_after)
+        done = state.done
+        done[pid] = t_pred + self._forget_after
+        if len(done) > self.config.max_remembered:  # (_remember, inlined)
+            self._remember(state, done, pid, t_pred + self._forget_after)
         delay = max(0.0, t_label - t_pred)
         if task == "regression":
             y, y_hat = _bounded_number(label), _bounded_number(prediction)
@@ -198,8 +224,10 @@ class JoinMixin(ProcessorBase):
         t = max(t_pred, t_label)
         key = (model, version)
         agg = self._window(state, t, key, "label")
-        if agg is not None:
-            agg.add_pair(pair)
+        if agg is not None:  # deferred, folded in at the end of the batch (settle)
+            if not agg.deferred_pairs and not agg.deferred_predictions:
+                self._unsettled.append(agg)
+            agg.deferred_pairs.append(pair)
         vs.push(pair, self.config.last_n)  # the last-N window (aggregated when read)
         vs.count_window_start = min(vs.count_window_start, t)
         vs.since_count_window += 1

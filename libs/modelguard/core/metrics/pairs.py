@@ -74,6 +74,9 @@ def score_bin(p: float) -> int:
     return min(int(p * AUC_BINS), AUC_BINS - 1)
 
 
+_new_pair = tuple.__new__
+
+
 class Pair(NamedTuple):
     """What one labelled prediction adds to an aggregate (JSON-able as a list)."""
 
@@ -118,8 +121,22 @@ class Pair(NamedTuple):
             if lab not in probabilities:
                 br += 1.0
             bins = tuple(binned)
-        return cls(
-            "c", lab, pred, ll, br, n_classes, bins, 0.0, 0.0, 0.0, delay_s, default_bucket(delay_s)
+        return _new_pair(  # cls(...) without its Python-level __new__ (once per label)
+            cls,
+            (
+                "c",
+                lab,
+                pred,
+                ll,
+                br,
+                n_classes,
+                bins,
+                0.0,
+                0.0,
+                0.0,
+                delay_s,
+                default_bucket(delay_s),
+            ),
         )
 
     @classmethod

@@ -53,6 +53,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 
+from modelguard.contracts.fastdecode import (
+    LabelFields,
+    PredictionFields,
+    label_fields,
+    prediction_fields,
+)
 from modelguard.contracts.predictions import PredictionLogged
 from modelguard.core.metrics import baseline as _baseline
 from modelguard.core.metrics.aggregate import Aggregate
@@ -108,19 +114,50 @@ class MetricsProcessor(JoinMixin, WindowingMixin):
         """Fold one event into ``state``; ``arrival`` is its arrival time (Unix seconds,
         e.g. the broker timestamp), which bounds its event time (``max_future_s``)."""
         out: list[ClosedWindow] = []
-        before = (state.max_prediction_time, state.max_label_time)
-        t = event.event_time.timestamp()
-        is_prediction = isinstance(event, PredictionLogged)
+        if isinstance(event, PredictionLogged):
+            self.prediction(prediction_fields(event), state, arrival, out)
+        else:
+            self.label(label_fields(event), state, arrival, out)
+        self.settle()
+        return state, out
+
+    def prediction(
+        self,
+        f: PredictionFields,
+        state: PartitionState,
+        arrival: float | None,
+        out: list[ClosedWindow],
+    ) -> None:
+        """:meth:`handle` for a prediction given as its fields
+        (:func:`modelguard.contracts.fastdecode.decode_prediction_fields`); the windows
+        it closes are appended to ``out``. Its contribution to its open window may be
+        deferred: call :meth:`settle` at the end of a batch, before reading the state."""
+        t = f[3]
         if arrival is not None and t > arrival + self.config.max_future_s:
             t = arrival + self.config.max_future_s
-            bump(state.clamped, "prediction" if is_prediction else "label")
-        if isinstance(event, PredictionLogged):
-            self._prediction(event, t, state, out)
-        else:
-            self._label(event, t, state, out)
-        if (state.max_prediction_time, state.max_label_time) != before:
+            bump(state.clamped, "prediction")
+        before = state.max_prediction_time
+        self._prediction(f, t, state, out)
+        if state.max_prediction_time != before:
             self._advance(state, out)  # the watermark only moves when an input's max does
-        return state, out
+
+    def label(
+        self,
+        f: LabelFields,
+        state: PartitionState,
+        arrival: float | None,
+        out: list[ClosedWindow],
+    ) -> None:
+        """:meth:`handle` for a label given as its fields
+        (:func:`modelguard.contracts.fastdecode.decode_label_fields`)."""
+        t = f[3]
+        if arrival is not None and t > arrival + self.config.max_future_s:
+            t = arrival + self.config.max_future_s
+            bump(state.clamped, "label")
+        before = state.max_label_time
+        self._label(f, t, state, out)
+        if state.max_label_time != before:
+            self._advance(state, out)
 
     # -- baseline comparison (modelguard.core.metrics.baseline) ----------------------
     def _compare(
