@@ -131,15 +131,20 @@ class NumericDriftDetector(ProfiledDetector):
     def bins(self, values: npt.ArrayLike) -> IntArray:
         return np.searchsorted(self._edges, np.asarray(values), side="right")
 
-    def update_many(self, xs: npt.ArrayLike) -> Self:
-        """Feed values in order (vectorised); ``alarms`` lists the alarms among them."""
-        bins = self.bins(xs)
+    def update_many(self, xs: npt.ArrayLike, bins: IntArray | None = None) -> Self:
+        """Feed values in order (vectorised); ``alarms`` lists the alarms among them.
+        ``bins``: their reference bins (:meth:`bins`) when the caller has them already."""
+        self._update_bins(self.bins(xs) if bins is None else bins)
+        return self
+
+    def _update_bins(self, bins: IntArray) -> list[Alarm]:
+        """Feed values by their reference bins (what :meth:`update_many` does)."""
         alarms = sorted(
             self.ks._update_bins(bins) + self.cusum._update_bins(bins), key=lambda a: a.index
         )
         self._drift_detected = bool(alarms) and alarms[-1].index == bins.size - 1
         self._alarms = alarms
-        return self
+        return alarms
 
     def update(self, x: float) -> Self:
         """Feed one value."""

@@ -213,10 +213,98 @@ class SlidingWindowKS(_WindowTest):
         self._ref_cdf = np.cumsum(reference.probabilities)[:-1]
         self._edges = np.asarray(reference.edges)
         self._edge_list = list(reference.edges)
+        self._lo, self._hi = self._quiet_counts()
 
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
         cdf = np.cumsum(hist, axis=1)[:, :-1] / self.window
         return np.asarray(np.max(np.abs(cdf - self._ref_cdf), axis=1), dtype=np.float64)
+
+    def _quiet_counts(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Per bin but the last, the window's cumulative counts ``c`` that do not exceed
+        the threshold (``lo[b] <= c <= hi[b]``), found by evaluating :meth:`_statistics`'
+        own float expression at every count ``0 .. window`` (a check happens on a full
+        window, so the counts are in that range). The expression is monotone in ``c``,
+        so they form an interval; checked, not assumed. An empty interval is
+        ``lo = window + 1, hi = -1``; a bound at 0 or ``window`` is moved out of reach."""
+        w = self.window
+        c = np.arange(w + 1, dtype=np.int64)[:, None]
+        quiet = ~(np.abs(c / w - self._ref_cdf) > self.threshold)
+        some = quiet.any(axis=0)
+        lo = np.where(some, np.argmax(quiet, axis=0), w + 1).astype(np.int64)
+        hi = np.where(some, w - np.argmax(quiet[::-1], axis=0), -1).astype(np.int64)
+        if not np.array_equal((c >= lo) & (c <= hi), quiet):  # pragma: no cover
+            raise AssertionError("the KS threshold's quiet counts are not intervals")
+        # a bound at the end of the range is never crossed: put it out of reach, so the
+        # slack of :meth:`_quiet_batch` measures only the bounds that can be crossed
+        lo[lo == 0] = -(w + 1)
+        hi[hi == w] = 2 * w + 1
+        return lo, hi
+
+    def _update_bins(self, bins: IntArray) -> list[Alarm]:
+        if self._quiet_batch(bins):
+            return self._alarms
+        return super()._update_bins(bins)
+
+    #: checks between two exact evaluations in :meth:`_quiet_batch`
+    _COARSE = 4
+
+    def _quiet_batch(self, bins: IntArray) -> bool:
+        """Feed ``bins`` if no check among them fires, proving it without evaluating
+        every check; False (nothing fed) when a check may fire.
+
+        The window's cumulative counts ``C[b]`` are evaluated exactly at every
+        ``_COARSE``-th check and at the last one (``slack``: how far the farthest bin is
+        from leaving its quiet interval, :meth:`_quiet_counts`). One value in and one
+        out moves every ``C[b]`` by at most 1, so a check ``d`` values from an evaluated
+        one with slack >= ``d`` cannot fire. When every check is covered that way the
+        batch raises no alarm, exactly as the full scan would say; otherwise the full
+        scan (:meth:`_WindowTest._update_bins`) decides."""
+        h = self._hist
+        n, w, stride, seen, w0 = bins.size, self.window, h.stride, h.seen, h.buf.size
+        if n == 0:
+            return False
+        first = (-(seen + 1)) % stride  # the first value that ends a stride
+        full = w - w0 - 1  # the first value that fills the window
+        if full > first:
+            first += -(-(full - first) // stride) * stride
+        if first >= n:  # no check in the batch: nothing can fire
+            h.commit(bins)
+            self._drift_detected, self._alarms = False, []
+            return True
+        checks = np.arange(first, n, stride)
+        exact = (seen + checks + 1) % (stride * self._COARSE) == 0
+        exact[-1] = True
+        at = checks[exact]
+        k, e, m = h.n_bins, at.size, int(at[-1]) + 1
+        # value j is counted in the histogram of every evaluated check at or after it
+        group = np.repeat(np.arange(e), np.diff(at, prepend=-1))
+        delta = np.bincount(group * k + bins[:m], minlength=e * k)
+        out = max(0, w - w0)  # values from here on push one out of the window
+        if out < m:
+            seq = np.concatenate([h.buf, bins]) if w0 else bins
+            gone = seq[out + w0 - w : m + w0 - w]
+            delta -= np.bincount(group[out:] * k + gone, minlength=e * k)
+        hist = np.cumsum(delta.reshape(e, k), axis=0)
+        hist += h.counts
+        cdf = np.cumsum(hist, axis=1)[:, :-1]
+        slack = np.minimum(cdf - self._lo, self._hi - cdf).min(axis=1)
+        if slack.min() < 0:  # an evaluated check fires
+            return False
+        skipped = np.flatnonzero(~exact)
+        if skipped.size:
+            nxt = np.cumsum(exact)[skipped]  # index in ``at`` of the next evaluated check
+            safe = slack[nxt] >= at[nxt] - checks[skipped]
+            prev = nxt - 1
+            has_prev = prev >= 0
+            safe[has_prev] |= slack[prev[has_prev]] >= (
+                checks[skipped[has_prev]] - at[prev[has_prev]]
+            )
+            if not safe.all():
+                return False
+        self.statistic = float(self._statistics(hist[-1:])[-1])
+        h.commit(bins)
+        self._drift_detected, self._alarms = False, []
+        return True
 
     def update_many(self, xs: npt.ArrayLike) -> Self:
         """Feed values in order (vectorised); ``alarms`` lists the alarms among them."""
