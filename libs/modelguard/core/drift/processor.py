@@ -38,6 +38,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from operator import attrgetter, itemgetter
+
+import numpy as np
 
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
@@ -48,6 +51,7 @@ from modelguard.core.drift.accumulators import (
     NumericAccumulator,
     WindowAccumulator,
     add_values,
+    numeric_columns,
 )
 from modelguard.core.drift.concept import ConceptAlarm, ConceptDetector, prediction_error
 from modelguard.core.drift.config import DriftConfig
@@ -55,6 +59,7 @@ from modelguard.core.drift.evaluation import evaluate_window
 from modelguard.core.drift.events import (
     HEADLINE_TESTS,
     Observation,
+    Observations,
     Output,
     ReferenceLearned,
     WarmupDropped,
@@ -78,12 +83,21 @@ __all__ = [
     "DriftState",
     "ModelMonitor",
     "Observation",
+    "Observations",
     "Output",
     "ReferenceLearned",
     "WarmupDropped",
     "WindowReport",
     "learn_reference",
 ]
+
+
+_MODEL_VERSION = attrgetter("model", "version")
+_ID = attrgetter("prediction_id")
+#: what a prediction leaves for its label: (model, version, prediction, task)
+_PENDING = attrgetter("model", "version", "prediction", "task")
+_VALUE = itemgetter(2)
+_PREDICTIONS = frozenset({PredictionLogged, Observation})
 
 
 class DriftProcessor:
@@ -168,37 +182,63 @@ class DriftProcessor:
         partitions: Sequence[int] | None = None,
     ) -> list[Output]:
         """Process ``events`` in order; ``partitions`` (one per event) are where they
-        came from, for the event-time warm-up (see the module docstring)."""
+        came from, for the event-time warm-up (see the module docstring).
+
+        Predictions are grouped by model version and handed on as columns
+        (:class:`Observations`), labels after them; no object is built per event."""
         outputs: list[Output] = []
-        groups: dict[tuple[str, str], list[Observation]] = {}
-        labels: list[LabelObserved] = []
         if partitions is not None:
             warmup.advance_watermarks(state, events, partitions)
-
-        def flush_groups() -> None:
-            for (model, version), obs in groups.items():
-                outputs.extend(self._observe(state, model, version, obs))
-            groups.clear()
-
-        for e in events:
-            if isinstance(e, LabelObserved):
-                labels.append(e)
-                continue
-            obs = Observation.from_event(e) if isinstance(e, PredictionLogged) else e
-            groups.setdefault((obs.model, obs.version), []).append(obs)
-            if obs.prediction_id is not None and obs.prediction is not None:
-                state.pending[obs.prediction_id] = (
-                    obs.model,
-                    obs.version,
-                    obs.prediction,
-                    obs.task,
-                )
-                if len(state.pending) > self.config.max_pending_predictions:
-                    state.pending.popitem(last=False)
-        flush_groups()
+        kinds = set(map(type, events))
+        labels: list[LabelObserved] = []
+        preds: Sequence[PredictionLogged | Observation]
+        if kinds <= _PREDICTIONS:
+            preds = events  # type: ignore[assignment]
+        else:
+            labels = [e for e in events if isinstance(e, LabelObserved)]
+            preds = [e for e in events if not isinstance(e, LabelObserved)]
+        keys = list(map(_MODEL_VERSION, preds))
+        groups: dict[tuple[str, str], Sequence[PredictionLogged | Observation]]
+        if keys and keys.count(keys[0]) == len(keys):
+            groups = {keys[0]: preds}  # the usual batch: one model version
+        else:
+            lists: dict[tuple[str, str], list[PredictionLogged | Observation]] = {}
+            for key, e in zip(keys, preds, strict=True):
+                lists.setdefault(key, []).append(e)
+            groups = dict(lists)
+        validated = kinds <= {PredictionLogged, LabelObserved}
+        self._remember(state, preds, validated)
+        for (model, version), items in groups.items():
+            outputs.extend(self._observe(state, model, version, Observations(items, validated)))
         for label in labels:
             outputs.extend(self._label(state, label))
         return outputs
+
+    def _remember(
+        self,
+        state: DriftState,
+        preds: Sequence[PredictionLogged | Observation],
+        validated: bool,
+    ) -> None:
+        """Keep (model, version, prediction, task) of each prediction, by id, for its
+        label; at most ``max_pending_predictions`` (the oldest go first)."""
+        pending, cap = state.pending, self.config.max_pending_predictions
+        ids = list(map(_ID, preds))
+        kept = list(map(_PENDING, preds))  # (model, version, prediction, task)
+        # contract-validated events hold plain values: ``None in`` is exact on them
+        if (
+            validated
+            and len(pending) + len(ids) <= cap
+            and None not in ids
+            and None not in map(_VALUE, kept)
+        ):
+            pending.update(zip(ids, kept, strict=True))
+            return
+        for pid, item in zip(ids, kept, strict=True):
+            if pid is not None and item[2] is not None:
+                pending[pid] = item
+                if len(pending) > cap:
+                    pending.popitem(last=False)
 
     def run(
         self,
@@ -230,56 +270,73 @@ class DriftProcessor:
         return out
 
     def _observe(
-        self, state: DriftState, model: str, version: str, obs: list[Observation]
+        self,
+        state: DriftState,
+        model: str,
+        version: str,
+        obs: Observations | list[Observation],
     ) -> list[Output]:
         out: list[Output] = []
+        if not isinstance(obs, Observations):
+            obs = Observations(obs)
         mon = self._monitor(state, model, version)
         if mon is None:
-            buf, dropped = warmup.buffer(state, model, version, obs, self.config)
+            buf, dropped = warmup.buffer(state, model, version, obs.observations(), self.config)
             if dropped is not None:
                 out.append(dropped)
             if not self._warmup_ready(state, buf):
                 return out
-            ref, obs = warmup.learn(state, model, version, self.config.warmup_events)
+            ref, rest = warmup.learn(state, model, version, self.config.warmup_events)
+            obs = Observations(rest)
             out.append(ReferenceLearned(ref))
             mon = self._monitor(state, model, version)
             assert mon is not None
-        if obs and not mon.origin:
+        if len(obs) and not mon.origin:
             mon.origin = signals.origin(obs[0])
         start = 0
         while start < len(obs):
             room = self.config.window_events - mon.window.n_events
-            chunk = obs[start : start + room]
+            chunk = obs.part(start, start + room)
             start += len(chunk)
             out.extend(self._accumulate(mon, chunk))
             if mon.window.n_events >= self.config.window_events:
                 out.extend(self._close(mon))
         return out
 
-    def _accumulate(self, mon: ModelMonitor, obs: list[Observation]) -> list[Output]:
+    def _accumulate(self, mon: ModelMonitor, obs: Observations) -> list[Output]:
         ref = mon.reference
         out: list[Output] = []
-        first = min(o.event_time for o in obs)
-        last = max(o.event_time for o in obs)
+        times = obs.event_times()
+        first, last = min(times), max(times)
         # windows fill in arrival order (partitions interleave): span = min .. max time
         mon.window_start = first if mon.window_start is None else min(mon.window_start, first)
         mon.window_end = last if mon.window_end is None else max(mon.window_end, last)
         mon.window.n_events += len(obs)
-        dicts = [o.features for o in obs]
+        dicts = obs.features()
         plain = all(type(d) is dict for d in dicts)
+        # every numeric feature's values at once (one row per feature), or None
+        numeric = ref.numeric_features
+        columns = numeric_columns(dicts, numeric, obs.validated)
+        finite = columns is not None and bool(np.isfinite(columns).all())
+        row = {name: i for i, name in enumerate(numeric)}
         values: list[object]
         for name, prof in ref.features.items():
-            if plain:  # C-level lookups: the hot loop of the processor
-                values = list(map(dict.get, dicts, itertools.repeat(name)))  # type: ignore[arg-type]
-            else:
-                values = [d.get(name) for d in dicts]
             acc = mon.window.features[name]
             if isinstance(acc, NumericAccumulator) and isinstance(prof, NumericProfile):
-                x = acc.add(prof, values)
                 det = mon.numeric.get(name)
+                bins = None
+                if columns is not None:
+                    x = columns[row[name]]
+                    if not finite:
+                        x = x[np.isfinite(x)]
+                    bins = prof.bin_of(x) if det is None else det.bins(x)
+                    acc.add_finite(prof, x, bins, len(dicts) - x.size)
+                else:
+                    values = [d.get(name) for d in dicts]
+                    x = acc.add(prof, values)
                 if det is not None and x.size:
                     seen = det.ks.seen
-                    for alarm in det.update_many(x).alarms:
+                    for alarm in det.update_many(x, bins).alarms:
                         if name not in mon.alarmed:
                             position = seen + alarm.index + 1
                             signal = signals.numeric_alarm(mon, name, det, alarm, x.size, position)
@@ -287,6 +344,10 @@ class DriftProcessor:
                                 mon.alarmed.add(name)
                                 out.append(signal)
             elif isinstance(acc, CategoricalAccumulator) and isinstance(prof, CategoricalProfile):
+                if plain:  # C-level lookups
+                    values = list(map(dict.get, dicts, itertools.repeat(name)))  # type: ignore[arg-type]
+                else:
+                    values = [d.get(name) for d in dicts]
                 labels = acc.add(prof, values)
                 chi = mon.categorical.get(name)
                 if chi is not None and labels:
@@ -298,10 +359,7 @@ class DriftProcessor:
                                 out.append(signal)
         for name, prof in ref.outputs.items():
             acc = mon.window.outputs[name]
-            if name == "prediction":
-                values = [o.prediction for o in obs]
-            else:
-                values = [o.confidence for o in obs]
+            values = obs.predictions() if name == "prediction" else list(obs.confidences())
             add_values(acc, prof, values)
         mon.seq_signals.extend(s for s in out if isinstance(s, DriftSignal))
         return out
