@@ -48,6 +48,8 @@ from modelguard.core.drift import severity as sev
 from modelguard.core.drift import signals, warmup
 from modelguard.core.drift.accumulators import (
     CategoricalAccumulator,
+    FloatArray,
+    IntArray,
     NumericAccumulator,
     WindowAccumulator,
     add_values,
@@ -70,7 +72,12 @@ from modelguard.core.drift.reference import (
     NumericProfile,
     ReferenceProfile,
 )
-from modelguard.core.drift.sequential import NumericDriftDetector, SlidingWindowChi2
+from modelguard.core.drift.sequential import (
+    NumericDriftDetector,
+    NumericScan,
+    Scanned,
+    SlidingWindowChi2,
+)
 from modelguard.core.drift.state import DriftState, ModelMonitor
 from modelguard.core.drift.warmup import learn_reference
 
@@ -315,28 +322,23 @@ class DriftProcessor:
         dicts = obs.features()
         plain = all(type(d) is dict for d in dicts)
         # every numeric feature's values at once (one row per feature), or None
-        numeric = ref.numeric_features
-        columns = numeric_columns(dicts, numeric, obs.validated)
-        finite = columns is not None and bool(np.isfinite(columns).all())
-        row = {name: i for i, name in enumerate(numeric)}
+        columns = numeric_columns(dicts, ref.numeric_features, obs.validated)
+        binned, scanned = self._binned(mon, columns)
         values: list[object]
         for name, prof in ref.features.items():
             acc = mon.window.features[name]
             if isinstance(acc, NumericAccumulator) and isinstance(prof, NumericProfile):
                 det = mon.numeric.get(name)
                 bins = None
-                if columns is not None:
-                    x = columns[row[name]]
-                    if not finite:
-                        x = x[np.isfinite(x)]
-                    bins = prof.bin_of(x) if det is None else det.bins(x)
+                if name in binned:
+                    x, bins = binned[name]
                     acc.add_finite(prof, x, bins, len(dicts) - x.size)
                 else:
                     values = [d.get(name) for d in dicts]
                     x = acc.add(prof, values)
                 if det is not None and x.size:
                     seen = det.ks.seen
-                    for alarm in det.update_many(x, bins).alarms:
+                    for alarm in det.update_many(x, bins, scanned=scanned.get(name)).alarms:
                         if name not in mon.alarmed:
                             position = seen + alarm.index + 1
                             signal = signals.numeric_alarm(mon, name, det, alarm, x.size, position)
@@ -363,6 +365,41 @@ class DriftProcessor:
             add_values(acc, prof, values)
         mon.seq_signals.extend(s for s in out if isinstance(s, DriftSignal))
         return out
+
+    def _binned(
+        self, mon: ModelMonitor, columns: FloatArray | None
+    ) -> tuple[dict[str, tuple[FloatArray, IntArray]], dict[str, Scanned]]:
+        """Per numeric feature its finite values and their reference bins (from
+        :func:`numeric_columns`; none when it gave up), and, when every numeric feature
+        has a detector and a full batch, each detector's part of a :class:`NumericScan`
+        of them all (their batch update then skips what the scan proved quiet)."""
+        if columns is None:
+            return {}, {}
+        ref = mon.reference
+        finite = bool(np.isfinite(columns).all())
+        binned: dict[str, tuple[FloatArray, IntArray]] = {}
+        dets: list[NumericDriftDetector] = []
+        for name, x in zip(ref.numeric_features, columns, strict=True):
+            prof = ref.features[name]
+            assert isinstance(prof, NumericProfile)
+            det = mon.numeric.get(name)
+            if not finite:
+                x = x[np.isfinite(x)]
+            binned[name] = (x, prof.bin_of(x) if det is None else det.bins(x))
+            if det is not None:
+                dets.append(det)
+        names = ref.numeric_features
+        stackable = (
+            finite
+            and columns.shape[1] > 0
+            and len(dets) == len(names)
+            and all(d.ks._hist.n_bins > 1 for d in dets)
+            and len({(d.ks.window, d.ks.stride) for d in dets}) == 1
+        )
+        if not stackable:
+            return binned, {}
+        scan = NumericScan(dets, np.stack([binned[n][1] for n in names]))
+        return binned, {n: scan.part(i) for i, n in enumerate(names)}
 
     def _close(self, mon: ModelMonitor) -> list[Output]:
         verdict = evaluate_window(mon.reference, mon.window, self.config.evaluation)
