@@ -10,6 +10,7 @@ stream counts are small for the slow river baselines, and every rate comes with 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -210,10 +211,15 @@ def cost(rng: np.random.Generator) -> dict[str, Any]:
     proc = DriftProcessor(DriftConfig(window_events=5_000))
     state = DriftState()
     proc.set_reference(state, prof)
+    # the 60k decoded events are held at once only by this fixture (the service holds a
+    # batch): frozen, so collections of the cyclic GC do not traverse them in the clock
+    gc.collect()
+    gc.freeze()
     t = time.perf_counter()
     for k in range(0, n_ev, 1000):
         proc.handle_batch(events[k : k + 1000], state)
     proc_eps = n_ev / (time.perf_counter() - t)
+    gc.unfreeze()
     return {
         "ks_window_us_per_update_batched": round(ks_batch_us, 3),
         "ks_window_us_per_update_single": round(ks_single_us, 3),
@@ -229,8 +235,8 @@ def cost(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-#: Targets of issue 15 (goal: the further aim named there).
-TARGET_PROCESSOR_EPS, GOAL_PROCESSOR_EPS, TARGET_KSWIN_SPEEDUP = 50_000, 100_000, 50.0
+#: Targets of issue 15 (drift processor >= 100k events/s, KS window >= 50x KSWIN).
+TARGET_PROCESSOR_EPS, TARGET_KSWIN_SPEEDUP = 100_000, 50.0
 
 
 def figures(result: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +255,6 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
             "baseline_value": adwin_eps,
             "ratio": round(eps / adwin_eps, 2),
             "target": TARGET_PROCESSOR_EPS,
-            "goal": GOAL_PROCESSOR_EPS,
             "higher_is_better": True,
             "pass": eps >= TARGET_PROCESSOR_EPS,
         },

@@ -38,3 +38,8 @@ class DependencyError(ModelguardError, RuntimeError):
 
 class ConflictError(ModelguardError, RuntimeError):
     """A compare-and-set lost to a concurrent writer, or a lease was lost."""
+
+
+class InvariantError(ModelguardError, RuntimeError):
+    """A state the code rules out was reached: a bug, never bad input (the consumer's
+    error boundary dead-letters the event that hit it and moves on)."""

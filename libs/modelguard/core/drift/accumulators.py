@@ -8,8 +8,10 @@ exactly; :mod:`modelguard.core.drift.evaluation` turns it into test results.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +29,54 @@ from modelguard.core.drift.reference import (
 )
 
 IntArray = npt.NDArray[np.intp]
+FloatArray = npt.NDArray[np.float64]
 MAX_UNSEEN_TRACKED = 50
 _FAST_NUMERIC = frozenset({float, int, type(None)})
+_NUMBERS = frozenset({float, int})
+
+
+def numeric_columns(
+    rows: Sequence[Mapping[str, object]], names: Sequence[str], validated: bool = False
+) -> FloatArray | None:
+    """The values of the numeric features ``names`` of every row, one row of the
+    result per feature (missing values NaN), when every value is a plain number or
+    missing; None otherwise (a string, a bool, an absent key, an int no float can hold:
+    the caller counts those column by column with :meth:`NumericAccumulator.add`).
+    Values convert exactly as :meth:`NumericAccumulator.add` converts them.
+
+    ``validated``: the rows are features of contract-checked predictions, whose values
+    are ints, floats, strings or None (never bools or other number types), so one
+    ``sum`` (which refuses strings and None) proves they are all numbers."""
+    if not names or not rows or set(map(type, rows)) != {dict}:
+        return None  # (a Mapping's ``[]`` may differ from ``get``: e.g. a defaultdict)
+    get = operator.itemgetter(*names)
+    try:
+        picked = list(map(get, rows))
+    except (KeyError, TypeError):
+        return None
+    count = len(rows) * len(names)
+
+    def flat() -> Iterable[object]:
+        return itertools.chain.from_iterable(picked) if len(names) > 1 else picked
+
+    try:
+        if validated:
+            try:
+                sum(flat())  # type: ignore[arg-type]
+                numbers = True
+            except TypeError:
+                numbers = False
+        else:
+            numbers = set(map(type, flat())) <= _NUMBERS
+        if numbers:
+            x = np.fromiter(flat(), dtype=np.float64, count=count)
+        elif set(map(type, flat())) <= _FAST_NUMERIC:
+            x = np.asarray(list(flat()), dtype=np.float64)  # None becomes NaN: missing
+        else:
+            return None
+    except OverflowError:  # an int beyond the float range
+        return None
+    return np.ascontiguousarray(x.reshape(len(rows), len(names)).T)
 
 
 @dataclass
@@ -84,9 +132,20 @@ class NumericAccumulator:
         self._count(profile, x)
         return x
 
-    def _count(self, profile: NumericProfile, x: npt.NDArray[np.float64]) -> None:
+    def add_finite(
+        self, profile: NumericProfile, x: FloatArray, bins: IntArray, missing: int = 0
+    ) -> None:
+        """Count finite values ``x`` whose reference bins (``profile.bin_of(x)``) are
+        ``bins``, and ``missing`` missing values: what :meth:`add` does with them."""
+        self.missing += missing
+        self._count(profile, x, bins)
+
+    def _count(
+        self, profile: NumericProfile, x: npt.NDArray[np.float64], bins: IntArray | None = None
+    ) -> None:
         if x.size:
-            bins = profile.bin_of(x)
+            if bins is None:
+                bins = profile.bin_of(x)
             self.counts += np.bincount(bins, minlength=profile.n_bins)
             with np.errstate(over="ignore", invalid="ignore"):
                 self.sums += np.bincount(bins, weights=x, minlength=profile.n_bins)

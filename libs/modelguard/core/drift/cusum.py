@@ -4,7 +4,7 @@ location and scale shifts. Threshold: see :mod:`modelguard.core.drift.sequential
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -140,3 +140,35 @@ class LLRCusum(ProfiledDetector):
         self.state = state
         self.statistic = float(d["statistic"])
         self._drift_detected = bool(d["drift_detected"])
+
+
+class CusumScan:
+    """Several :class:`LLRCusum` (a model's numeric features) over one batch of ``n``
+    bins each, in one stacked pass of the detectors' own formula (the cumulative sums
+    run along each feature's values, so every float is the one the detector computes
+    alone). ``quiet[i]``: detector i raises no alarm on its batch; :meth:`commit` then
+    leaves it as :meth:`LLRCusum.update_many` would. The others are left to their own
+    update (which restarts after an alarm)."""
+
+    def __init__(self, cusums: Sequence[LLRCusum], bins: IntArray) -> None:
+        f = bins.shape[0]
+        rows, width = cusums[0].table.shape[0], max(cu.table.shape[1] for cu in cusums)
+        table = np.zeros((f, rows, width))
+        for i, cu in enumerate(cusums):
+            table[i, :, : cu.table.shape[1]] = cu.table
+        c = np.cumsum(np.take_along_axis(table, bins[:, None, :], axis=2), axis=2)
+        state = np.stack([cu.state for cu in cusums])
+        s = np.minimum.accumulate(c, axis=2)
+        np.minimum(s, -state[:, :, None], out=s)
+        np.subtract(c, s, out=s)
+        threshold = np.asarray([cu.threshold for cu in cusums])
+        self.quiet = ~np.any(s > threshold[:, None, None], axis=(1, 2))
+        self._cusums = cusums
+        self._end = s[:, :, -1].copy()
+
+    def commit(self, i: int) -> None:
+        """Feed detector ``i`` its bins (``quiet[i]`` must hold)."""
+        cu = self._cusums[i]
+        cu.state = self._end[i].copy()
+        cu.statistic = float(cu.state.max())
+        cu._drift_detected, cu._alarms = False, []

@@ -4,9 +4,10 @@ references, dropped warm-up predictions)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import PredictionLogged
@@ -41,6 +42,62 @@ class Observation:
             e.prediction_id,
             e.task,
         )
+
+
+_TIME, _FEATURES, _PREDICTION = (
+    attrgetter("event_time"),
+    attrgetter("features"),
+    attrgetter("prediction"),
+)
+
+
+def _confidence(o: PredictionLogged | Observation) -> float | None:
+    if isinstance(o, Observation):
+        return o.confidence
+    return max(o.probabilities.values()) if o.probabilities else None
+
+
+class Observations:
+    """Predictions of one model version, read as columns: the processor's hot path
+    reads what it needs straight from the events (PredictionLogged or Observation,
+    which share these attribute names) instead of building an :class:`Observation`
+    per event. ``Observations(items)[i]`` is the :class:`Observation` of item i."""
+
+    __slots__ = ("items", "validated")
+
+    def __init__(
+        self, items: Sequence[PredictionLogged | Observation], validated: bool = False
+    ) -> None:
+        self.items = items
+        #: every item is a contract-checked PredictionLogged (feature values are ints,
+        #: floats, strings or None)
+        self.validated = validated
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Observation:
+        o = self.items[i]
+        return o if isinstance(o, Observation) else Observation.from_event(o)
+
+    def part(self, start: int, stop: int) -> Observations:
+        return Observations(self.items[start:stop], self.validated)
+
+    def event_times(self) -> list[datetime]:
+        return list(map(_TIME, self.items))
+
+    def features(self) -> list[Mapping[str, object]]:
+        return list(map(_FEATURES, self.items))
+
+    def predictions(self) -> list[object]:
+        return list(map(_PREDICTION, self.items))
+
+    def confidences(self) -> list[float | None]:
+        return list(map(_confidence, self.items))
+
+    def observations(self) -> list[Observation]:
+        """Every item as an :class:`Observation` (the warm-up buffers those)."""
+        return [self[i] for i in range(len(self.items))]
 
 
 @dataclass(frozen=True)

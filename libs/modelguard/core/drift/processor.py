@@ -40,6 +40,9 @@ import bisect
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter, itemgetter
+
+import numpy as np
 
 from modelguard.contracts.drift import DriftSignal
 from modelguard.contracts.predictions import LabelObserved, PredictionLogged
@@ -47,9 +50,12 @@ from modelguard.core.drift import severity as sev
 from modelguard.core.drift import signals, warmup
 from modelguard.core.drift.accumulators import (
     CategoricalAccumulator,
+    FloatArray,
+    IntArray,
     NumericAccumulator,
     WindowAccumulator,
     add_values,
+    numeric_columns,
 )
 from modelguard.core.drift.concept import ConceptAlarm, ConceptDetector, prediction_error
 from modelguard.core.drift.config import DriftConfig
@@ -57,6 +63,7 @@ from modelguard.core.drift.evaluation import evaluate_window
 from modelguard.core.drift.events import (
     HEADLINE_TESTS,
     Observation,
+    Observations,
     Output,
     ReferenceLearned,
     WarmupDropped,
@@ -67,9 +74,15 @@ from modelguard.core.drift.reference import (
     NumericProfile,
     ReferenceProfile,
 )
-from modelguard.core.drift.sequential import NumericDriftDetector, SlidingWindowChi2
+from modelguard.core.drift.sequential import (
+    NumericDriftDetector,
+    NumericScan,
+    Scanned,
+    SlidingWindowChi2,
+)
 from modelguard.core.drift.state import DriftState, ModelMonitor
 from modelguard.core.drift.warmup import learn_reference
+from modelguard.errors import InvariantError
 
 __all__ = [
     "HEADLINE_TESTS",
@@ -80,12 +93,21 @@ __all__ = [
     "DriftState",
     "ModelMonitor",
     "Observation",
+    "Observations",
     "Output",
     "ReferenceLearned",
     "WarmupDropped",
     "WindowReport",
     "learn_reference",
 ]
+
+
+_MODEL_VERSION = attrgetter("model", "version")
+_ID = attrgetter("prediction_id")
+#: what a prediction leaves for its label: (model, version, prediction, task)
+_PENDING = attrgetter("model", "version", "prediction", "task")
+_VALUE = itemgetter(2)
+_PREDICTIONS = frozenset({PredictionLogged, Observation})
 
 
 class DriftProcessor:
@@ -170,37 +192,63 @@ class DriftProcessor:
         partitions: Sequence[int] | None = None,
     ) -> list[Output]:
         """Process ``events`` in order; ``partitions`` (one per event) are where they
-        came from, for the event-time warm-up (see the module docstring)."""
+        came from, for the event-time warm-up (see the module docstring).
+
+        Predictions are grouped by model version and handed on as columns
+        (:class:`Observations`), labels after them; no object is built per event."""
         outputs: list[Output] = []
-        groups: dict[tuple[str, str], list[Observation]] = {}
-        labels: list[LabelObserved] = []
         if partitions is not None:
             warmup.advance_watermarks(state, events, partitions)
-
-        def flush_groups() -> None:
-            for (model, version), obs in groups.items():
-                outputs.extend(self._observe(state, model, version, obs))
-            groups.clear()
-
-        for e in events:
-            if isinstance(e, LabelObserved):
-                labels.append(e)
-                continue
-            obs = Observation.from_event(e) if isinstance(e, PredictionLogged) else e
-            groups.setdefault((obs.model, obs.version), []).append(obs)
-            if obs.prediction_id is not None and obs.prediction is not None:
-                state.pending[obs.prediction_id] = (
-                    obs.model,
-                    obs.version,
-                    obs.prediction,
-                    obs.task,
-                )
-                if len(state.pending) > self.config.max_pending_predictions:
-                    state.pending.popitem(last=False)
-        flush_groups()
+        kinds = set(map(type, events))
+        labels: list[LabelObserved] = []
+        preds: Sequence[PredictionLogged | Observation]
+        if kinds <= _PREDICTIONS:
+            preds = events  # type: ignore[assignment]
+        else:
+            labels = [e for e in events if isinstance(e, LabelObserved)]
+            preds = [e for e in events if not isinstance(e, LabelObserved)]
+        keys = list(map(_MODEL_VERSION, preds))
+        groups: dict[tuple[str, str], Sequence[PredictionLogged | Observation]]
+        if keys and keys.count(keys[0]) == len(keys):
+            groups = {keys[0]: preds}  # the usual batch: one model version
+        else:
+            lists: dict[tuple[str, str], list[PredictionLogged | Observation]] = {}
+            for key, e in zip(keys, preds, strict=True):
+                lists.setdefault(key, []).append(e)
+            groups = dict(lists)
+        validated = kinds <= {PredictionLogged, LabelObserved}
+        self._remember(state, preds, validated)
+        for (model, version), items in groups.items():
+            outputs.extend(self._observe(state, model, version, Observations(items, validated)))
         for label in labels:
             outputs.extend(self._label(state, label))
         return outputs
+
+    def _remember(
+        self,
+        state: DriftState,
+        preds: Sequence[PredictionLogged | Observation],
+        validated: bool,
+    ) -> None:
+        """Keep (model, version, prediction, task) of each prediction, by id, for its
+        label; at most ``max_pending_predictions`` (the oldest go first)."""
+        pending, cap = state.pending, self.config.max_pending_predictions
+        ids = list(map(_ID, preds))
+        kept = list(map(_PENDING, preds))  # (model, version, prediction, task)
+        # contract-validated events hold plain values: ``None in`` is exact on them
+        if (
+            validated
+            and len(pending) + len(ids) <= cap
+            and None not in ids
+            and None not in map(_VALUE, kept)
+        ):
+            pending.update(zip(ids, kept, strict=True))
+            return
+        for pid, item in zip(ids, kept, strict=True):
+            if pid is not None and item[2] is not None:
+                pending[pid] = item
+                if len(pending) > cap:
+                    pending.popitem(last=False)
 
     def run(
         self,
@@ -232,63 +280,84 @@ class DriftProcessor:
         return out
 
     def _observe(
-        self, state: DriftState, model: str, version: str, obs: list[Observation]
+        self,
+        state: DriftState,
+        model: str,
+        version: str,
+        obs: Observations | list[Observation],
     ) -> list[Output]:
         out: list[Output] = []
+        if not isinstance(obs, Observations):
+            obs = Observations(obs)
         mon = self._monitor(state, model, version)
         if mon is None:
-            buf, dropped = warmup.buffer(state, model, version, obs, self.config)
+            buf, dropped = warmup.buffer(state, model, version, obs.observations(), self.config)
             if dropped is not None:
                 out.append(dropped)
             if not self._warmup_ready(state, buf):
                 return out
-            ref, obs = warmup.learn(state, model, version, self.config.warmup_events)
+            ref, rest = warmup.learn(state, model, version, self.config.warmup_events)
+            obs = Observations(rest)
             out.append(ReferenceLearned(ref))
             mon = self._monitor(state, model, version)
-            assert mon is not None
-        if obs and not mon.origin:
+            if mon is None:
+                raise InvariantError(f"{model}/{version}: no monitor after its warm-up")
+        if len(obs) and not mon.origin:
             mon.origin = signals.origin(obs[0])
         start = 0
         while start < len(obs):
             room = self.config.window_events - mon.window.n_events
-            chunk = obs[start : start + room]
+            chunk = obs.part(start, start + room)
             start += len(chunk)
             out.extend(self._accumulate(mon, chunk))
             if mon.window.n_events >= self.config.window_events:
                 out.extend(self._close(mon))
         return out
 
-    def _accumulate(self, mon: ModelMonitor, obs: list[Observation]) -> list[Output]:
+    def _accumulate(self, mon: ModelMonitor, obs: Observations) -> list[Output]:
         ref = mon.reference
         # sequential alarms, by the position in ``obs`` of the event that raised them
         # (then feature order): the stream's order, whatever the batching
         alarms: list[tuple[int, DriftSignal]] = []
         span0 = (mon.window_start, mon.window_end)  # the window before this chunk
-        first = min(o.event_time for o in obs)
-        last = max(o.event_time for o in obs)
+        times = obs.event_times()
+        first, last = min(times), max(times)
         # windows fill in arrival order (partitions interleave): span = min .. max time
         mon.window_start = first if mon.window_start is None else min(mon.window_start, first)
         mon.window_end = last if mon.window_end is None else max(mon.window_end, last)
         mon.window.n_events += len(obs)
-        dicts = [o.features for o in obs]
+        dicts = obs.features()
         plain = all(type(d) is dict for d in dicts)
+        # every numeric feature's values at once (one row per feature), or None
+        columns = numeric_columns(dicts, ref.numeric_features, obs.validated)
+        binned, scanned = self._binned(mon, columns)
         values: list[object]
         for name, prof in ref.features.items():
-            if plain:  # C-level lookups: the hot loop of the processor
-                values = list(map(dict.get, dicts, itertools.repeat(name)))  # type: ignore[arg-type]
-            else:
-                values = [d.get(name) for d in dicts]
             acc = mon.window.features[name]
             if isinstance(acc, NumericAccumulator) and isinstance(prof, NumericProfile):
-                x = acc.add(prof, values)
                 det = mon.numeric.get(name)
+                bins = None
+                # event index of each value the detector sees (None: the slow path,
+                # where the accumulator's ``add`` decides which values count)
+                finite_at: Sequence[int] | None = None
+                if name in binned:
+                    x, bins = binned[name]
+                    acc.add_finite(prof, x, bins, len(dicts) - x.size)
+                    finite_at = _kept_indices(columns, ref.numeric_features.index(name), x.size)
+                else:
+                    values = [d.get(name) for d in dicts]
+                    x = acc.add(prof, values)
                 if det is not None and x.size:
                     seen = det.ks.seen
                     before = det.ks.window_bins().copy()
-                    fired = det.update_many(x).alarms
+                    fired = det.update_many(x, bins, scanned=scanned.get(name)).alarms
                     for alarm in fired:
                         if name not in mon.alarmed:
-                            at = _kept_at(_numeric_kept(prof), values, alarm.index)
+                            at = (
+                                finite_at[alarm.index]
+                                if finite_at is not None
+                                else _kept_at(_numeric_kept(prof), values, alarm.index)
+                            )
                             signal = signals.numeric_alarm(
                                 mon,
                                 name,
@@ -296,12 +365,16 @@ class DriftProcessor:
                                 alarm,
                                 det.window_at(before, x, fired, alarm.index),
                                 seen + alarm.index + 1,
-                                _span_at(span0, obs, at),
+                                _span_at(span0, times, at),
                             )
                             if signal.drift_detected:  # an alarm graded NONE blocks nothing
                                 mon.alarmed.add(name)
                                 alarms.append((at, signal))
             elif isinstance(acc, CategoricalAccumulator) and isinstance(prof, CategoricalProfile):
+                if plain:  # C-level lookups
+                    values = list(map(dict.get, dicts, itertools.repeat(name)))  # type: ignore[arg-type]
+                else:
+                    values = [d.get(name) for d in dicts]
                 labels = acc.add(prof, values)
                 chi = mon.categorical.get(name)
                 if chi is not None and labels:
@@ -309,22 +382,55 @@ class DriftProcessor:
                         if name not in mon.alarmed:
                             at = _kept_at(_categorical_kept(prof), values, alarm.index)
                             signal = signals.categorical_alarm(
-                                mon, name, chi, alarm, _span_at(span0, obs, at)
+                                mon, name, chi, alarm, _span_at(span0, times, at)
                             )
                             if signal.drift_detected:  # an alarm graded NONE blocks nothing
                                 mon.alarmed.add(name)
                                 alarms.append((at, signal))
         for name, prof in ref.outputs.items():
             acc = mon.window.outputs[name]
-            if name == "prediction":
-                values = [o.prediction for o in obs]
-            else:
-                values = [o.confidence for o in obs]
+            values = obs.predictions() if name == "prediction" else list(obs.confidences())
             add_values(acc, prof, values)
         alarms.sort(key=lambda a: a[0])  # stable: features in reference order at one event
         out: list[Output] = [s for _, s in alarms]
         mon.seq_signals.extend(s for _, s in alarms)
         return out
+
+    def _binned(
+        self, mon: ModelMonitor, columns: FloatArray | None
+    ) -> tuple[dict[str, tuple[FloatArray, IntArray]], dict[str, Scanned]]:
+        """Per numeric feature its finite values and their reference bins (from
+        :func:`numeric_columns`; none when it gave up), and, when every numeric feature
+        has a detector and a full batch, each detector's part of a :class:`NumericScan`
+        of them all (their batch update then skips what the scan proved quiet)."""
+        if columns is None:
+            return {}, {}
+        ref = mon.reference
+        finite = bool(np.isfinite(columns).all())
+        binned: dict[str, tuple[FloatArray, IntArray]] = {}
+        dets: list[NumericDriftDetector] = []
+        for name, x in zip(ref.numeric_features, columns, strict=True):
+            prof = ref.features[name]
+            if not isinstance(prof, NumericProfile):
+                raise InvariantError(f"numeric feature {name!r} has a {type(prof).__name__}")
+            det = mon.numeric.get(name)
+            if not finite:
+                x = x[np.isfinite(x)]
+            binned[name] = (x, prof.bin_of(x) if det is None else det.bins(x))
+            if det is not None:
+                dets.append(det)
+        names = ref.numeric_features
+        stackable = (
+            finite
+            and columns.shape[1] > 0
+            and len(dets) == len(names)
+            and all(d.ks._hist.n_bins > 1 for d in dets)
+            and len({(d.ks.window, d.ks.stride) for d in dets}) == 1
+        )
+        if not stackable:
+            return binned, {}
+        scan = NumericScan(dets, np.stack([binned[n][1] for n in names]))
+        return binned, {n: scan.part(i) for i, n in enumerate(names)}
 
     def _close(self, mon: ModelMonitor) -> list[Output]:
         verdict = evaluate_window(mon.reference, mon.window, self.config.evaluation)
@@ -334,7 +440,8 @@ class DriftProcessor:
             if not r.drift_detected and r.test not in HEADLINE_TESTS:
                 continue
             found.append(signals.result_signal(mon, r))
-        assert mon.window_start is not None and mon.window_end is not None
+        if mon.window_start is None or mon.window_end is None:
+            raise InvariantError(f"{mon.reference.model}/{mon.version}: closing an empty window")
         if mon.concept is not None:
             mon.concept.settle()
         report = WindowReport(
@@ -382,7 +489,8 @@ class DriftProcessor:
         if not mon.concept.update(error).drift_detected:
             return []
         alarm = mon.concept.alarm
-        assert alarm is not None
+        if alarm is None:
+            raise InvariantError("the concept detector fired without an alarm")
         if mon.window_end is None:
             mon.window_end = label.event_time
         signal = signals.concept_alarm(mon, alarm, mon.concept.n)
@@ -407,12 +515,20 @@ def _categorical_kept(prof: CategoricalProfile) -> Callable[[Sequence[object]], 
     return lambda values: len(CategoricalAccumulator.empty(prof).add(prof, values))
 
 
+def _kept_indices(columns: FloatArray | None, row: int, kept: int) -> Sequence[int]:
+    """The event index of each finite value of ``columns[row]`` (all of them when all
+    ``kept`` values of the row are finite): what the fast path feeds the detector."""
+    if columns is None or columns.shape[1] == kept:
+        return range(kept)
+    return np.flatnonzero(np.isfinite(columns[row])).tolist()
+
+
 def _span_at(
-    span0: tuple[datetime | None, datetime | None], obs: Sequence[Observation], at: int
+    span0: tuple[datetime | None, datetime | None], times: Sequence[datetime], at: int
 ) -> tuple[datetime, datetime]:
-    """The window's (start, end) right after ``obs[at]``: ``span0`` (the window before
-    ``obs``) widened by the event times of ``obs[: at + 1]`` (arrival order, so a later
-    event of the batch with an earlier time does not count yet)."""
-    times = [o.event_time for o in obs[: at + 1]]
-    times += [t for t in span0 if t is not None]
-    return min(times), max(times)
+    """The window's (start, end) right after event ``at`` of a batch whose event times
+    are ``times``: ``span0`` (the window before the batch) widened by ``times[: at + 1]``
+    (arrival order, so a later event of the batch with an earlier time does not count
+    yet)."""
+    span = [*times[: at + 1], *(t for t in span0 if t is not None)]
+    return min(span), max(span)

@@ -57,7 +57,12 @@ class NumericProfile:
     kind: Literal["numeric"] = "numeric"
 
     def bin_of(self, values: npt.ArrayLike) -> npt.NDArray[np.intp]:
-        return np.searchsorted(np.asarray(self.edges), np.asarray(values), side="right")
+        return np.searchsorted(self.edge_array, np.asarray(values), side="right")
+
+    @functools.cached_property
+    def edge_array(self) -> npt.NDArray[np.float64]:
+        """``edges`` as an array (converted once)."""
+        return np.asarray(self.edges, dtype=np.float64)
 
     @property
     def n_bins(self) -> int:
@@ -71,7 +76,20 @@ class NumericProfile:
 
     def coarse_groups(self, n_groups: int = 10) -> npt.NDArray[np.intp]:
         """Group index of each fine bin for PSI/JSD: about ``n_groups`` groups of equal
-        reference mass (deciles by default), every group non-empty."""
+        reference mass (deciles by default), every group non-empty (computed once per
+        ``n_groups``; read-only)."""
+        cache = self._groups
+        if n_groups not in cache:
+            groups = self._coarse_groups(n_groups)
+            groups.flags.writeable = False
+            cache[n_groups] = groups
+        return cache[n_groups]
+
+    @functools.cached_property
+    def _groups(self) -> dict[int, npt.NDArray[np.intp]]:
+        return {}
+
+    def _coarse_groups(self, n_groups: int) -> npt.NDArray[np.intp]:
         cum_before = np.concatenate([[0.0], np.cumsum(self.probabilities)[:-1]])
         raw = np.minimum(np.floor(cum_before * n_groups + 1e-9), n_groups - 1).astype(np.intp)
         _, dense = np.unique(raw, return_inverse=True)
@@ -139,6 +157,11 @@ class ReferenceProfile:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    @functools.cached_property
+    def numeric_features(self) -> tuple[str, ...]:
+        """The numeric features' names, in order."""
+        return tuple(k for k, p in self.features.items() if isinstance(p, NumericProfile))
 
     @functools.cached_property
     def reference_id(self) -> str:

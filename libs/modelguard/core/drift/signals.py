@@ -26,6 +26,7 @@ from modelguard.core.drift.evaluation import TestResult
 from modelguard.core.drift.events import Observation
 from modelguard.core.drift.sequential import NumericDriftDetector, SlidingWindowChi2
 from modelguard.core.drift.state import ModelMonitor
+from modelguard.errors import InvariantError
 
 
 def event_id(*parts: object) -> str:
@@ -64,7 +65,8 @@ def signal(
     window's span so far (an alarm's: the window up to the alarm's event)."""
     ref = mon.reference
     start, end = span or (mon.window_start or mon.window_end, mon.window_end or mon.window_start)
-    assert start is not None and end is not None
+    if start is None or end is None:
+        raise InvariantError(f"{ref.model}/{mon.version}: a signal of a window with no events")
     return DriftSignal(
         # deterministic: the same window / alarm of the same stream gets the same id
         # after a restart (whatever the batching or the window's time span)

@@ -213,10 +213,74 @@ class SlidingWindowKS(_WindowTest):
         self._ref_cdf = np.cumsum(reference.probabilities)[:-1]
         self._edges = np.asarray(reference.edges)
         self._edge_list = list(reference.edges)
+        self._lo, self._hi = self._quiet_counts()
 
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
         cdf = np.cumsum(hist, axis=1)[:, :-1] / self.window
         return np.asarray(np.max(np.abs(cdf - self._ref_cdf), axis=1), dtype=np.float64)
+
+    def _quiet_counts(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Per bin but the last, the window's cumulative counts ``c`` that do not exceed
+        the threshold (``lo[b] <= c <= hi[b]``), found by evaluating :meth:`_statistics`'
+        own float expression at every count ``0 .. window`` (a check happens on a full
+        window, so the counts are in that range). The expression is monotone in ``c``,
+        so they form an interval; checked, not assumed. An empty interval is
+        ``lo = window + 1, hi = -1``; a bound at 0 or ``window`` is moved out of reach."""
+        w = self.window
+        c = np.arange(w + 1, dtype=np.int64)[:, None]
+        quiet = ~(np.abs(c / w - self._ref_cdf) > self.threshold)
+        some = quiet.any(axis=0)
+        lo = np.where(some, np.argmax(quiet, axis=0), w + 1).astype(np.int64)
+        hi = np.where(some, w - np.argmax(quiet[::-1], axis=0), -1).astype(np.int64)
+        if not np.array_equal((c >= lo) & (c <= hi), quiet):  # pragma: no cover
+            raise AssertionError("the KS threshold's quiet counts are not intervals")
+        # a bound at the end of the range is never crossed: put it out of reach, so the
+        # slack of :meth:`_quiet_batch` measures only the bounds that can be crossed
+        lo[lo == 0] = -(w + 1)
+        hi[hi == w] = 2 * w + 1
+        return lo, hi
+
+    def _update_bins(self, bins: IntArray) -> list[Alarm]:
+        # a few values (single updates) hold one check at most: evaluate it alone
+        small = bins.size <= self.stride
+        if self._small_batch(bins) if small else self._quiet_batch(bins):
+            return self._alarms
+        return super()._update_bins(bins)
+
+    def _small_batch(self, bins: IntArray) -> bool:
+        """Feed at most ``stride`` values (one check at most) if that check does not
+        fire, evaluating it alone; False (nothing fed) when it fires."""
+        h = self._hist
+        m, w, w0 = bins.size, self.window, h.buf.size
+        if m == 0:
+            return False
+        p = (-(h.seen + 1)) % h.stride  # the value that ends a stride
+        joined = np.concatenate([h.buf, bins]) if w0 else bins
+        hist = None
+        if p < m and w0 + p + 1 >= w:  # a check after value p
+            hist = np.bincount(joined[w0 + p + 1 - w : w0 + p + 1], minlength=h.n_bins)
+            statistic = float(self._statistics(hist[None, :])[0])
+            if statistic > self.threshold:
+                return False
+            self.statistic = statistic
+        h.buf = joined[-w:]
+        if hist is not None and p == m - 1:
+            h.counts = hist.astype(np.int64, copy=False)
+        else:
+            h.counts = np.bincount(h.buf, minlength=h.n_bins).astype(np.int64)
+        h.seen += m
+        self._drift_detected, self._alarms = False, []
+        return True
+
+    def _quiet_batch(self, bins: IntArray) -> bool:
+        """Feed ``bins`` if :class:`QuietScan` proves that no check among them fires;
+        False (nothing fed) when a check may fire."""
+        if bins.size == 0:
+            return False
+        scan = QuietScan([self], bins[None, :])
+        if scan.quiet[0]:
+            scan.commit(0)
+        return bool(scan.quiet[0])
 
     def update_many(self, xs: npt.ArrayLike) -> Self:
         """Feed values in order (vectorised); ``alarms`` lists the alarms among them."""
@@ -237,6 +301,104 @@ class SlidingWindowKS(_WindowTest):
             self._drift_detected = False
             self._alarms = []
         return self
+
+
+#: checks between two exact evaluations of :class:`QuietScan`
+QUIET_SPAN = 4
+
+
+class QuietScan:
+    """Proves that a batch raises no alarm in KS windows, for several windows at once
+    (the numeric features of a model: equal ``window`` and ``stride``, one batch of
+    ``n`` bins each), at a fraction of the cost of evaluating every check.
+
+    The cumulative counts ``C[b]`` of each window are evaluated exactly at every
+    ``QUIET_SPAN``-th check (aligned on the window's own count of values) and at the
+    last check of the batch; ``slack`` is how far the closest bin is from leaving its
+    quiet interval (:meth:`SlidingWindowKS._quiet_counts`). A value in and a value out
+    move every ``C[b]`` by at most 1, so a check ``d`` values from an evaluated one with
+    slack >= ``d`` cannot fire. ``quiet[i]``: every check of window i is covered that
+    way (it raises no alarm, exactly as the full scan would find); :meth:`commit` then
+    leaves it as :meth:`SlidingWindowKS.update_many` would. The others (a check that
+    may fire) are left to the full scan."""
+
+    def __init__(self, tests: Sequence[SlidingWindowKS], bins: IntArray) -> None:
+        f, n = bins.shape
+        w, stride = tests[0].window, tests[0].stride
+        if any(t.window != w or t.stride != stride for t in tests):
+            raise ValueError("the windows of a scan need the same size and stride")
+        hists = [t._hist for t in tests]
+        k = max(h.n_bins for h in hists)
+        span = stride * QUIET_SPAN
+        seen = np.fromiter((h.seen for h in hists), np.int64, f)
+        w0 = np.fromiter((h.buf.size for h in hists), np.int64, f)
+        last = n - 1 - (seen + n) % stride  # the last value that ends a stride
+        start = np.maximum(w - w0 - 1, 0)  # from here on the window is full
+        first = start + (-(seen + start + 1)) % stride  # the first check
+        has = first <= last
+        phase = seen % span
+        row_last = np.where(has, (phase + last) // span, -1)
+        rows = int(row_last.max()) + 1  # evaluated rows; row ``rows`` takes the rest
+        j = np.arange(n)
+        group = (phase[:, None] + j) // span
+        group[(j > last[:, None]) | ~has[:, None]] = rows  # after the last check
+        base = (np.arange(f)[:, None] * (rows + 1) + group) * (k + 1)
+        # the window before the batch, right-aligned, then the batch: the value leaving
+        # as value j enters is column j (``k``: nothing leaves, the window is filling)
+        joined = np.full((f, w + n), k, dtype=np.intp)
+        for i, h in enumerate(hists):
+            joined[i, w - h.buf.size : w] = h.buf
+        joined[:, w:] = bins
+        cells = f * (rows + 1) * (k + 1)
+        delta = np.bincount((base + bins).ravel(), minlength=cells)
+        delta -= np.bincount((base + joined[:, :n]).ravel(), minlength=cells)
+        delta3 = delta.reshape(f, rows + 1, k + 1)[:, :, :k]
+        counts = np.zeros((f, k), dtype=np.int64)
+        lo = np.full((f, k - 1), -(w + 1), dtype=np.int64)
+        hi = np.full((f, k - 1), 2 * w + 1, dtype=np.int64)
+        ref = np.ones((f, k - 1))
+        for i, (t, h) in enumerate(zip(tests, hists, strict=True)):
+            counts[i, : h.n_bins] = h.counts
+            lo[i, : h.n_bins - 1] = t._lo
+            hi[i, : h.n_bins - 1] = t._hi
+            ref[i, : h.n_bins - 1] = t._ref_cdf
+        self.quiet = ~has
+        self.statistic = np.zeros(f)
+        if rows:
+            hist = np.cumsum(delta3[:, :rows], axis=1)
+            hist += counts[:, None, :]
+            cdf = np.cumsum(hist, axis=2)[:, :, :-1]
+            slack = np.minimum(cdf - lo[:, None, :], hi[:, None, :] - cdf).min(axis=2)
+            r = np.arange(rows)
+            end = np.minimum(span * (r + 1) - 1 - phase[:, None], last[:, None])
+            valid = (r <= row_last[:, None]) & (end >= first[:, None])
+            # checks between two evaluated rows, or before the first one, are covered
+            # by a row's slack at their distance (see the class docstring)
+            before = np.zeros((f, 1), dtype=np.int64)
+            a = np.concatenate([before, slack[:, :-1]], axis=1)
+            gap = end - np.concatenate([before, end[:, :-1]], axis=1)
+            both = (a + slack >= gap) | (np.maximum(a, slack) >= gap - stride)
+            alone = slack >= end - first[:, None]
+            prev = np.concatenate([before.astype(bool), valid[:, :-1]], axis=1)
+            ok = (slack >= 0) & np.where(prev, both, alone)
+            self.quiet = has & np.all(ok | ~valid, axis=1)
+            # the statistic of the last check (the detector's own formula, per row)
+            at = hist[np.arange(f), np.maximum(row_last, 0)]
+            self.statistic = np.max(np.abs(np.cumsum(at, axis=1)[:, :-1] / w - ref), axis=1)
+            self.quiet |= ~has
+        self._has = has
+        self._tests, self._joined, self._n = tests, joined, n
+        self._final = counts + delta3.sum(axis=1)
+
+    def commit(self, i: int) -> None:
+        """Feed test ``i`` its bins (``quiet[i]`` must hold)."""
+        t, h, n = self._tests[i], self._tests[i]._hist, self._n
+        if self._has[i]:
+            t.statistic = float(self.statistic[i])
+        h.buf = self._joined[i, max(n, h.window - h.buf.size) :].copy()
+        h.counts = self._final[i, : h.n_bins].copy()
+        h.seen += n
+        t._drift_detected, t._alarms = False, []
 
 
 def pooled_categories(reference: CategoricalProfile, window: int) -> tuple[IntArray, FloatArray]:
