@@ -407,3 +407,29 @@ def test_concept_drift_stays_up_while_adwin_restarts_after_its_cut() -> None:
     for e in errors[fired_at + 1 :]:
         det.update(float(e))
     assert det.drifted and not det.recovered()
+
+
+@pytest.mark.parametrize("later", [1.0, 50.0])
+def test_a_feature_constant_in_the_reference_never_raises(later: float) -> None:
+    """A numeric feature constant during the warm-up gets a one-bin reference; its KS
+    window raised ``ValueError`` at its first full window, on every batch after it, so
+    the processor failed for that model (found by the wave-4 perf review)."""
+    proc = DriftProcessor(DriftConfig(window_events=500, warmup_events=200))
+    state = DriftState()
+    events = [
+        Observation(
+            "m",
+            "v",
+            T0 + timedelta(seconds=i),
+            {"x": 1.0 if i < 200 else later},
+            0.0,
+            None,
+            f"p{i}",
+            "regression",
+        )
+        for i in range(1_500)
+    ]
+    for start in range(0, len(events), 100):  # the service's batches
+        proc.handle_batch(events[start : start + 100], state)
+    mon = state.monitors[("m", "v")]
+    assert mon.numeric["x"].ks.seen == 1_300  # every value after the warm-up was checked

@@ -216,6 +216,8 @@ class SlidingWindowKS(_WindowTest):
         self._lo, self._hi = self._quiet_counts()
 
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
+        if not self._ref_cdf.size:  # a constant reference (one bin): no distance to see
+            return np.zeros(hist.shape[0], dtype=np.float64)
         cdf = np.cumsum(hist, axis=1)[:, :-1] / self.window
         return np.asarray(np.max(np.abs(cdf - self._ref_cdf), axis=1), dtype=np.float64)
 
@@ -243,6 +245,8 @@ class SlidingWindowKS(_WindowTest):
     def _update_bins(self, bins: IntArray) -> list[Alarm]:
         # a few values (single updates) hold one check at most: evaluate it alone
         small = bins.size <= self.stride
+        if not self._ref_cdf.size:  # one bin: every check is quiet, the plain path is cheap
+            return super()._update_bins(bins)
         if self._small_batch(bins) if small else self._quiet_batch(bins):
             return self._alarms
         return super()._update_bins(bins)
