@@ -150,17 +150,23 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
         metrics_max_input_lag_s=10 * 86400.0,
         metrics_checkpoint_interval_s=0.3,
     )
+    # one consumer group per service, as the services' settings give them (a group shared
+    # by services with different subscriptions is not how they run)
     group = f"g-{topics.prefix}"
     metrics = MetricsService(metrics_settings, CollectorRegistry())
     drift = DriftService(
         common,
         CollectorRegistry(),
         config=DriftConfig(window_events=300, warmup_events=200),
-        group_id=group,
+        group_id=f"{group}-drift",
         checkpoint_interval=0.3,
     )
     experiments = ExperimentsService(
-        common, CollectorRegistry(), group_id=group, checkpoint_interval=0.3, analysis_interval=0.5
+        common,
+        CollectorRegistry(),
+        group_id=f"{group}-experiments",
+        checkpoint_interval=0.3,
+        analysis_interval=0.5,
     )
     validator_group = f"{group}-validator"
     validator = ValidatorService(common, CollectorRegistry(), group_id=validator_group)
@@ -228,7 +234,12 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
         wait_for(metrics.runtime.checkpoint, 30, "metrics: outputs delivered")
         wait_for(lambda: metrics.processed == len(records), 90, "metrics: everything")
         wait_for(lambda: drift.processed == len(records), 60, "drift: everything")
-        wait_for(lambda: experiments.processed == len(exposures), 60, "experiments: everything")
+        wait_for(
+            lambda: experiments.processed == len(exposures),
+            60,
+            "experiments: everything",
+            progress=lambda: f"{experiments.processed} of {len(exposures)}",
+        )
         wait_for(
             validator_offsets.caught_up,
             30,
