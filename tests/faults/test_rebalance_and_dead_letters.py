@@ -113,8 +113,12 @@ def test_a_worker_joining_and_leaving_replays_nothing(
 
 
 def _boom_once(handle: Callable[..., Any], poison: str) -> Callable[..., Any]:
+    """``handle`` raising for the prediction ``poison`` (an event, or the decoded field
+    tuple the metrics core takes, whose first field is the prediction id)."""
+
     def wrapped(event: Any, *args: Any) -> Any:
-        if getattr(event, "prediction_id", None) == poison:
+        pid = event[0] if isinstance(event, tuple) else getattr(event, "prediction_id", None)
+        if pid == poison:
             raise OverflowError(f"cannot fold {poison}")
         return handle(event, *args)
 
@@ -174,15 +178,28 @@ def test_metrics_dead_letters_oversize_and_failing_events_and_carries_on(
     worker = Worker.__new__(Worker)
     worker.service = MetricsService(metrics_settings, CollectorRegistry())
     processor = worker.service.processor
-    processor.handle = _boom_once(processor.handle, "poison-m")  # type: ignore[method-assign]
+    # the service folds decoded predictions with ``prediction`` (batches, ADR 0010)
+    processor.prediction = _boom_once(processor.prediction, "poison-m")  # type: ignore[method-assign]
     worker.stop = threading.Event()
     worker.thread = threading.Thread(target=worker.service.run, args=(worker.stop,), daemon=True)
     worker.thread.start()
     try:
         oversize = _send_hostile_then_valid(servers, topics, "poison-m")
         _check_letters(servers, topics, oversize, "metrics", "poison-m")
-        wait_for(lambda: worker.service.processed == 6, 30, "the valid events after the failure")
-        assert worker.service.runtime.process_errors == 1
+        runtime = worker.service.runtime
+        wait_for(lambda: runtime.process_errors == 1, 30, "the failure")
+        wait_for(lambda: sum(runtime.offsets.values()) == 7, 30, "past every message")
+        # the failed batch was rewound and replayed event by event: the five valid
+        # predictions are in the state once each, the poison not at all
+        state = worker.service.states[0]
+        assert set(state.pending) == {f"ok{i}" for i in range(5)}
+        counted = sum(
+            agg.n_predictions
+            for by_start in state.windows.values()
+            for by_key in by_start.values()
+            for agg in by_key.values()
+        )
+        assert counted == 5 * len(state.windows)  # once per window length
     finally:
         worker.close()
 

@@ -259,15 +259,24 @@ def _number(v: object) -> float | None:
     return None
 
 
-def _fast_prediction(raw: bytes) -> PredictionFields | None:
-    """The fields of a prediction the fast path is sure about, else None."""
+def _object(raw: bytes, required: frozenset[str], allowed: frozenset[str]) -> dict[str, Any] | None:
+    """``raw`` as a JSON object with every ``required`` key and only ``allowed`` ones, or
+    None (escapes and anything else are left to the contract's decoder)."""
     if b"\\" in raw:
         return None
     try:
         d = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    if type(d) is not dict or not _PREDICTION_REQUIRED <= d.keys() <= _PREDICTION_KEYS:
+    if type(d) is not dict or not required <= d.keys() <= allowed:
+        return None
+    return d
+
+
+def _fast_prediction(raw: bytes) -> PredictionFields | None:
+    """The fields of a prediction the fast path is sure about, else None."""
+    d = _object(raw, _PREDICTION_REQUIRED, _PREDICTION_KEYS)
+    if d is None:
         return None
     get = d.get
     pid = d["prediction_id"]
@@ -368,13 +377,8 @@ def _fast_prediction(raw: bytes) -> PredictionFields | None:
 
 def _fast_label(raw: bytes) -> LabelFields | None:
     """The fields of a label the fast path is sure about, else None."""
-    if b"\\" in raw:
-        return None
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if type(d) is not dict or not _LABEL_REQUIRED <= d.keys() <= _LABEL_KEYS:
+    d = _object(raw, _LABEL_REQUIRED, _LABEL_KEYS)
+    if d is None:
         return None
     pid = d["prediction_id"]
     model = d.get("model")
