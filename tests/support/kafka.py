@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, TopicPartition
 
 from modelguard.adapters.kafka import KafkaConnection, client_config
 
@@ -71,3 +71,19 @@ class FakeMessage:
 
     def timestamp(self) -> tuple[int, int]:
         return self.timestamp_
+
+
+def end_offsets(bootstrap: KafkaConnection, topics: list[str]) -> dict[str, int]:
+    """The next offset of every partition of ``topics`` (``topic:partition`` keys, the
+    runtime's offset form)."""
+    consumer = Consumer(client_config(bootstrap, **{"group.id": f"ends-{uuid.uuid4().hex[:8]}"}))
+    try:
+        out: dict[str, int] = {}
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            for p in meta.partitions:
+                high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                out[f"{topic}:{p}"] = high
+        return out
+    finally:
+        consumer.close()
