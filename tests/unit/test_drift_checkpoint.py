@@ -115,3 +115,16 @@ def test_adwin_rebuilt_from_recent_errors_matches_the_saved_one() -> None:
         live.update(float(e))
         restored.update(float(e))
     assert restored.estimation == pytest.approx(live.estimation, abs=0.02)
+
+
+def test_concept_detector_restored_right_after_a_cut_restarts_adwin_like_the_live_one() -> None:
+    rng = np.random.default_rng(3)
+    errors = (rng.random(4000) < np.where(np.arange(4000) < 2000, 0.1, 0.5)).astype(float)
+    live = ConceptDetector(0.002, 500, replay=5000)
+    at = next(i for i, e in enumerate(errors) if live.update(float(e)).adwin.drift_detected)
+    restored = ConceptDetector.from_dict(json.loads(json.dumps(live.to_dict())))
+    for e in errors[at + 1 :]:
+        assert restored.update(float(e)).drift_detected == live.update(float(e)).drift_detected
+        assert int(restored.adwin.width) == int(live.adwin.width)
+        assert restored.estimation == live.estimation
+    assert restored.to_dict() == live.to_dict()

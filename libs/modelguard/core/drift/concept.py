@@ -114,6 +114,9 @@ class ConceptDetector:
         self.alarm: ConceptAlarm | None = None
         self._drift_detected = False
         self._alarms: list[ConceptAlarm] = []
+        #: restored from a dump taken right after a cut: ADWIN restarts on the next
+        #: error (as river's does after a cut)
+        self._cut = False
 
     @property
     def drift_detected(self) -> bool:
@@ -204,7 +207,10 @@ class ConceptDetector:
 
     def _step(self, error: float) -> bool:
         """One error; True when the error rate rose to drift."""
-        reset = self.adwin.drift_detected  # river's ADWIN restarts on this update
+        reset = self.adwin.drift_detected or self._cut  # ADWIN restarts on this update
+        if self._cut:
+            self.adwin = ADWIN(delta=self.delta)  # type: ignore[no-untyped-call]
+            self._cut = False
         before = 0 if reset else int(self.adwin.width)
         previous = 0.0 if reset else float(self.adwin.estimation)
         self.adwin.update(error)  # type: ignore[no-untyped-call]
@@ -265,6 +271,7 @@ class ConceptDetector:
             "watch": self.watch,
             "cuts": self.cuts,
             "width": int(self.adwin.width),
+            "cut": bool(self.adwin.drift_detected or self._cut),
             "recent": list(self.recent),
         }
 
@@ -282,6 +289,7 @@ class ConceptDetector:
         c.drifted = bool(d["drifted"])
         c.watch = bool(d.get("watch", False))
         c.cuts = int(d.get("cuts", 0))
+        c._cut = bool(d.get("cut", False))
         return c
 
 
