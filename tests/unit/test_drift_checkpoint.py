@@ -117,6 +117,56 @@ def test_adwin_rebuilt_from_recent_errors_matches_the_saved_one() -> None:
     assert restored.estimation == pytest.approx(live.estimation, abs=0.02)
 
 
+def test_concept_join_state_round_trips() -> None:
+    """The prediction clock, each waiting prediction's ``clock_at``, labels waiting for
+    their prediction and joined labels waiting for a monitor survive a dump / load."""
+    events = _stream()
+    preds = [e for e in events if isinstance(e, PredictionLogged)]
+    labels = [e for e in events if isinstance(e, LabelObserved)]
+    proc = DriftProcessor(CONFIG)
+    state = DriftState()
+    first = {e.prediction_id for e in preds[:100]}
+    early = [x for x in labels if x.prediction_id in first]
+    # labels first (they wait), then predictions (joined, waiting for the warm-up)
+    proc.handle_batch([*early, *preds[:180]], state)
+    lost = LabelObserved(prediction_id="never", label=1, event_time=preds[0].event_time)
+    proc.handle_batch([lost], state)
+    assert state.waiting and state.joined and state.pending and state.clock is not None
+    data = json.loads(json.dumps(dump_state(proc, state), allow_nan=False))
+    back = load_state(proc, data)
+    assert back.clock == state.clock
+    assert back.pending == state.pending and back.waiting == state.waiting
+    assert back.joined == state.joined
+    assert dump_state(proc, back) == data
+
+
+def test_format_1_dump_loads_and_its_pending_predictions_join_any_label() -> None:
+    proc = DriftProcessor(CONFIG)
+    state = DriftState()
+    _feed(proc, state, _stream()[:900])
+    data = dump_state(proc, state)
+    old = {k: v for k, v in data.items() if k not in ("clock", "waiting", "joined")}
+    old["format"] = 1
+    old["config"] = {
+        k: v
+        for k, v in data["config"].items()
+        if k
+        not in (
+            "concept_label_grace_s",
+            "clock_step_s",
+            "max_waiting_labels",
+            "max_concept_backlog",
+        )
+    }
+    old["pending"] = [row[:5] for row in data["pending"]]
+    back = load_state(proc, old)
+    assert list(back.pending) == list(state.pending) and back.clock is None
+    pid = next(iter(back.pending))
+    late = LabelObserved(prediction_id=pid, label=0, event_time=_stream()[0].event_time)
+    proc.handle_batch([late], back)
+    assert pid not in back.pending and back.orphan_labels == state.orphan_labels
+
+
 def test_concept_detector_restored_right_after_a_cut_restarts_adwin_like_the_live_one() -> None:
     rng = np.random.default_rng(3)
     errors = (rng.random(4000) < np.where(np.arange(4000) < 2000, 0.1, 0.5)).astype(float)
