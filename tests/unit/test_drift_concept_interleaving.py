@@ -46,6 +46,7 @@ CONFIG = DriftConfig(
     warmup_events=200,
     concept_baseline_labels=200,
     concept_label_grace_s=GRACE,
+    adwin_replay=300,  # shorter than ADWIN's window: a restore must still be exact
 )
 Event = PredictionLogged | LabelObserved
 
