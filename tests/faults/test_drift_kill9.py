@@ -1,13 +1,16 @@
-"""kill -9 of the drift service at seeded random points, three times, with late labels
-(issue 11 item 9): every signal published equals the one an offline recomputation with
-the pure core's in-memory driver (``DriftProcessor.run``) gives for the same stream, and
-no signal id is published twice with different content.
+"""kill -9 of the drift service at seeded random points, three times, with labels
+produced interleaved with the predictions (issue 11 item 9): every signal published
+equals the one an offline recomputation with the pure core's in-memory driver
+(``DriftProcessor.run``) gives for the same two streams, and no signal id is published
+twice with different content.
 
-The stream is one partition of predictions (a drift window fills in arrival order, so
-the order must be the same online and offline) and then, once every prediction is
-checkpointed, the labels (long after their window closed: late for every window) on
-the same partition, so the concept detector sees the same joins online and offline.
-Two kills land while predictions are consumed, one while labels are.
+The streams are one partition of predictions (a drift window fills in arrival order, so
+the order must be the same online and offline) and the labels on the same partition of
+the labels topic, produced interleaved with the predictions (a label up to ~100
+predictions before its own and up to ~400 after): the service reads the two topics in
+an interleaving that differs from run to run and from the offline one, which the concept
+path's outputs must not depend on (the join is by the prediction clock, labels resolve
+in label order). Two kills land in the first two thirds of the stream, one after.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import subprocess
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import numpy as np
 import pytest
@@ -44,7 +46,7 @@ ASSIGNMENT = "l0,1,2|p0,1,2"
 def _stream(rng: np.random.Generator) -> tuple[list[PredictionLogged], list[LabelObserved]]:
     """Predictions 1 s apart; ``amount`` shifts by 0.5 sigma after 40%, ``country``
     after 70%; the error rate rises from 10% to 30% after 60%. A label for 90% of
-    them (plus 50 orphans), all after the last prediction."""
+    them, dated 5 to 600 s after its prediction (plus 50 orphans at the end)."""
     preds, labels = [], []
     for i in range(N):
         y = int(rng.integers(0, 2))
@@ -63,7 +65,7 @@ def _stream(rng: np.random.Generator) -> tuple[list[PredictionLogged], list[Labe
                 LabelObserved(
                     prediction_id=f"dk-{i}",
                     label=y,
-                    event_time=T0 + timedelta(seconds=N + i),
+                    event_time=T0 + timedelta(seconds=i + float(rng.uniform(5.0, 600.0))),
                 )
             )
     labels += [
@@ -75,9 +77,28 @@ def _stream(rng: np.random.Generator) -> tuple[list[PredictionLogged], list[Labe
     return preds, labels
 
 
-def _records(topic: str, events: list[PredictionLogged] | list[LabelObserved]) -> list[Record]:
-    """``events`` on partition 0 of ``topic``, keyed by prediction id."""
-    return [(topic, 0, e.prediction_id, e) for e in events]
+def _interleaved(
+    rng: np.random.Generator,
+    preds: list[PredictionLogged],
+    labels: list[LabelObserved],
+    topics: Topics,
+) -> tuple[list[Record], list[LabelObserved]]:
+    """One produce order of both streams on partition 0 of their topics, keyed by
+    prediction id: the label of prediction i goes out near prediction i + a seeded lag
+    in [-100, 400) (so some labels are produced before their prediction); the 50 orphans
+    last. Also the label stream in that order (the offline recomputation's)."""
+    at = {p.prediction_id: i for i, p in enumerate(preds)}
+    keyed: list[tuple[float, int, Record]] = [
+        (float(i), 0, (topics.predictions, 0, p.prediction_id, p)) for i, p in enumerate(preds)
+    ]
+    for label in labels:
+        i = at.get(label.prediction_id)
+        key = float(len(preds) + 1) if i is None else i + float(rng.uniform(-100.0, 400.0))
+        keyed.append((key, 1, (topics.labels, 0, label.prediction_id, label)))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    records = [r for _, _, r in keyed]
+    in_order = [r[3] for r in records if isinstance(r[3], LabelObserved)]
+    return records, in_order
 
 
 def _spawn(settings: CommonSettings, group: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -95,49 +116,45 @@ def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
 ) -> None:
     rng = np.random.default_rng(SEED)
     preds, labels = _stream(rng)
+    records, labels = _interleaved(rng, preds, labels, topics)
+    total = len(records)
     group = f"drift-{uuid.uuid4().hex[:8]}"
     checkpoints = DriftCheckpoints(redis_client, settings.redis_prefix)
 
-    def checkpointed(kind: str) -> int:
+    def checkpointed() -> int:
+        """Events of both topics the service has checkpointed."""
         saved = checkpoints.load(group, ASSIGNMENT) or {"offsets": {}}
-        return sum(v for k, v in saved["offsets"].items() if kind in k)
+        return sum(saved["offsets"].values())
 
-    def kill_mid_stream(
-        kind: str, topic: str, chunk: list[Any], total: int, proc: subprocess.Popen[bytes]
-    ) -> int:
+    def kill_mid_stream(chunk: list[Record], proc: subprocess.Popen[bytes]) -> int:
         """Produce the first 500 of ``chunk``; once ``proc`` checkpoints them, produce the
         rest over 2.5 s and SIGKILL ``proc`` at a seeded random moment meanwhile."""
-        before = checkpointed(kind)
-        produce_slowly(servers.kafka_bootstrap, _records(topic, chunk[:500]), 0.0).join(30)
-        wait_for(lambda: checkpointed(kind) > before, 120, f"{kind} checkpointed", proc)
-        producing = produce_slowly(servers.kafka_bootstrap, _records(topic, chunk[500:]), 2.5)
+        before = checkpointed()
+        produce_slowly(servers.kafka_bootstrap, chunk[:500], 0.0).join(30)
+        wait_for(lambda: checkpointed() > before, 120, "first events checkpointed", proc)
+        producing = produce_slowly(servers.kafka_bootstrap, chunk[500:], 2.5)
         time.sleep(float(rng.uniform(0.2, 2.2)))  # the seeded random point
         kill_9(proc)
         producing.join(60)
-        at = checkpointed(kind)
-        assert at < total, f"the kill must land mid-stream ({kind}: {at} of {total})"
+        at = checkpointed()
+        assert at < total, f"the kill must land mid-stream ({at} of {total})"
         return at
 
+    third = total // 3
     kills = [
-        kill_mid_stream(
-            "predictions", topics.predictions, preds[:5000], N, _spawn(settings, group)
-        ),
-        kill_mid_stream(
-            "predictions", topics.predictions, preds[5000:10000], N, _spawn(settings, group)
-        ),
+        kill_mid_stream(records[:third], _spawn(settings, group)),
+        kill_mid_stream(records[third : 2 * third], _spawn(settings, group)),
     ]
     survivor = _spawn(settings, group)
-    produce_slowly(servers.kafka_bootstrap, _records(topics.predictions, preds[10000:]), 0.0).join(
-        30
-    )
+    produce_slowly(servers.kafka_bootstrap, records[2 * third : 2 * third + 2000], 0.0).join(30)
     wait_for(
-        lambda: checkpointed("predictions") == N, 120, "every prediction checkpointed", survivor
+        lambda: checkpointed() == 2 * third + 2000, 120, "the events so far checkpointed", survivor
     )
-    kills.append(kill_mid_stream("labels", topics.labels, labels, len(labels), survivor))
+    kills.append(kill_mid_stream(records[2 * third + 2000 :], survivor))
     final = _spawn(settings, group, "--idle-exit", "3")
     _, err = final.communicate(timeout=120)
     assert final.returncode == 0, err.decode()[-2000:]
-    assert checkpointed("labels") == len(labels)
+    assert checkpointed() == total
 
     msgs = read_all(servers.kafka_bootstrap, topics.drift_signals, expected=10**6, timeout=6)
     published: dict[str, DriftSignal] = {}

@@ -20,6 +20,12 @@ _CONFIG_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("window_events", int, "predictions per drift window and model version"),
     ("warmup_events", int, "predictions learned as reference when none is stored"),
     ("alpha", float, "false discovery rate"),
+    (
+        "concept_label_grace_s",
+        float,
+        "seconds by which a label may predate its prediction and still join; a label "
+        "whose prediction never comes holds back later labels' concept checks this long",
+    ),
 )
 
 
@@ -51,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.window_events < 100 or args.warmup_events < 100 or not 0 < args.alpha < 1:
         parser.error("--window-events and --warmup-events must be >= 100, --alpha in (0, 1)")
+    if not args.concept_label_grace_s >= 0:
+        parser.error("--concept-label-grace-s must be >= 0")
     settings = CommonSettings()
     config = DriftConfig(**{field: getattr(args, field) for field, _, _ in _CONFIG_OPTIONS})
 

@@ -4,20 +4,23 @@
 references, per-version window accumulators (with the window's index and span),
 sequential detectors, the alarms already sent in the open window, the concept-drift
 baseline and ADWIN (rebuilt from its recent errors, see ``ConceptDetector``), warm-up buffers,
-predictions waiting for their label, and the partition watermarks. A state restored
+predictions waiting for their label (with the prediction clock right after each), the
+prediction clock, labels waiting for their prediction, joined labels waiting for their
+version's monitor, and the partition watermarks. A state restored
 from a dump and fed the rest of a stream gives the outputs of an uninterrupted run
 (``tests/unit/test_drift_checkpoint.py``). The dump names the settings it was taken
 with; restoring under other settings raises :class:`CheckpointError` (thresholds and
-window sizes would not match the saved detector state).
+window sizes would not match the saved detector state). A format-1 dump (before the
+prediction clock) still loads: its waiting predictions join any label, as they did.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from modelguard.contracts.drift import DriftSignal
@@ -28,7 +31,11 @@ from modelguard.core.drift.processor import DriftProcessor
 from modelguard.core.drift.reference import ReferenceProfile, category_of
 from modelguard.core.drift.state import DriftState, ModelMonitor
 
-FORMAT = 1
+FORMAT = 2
+#: formats :func:`load_state` reads (1: before the prediction clock, issue 11 #9)
+READABLE = frozenset({1, 2})
+#: what a format-1 waiting prediction's ``clock_at`` becomes: it joins any label
+_BEFORE_CLOCK = datetime.min.replace(tzinfo=UTC)
 
 
 class CheckpointError(ValueError):
@@ -130,10 +137,23 @@ def dump_state(processor: DriftProcessor, state: DriftState) -> dict[str, Any]:
             for (model, version), obs in state.warmup.items()
         ],
         "pending": [
-            [pid, model, version, _enc(prediction), task]
-            for pid, (model, version, prediction, task) in state.pending.items()
+            [pid, model, version, _enc(prediction), task, clock_at.isoformat()]
+            for pid, (model, version, prediction, task, clock_at) in state.pending.items()
+        ],
+        "clock": _time(state.clock),
+        "waiting": [[pid, _enc(label), t.isoformat()] for pid, label, t in state.waiting],
+        "joined": [
+            [
+                model,
+                version,
+                [[task, _enc(p), _enc(y), t.isoformat()] for task, p, y, t in queue],
+            ]
+            for (model, version), queue in state.joined.items()
         ],
         "orphan_labels": state.orphan_labels,
+        "label_overflow": state.label_overflow,
+        "pending_evicted": state.pending_evicted,
+        "concept_backlog_dropped": state.concept_backlog_dropped,
         "sources": None if state.sources is None else sorted(state.sources),
         "watermarks": {str(p): t.isoformat() for p, t in state.watermarks.items()},
         "warmup_dropped": state.warmup_dropped,
@@ -145,9 +165,12 @@ def dump_state(processor: DriftProcessor, state: DriftState) -> dict[str, Any]:
 
 def load_state(processor: DriftProcessor, data: Mapping[str, Any]) -> DriftState:
     """The inverse of :func:`dump_state` for a processor with the same settings."""
-    if data.get("format") != FORMAT:
+    if data.get("format") not in READABLE:
         raise CheckpointError(f"unknown drift checkpoint format {data.get('format')!r}")
-    if data["config"] != dataclasses.asdict(processor.config):
+    config = dataclasses.asdict(processor.config)
+    if data["format"] == 1:  # its settings predate the concept join's: compare the rest
+        config = {k: v for k, v in config.items() if k in data["config"]}
+    if data["config"] != config:
         raise CheckpointError("the checkpoint was taken with other drift settings")
     try:
         return _load(processor, data)
@@ -191,10 +214,33 @@ def _load(processor: DriftProcessor, data: Mapping[str, Any]) -> DriftState:
     for model, version, obs in data["warmup"]:
         state.warmup[(model, version)] = [_obs_from_dict(o) for o in obs]
     state.pending = OrderedDict(
-        (str(pid), (str(model), str(version), _dec(prediction), str(task)))
-        for pid, model, version, prediction, task in data["pending"]
+        (
+            str(pid),
+            (
+                str(model),
+                str(version),
+                _dec(prediction),
+                str(task),
+                datetime.fromisoformat(at[0]) if at else _BEFORE_CLOCK,
+            ),
+        )
+        for pid, model, version, prediction, task, *at in data["pending"]
     )
+    state.clock = _parse_time(data.get("clock"))
+    state.waiting = deque(
+        (str(pid), _dec(label), datetime.fromisoformat(t))
+        for pid, label, t in data.get("waiting", [])
+    )
+    state.joined = {
+        (str(model), str(version)): deque(
+            (str(task), _dec(p), _dec(y), datetime.fromisoformat(t)) for task, p, y, t in queue
+        )
+        for model, version, queue in data.get("joined", [])
+    }
     state.orphan_labels = int(data["orphan_labels"])
+    state.label_overflow = int(data.get("label_overflow", 0))
+    state.pending_evicted = int(data.get("pending_evicted", 0))
+    state.concept_backlog_dropped = int(data.get("concept_backlog_dropped", 0))
     state.sources = None if data["sources"] is None else frozenset(data["sources"])
     state.watermarks = {int(p): datetime.fromisoformat(t) for p, t in data["watermarks"].items()}
     state.warmup_dropped = int(data["warmup_dropped"])

@@ -4,6 +4,7 @@ rise of the error rate over a healthy baseline decides whether a change is drift
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import itertools
 import math
@@ -14,10 +15,14 @@ from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
+import river
 from river.drift import ADWIN
 
 from modelguard.core.drift import severity as sev
 from modelguard.core.drift.reference import NumericProfile, category_of, is_number, safe_float
+
+#: the river release whose ADWIN bytes a dump holds (another one rebuilds from errors)
+RIVER_VERSION = str(getattr(river, "__version__", ""))
 
 
 @dataclass(frozen=True)
@@ -69,11 +74,15 @@ class ConceptDetector:
     :func:`prediction_error`). It follows the detector contract
     (:class:`~modelguard.core.drift.detector.Detector`).
 
-    river's ADWIN cannot be saved, so the last ``replay`` errors are kept (a JSON
-    list); :meth:`from_dict` feeds the last ``min(width, replay)`` of them to a new
-    ADWIN, which then covers the same errors as the one saved while its window is at
-    most ``replay`` long (its estimate over them is the same; only the bucket layout,
-    hence the exact moment of a later cut, can differ).
+    :meth:`to_dict` saves ADWIN exactly: river's (Rust) window serialises its buckets
+    to bytes (``__getstate__``, its own format, not pickle), stored as base64, with the
+    cut flag; :meth:`from_dict` restores them, so a restored detector continues like an
+    uninterrupted one (a kill -9 replay gives the same alarms). The last ``replay``
+    errors are kept too (a JSON list, also for the change point): a dump without the
+    bytes (older, or bytes another river version cannot read) feeds the last
+    ``min(width, replay)`` of them to a new ADWIN, which covers the same errors as the
+    one saved while its window is at most ``replay`` long (its estimate over them is the
+    same; only the bucket layout, hence the exact moment of a later cut, can differ).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(7)
@@ -114,6 +123,9 @@ class ConceptDetector:
         self.alarm: ConceptAlarm | None = None
         self._drift_detected = False
         self._alarms: list[ConceptAlarm] = []
+        #: restored from a dump taken right after a cut: ADWIN restarts on the next
+        #: error (as river's does after a cut)
+        self._cut = False
 
     @property
     def drift_detected(self) -> bool:
@@ -204,7 +216,10 @@ class ConceptDetector:
 
     def _step(self, error: float) -> bool:
         """One error; True when the error rate rose to drift."""
-        reset = self.adwin.drift_detected  # river's ADWIN restarts on this update
+        reset = self.adwin.drift_detected or self._cut  # ADWIN restarts on this update
+        if self._cut:
+            self.adwin = ADWIN(delta=self.delta)  # type: ignore[no-untyped-call]
+            self._cut = False
         before = 0 if reset else int(self.adwin.width)
         previous = 0.0 if reset else float(self.adwin.estimation)
         self.adwin.update(error)  # type: ignore[no-untyped-call]
@@ -265,6 +280,9 @@ class ConceptDetector:
             "watch": self.watch,
             "cuts": self.cuts,
             "width": int(self.adwin.width),
+            "cut": bool(self.adwin.drift_detected or self._cut),
+            "adwin": None if self._cut else _adwin_state(self.adwin),
+            "river": RIVER_VERSION,
             "recent": list(self.recent),
         }
 
@@ -273,6 +291,15 @@ class ConceptDetector:
         """The inverse of :meth:`to_dict` (ADWIN rebuilt from the recent errors)."""
         c = cls(float(d["delta"]), int(d["baseline_labels"]), int(d["replay"]))
         c.recent.extend(float(e) for e in d["recent"])
+        exact = d.get("adwin") if d.get("river") == RIVER_VERSION else None
+        if exact is not None and _restore_adwin(c.adwin, exact, bool(d.get("cut", False))):
+            c.n = int(d["n"])
+            c.errors = float(d["errors"])
+            c.baseline = None if d["baseline"] is None else float(d["baseline"])
+            c.drifted = bool(d["drifted"])
+            c.watch = bool(d.get("watch", False))
+            c.cuts = int(d.get("cuts", 0))
+            return c
         width = min(int(d["width"]), len(c.recent))
         for e in list(c.recent)[len(c.recent) - width :]:
             c.adwin.update(e)  # type: ignore[no-untyped-call]
@@ -282,7 +309,31 @@ class ConceptDetector:
         c.drifted = bool(d["drifted"])
         c.watch = bool(d.get("watch", False))
         c.cuts = int(d.get("cuts", 0))
+        c._cut = bool(d.get("cut", False))
         return c
+
+
+def _adwin_state(adwin: ADWIN) -> str | None:
+    """river's ADWIN window as base64 text (its own byte format), or None if this river
+    cannot give it."""
+    getstate = getattr(getattr(adwin, "_helper", None), "__getstate__", None)
+    state = getstate() if getstate is not None else None
+    return base64.b64encode(state).decode("ascii") if isinstance(state, bytes) else None
+
+
+def _restore_adwin(adwin: ADWIN, text: str, cut: bool) -> bool:
+    """Load :func:`_adwin_state`'s text into a fresh ``adwin``; False (nothing changed
+    that matters: the caller rebuilds it) when this river cannot read it."""
+    helper = getattr(adwin, "_helper", None)
+    try:
+        helper.__setstate__(base64.b64decode(text, validate=True))  # type: ignore[union-attr]
+    except BaseException as exc:  # river's Rust code panics on bytes it cannot read
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        adwin._reset()  # type: ignore[no-untyped-call]
+        return False
+    adwin._drift_detected = cut
+    return True
 
 
 def prediction_error(task: str, prediction: object, label: object, prof: object) -> float:

@@ -26,6 +26,21 @@ class DriftConfig:
     #: recent error values kept to rebuild ADWIN after a restart (river's ADWIN has no
     #: serialisable state): the restored detector is fed the last min(width, this)
     adwin_replay: int = 5_000
+    #: a label joins its prediction only if the prediction clock (see ``clock_step_s``)
+    #: right after the prediction was at most this long after the label's event time; a
+    #: label whose prediction has not arrived waits until the clock passes that point,
+    #: then it is an orphan. What joins is then a function of the two streams, not of
+    #: how they interleave (issue 11 #9)
+    concept_label_grace_s: float = 3_600.0
+    #: the prediction clock (running max of prediction event times) advances by at most
+    #: this much per prediction, so one outlier dated far ahead cannot orphan labels
+    clock_step_s: float = 60.0
+    #: labels waiting for their prediction (in label order); beyond it the oldest is
+    #: counted an orphan at once (``DriftState.label_overflow``)
+    max_waiting_labels: int = 100_000
+    #: joined errors kept per version until its monitor exists (warm-up); beyond it the
+    #: oldest are dropped and counted (``DriftState.concept_backlog_dropped``)
+    max_concept_backlog: int = 20_000
 
     @property
     def evaluation(self) -> EvaluationConfig:

@@ -110,8 +110,12 @@ class WindowReport:
     window_end: datetime
     verdict: WindowVerdict
     sequential: tuple[DriftSignal, ...] = ()
+    #: concept alarms raised since the previous window closed. Informational only (the
+    #: report is internal, never published): which window an alarm lands in depends on
+    #: how labels interleave with predictions; the alarms themselves do not
     concept: tuple[DriftSignal, ...] = ()
-    #: the error rate is still above the baseline by the LOW effect after an alarm
+    #: the error rate is still above the baseline by the LOW effect after an alarm (as
+    #: of the labels read when the window closed: informational, like ``concept``)
     concept_drifted: bool = False
 
 

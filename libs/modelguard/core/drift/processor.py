@@ -16,6 +16,22 @@ Per model version it keeps, against the version's reference (or the model's):
 * concept drift on the error stream (labels joined to their prediction by id; labels
   are co-partitioned with predictions, ADR 0002): :mod:`~modelguard.core.drift.concept`;
   a change counts only when the error rate went *up* by at least the LOW effect.
+  The join and the error stream are a function of the prediction stream and the label
+  stream alone, not of how a reader interleaves them (a replay after kill -9 reads them
+  differently; issue 11 #9). A *prediction clock* runs over the predictions (running max
+  of their event times, advancing by at most ``clock_step_s`` per prediction) and each
+  waiting prediction remembers the clock right after it (``clock_at``). A label joins
+  its prediction iff the prediction has not been joined yet and ``clock_at <= label
+  time + concept_label_grace_s``. Labels resolve one at a time in label order: the first
+  unresolved label waits for its prediction (labels behind it wait too) and becomes an
+  orphan once the clock passes its deadline (its prediction could not join any more).
+  Joined errors queue per version in label order and feed its detector as soon as the
+  version's monitor exists (a label is not lost to a warm-up still running). A
+  detector's recovery check runs every ``window_events`` of its labels. Exact while no
+  bound is hit (``max_pending_predictions``, ``max_waiting_labels``,
+  ``max_concept_backlog``: each counted in the state) and for the stream of one
+  partition (several partitions read by one worker merge in read order, as the
+  windows do).
 
 A version without any reference learns one from its first ``warmup_events``
 predictions *by event time* (output :class:`ReferenceLearned`, which the service
@@ -38,8 +54,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import attrgetter, itemgetter
 
 import numpy as np
@@ -80,7 +97,7 @@ from modelguard.core.drift.sequential import (
     Scanned,
     SlidingWindowChi2,
 )
-from modelguard.core.drift.state import DriftState, ModelMonitor
+from modelguard.core.drift.state import DriftState, Joined, ModelMonitor
 from modelguard.core.drift.warmup import learn_reference
 from modelguard.errors import InvariantError
 
@@ -104,6 +121,7 @@ __all__ = [
 
 _MODEL_VERSION = attrgetter("model", "version")
 _ID = attrgetter("prediction_id")
+_TIME = attrgetter("event_time")
 #: what a prediction leaves for its label: (model, version, prediction, task)
 _PENDING = attrgetter("model", "version", "prediction", "task")
 _VALUE = itemgetter(2)
@@ -171,6 +189,8 @@ class DriftProcessor:
         for model, version in list(state.warmup):
             if self._warmup_ready(state, state.warmup[(model, version)]):
                 out.extend(self._observe(state, model, version, []))
+        if state.joined:
+            out.extend(self._feed(state))  # labels joined while those warm-ups ran
         return out
 
     def warming_up(self, state: DriftState) -> bool:
@@ -195,7 +215,9 @@ class DriftProcessor:
         came from, for the event-time warm-up (see the module docstring).
 
         Predictions are grouped by model version and handed on as columns
-        (:class:`Observations`), labels after them; no object is built per event."""
+        (:class:`Observations`), labels after them (no object is built per event): the
+        concept path's outputs do not depend on how labels and predictions interleave,
+        so this reordering changes nothing (see the module docstring)."""
         outputs: list[Output] = []
         if partitions is not None:
             warmup.advance_watermarks(state, events, partitions)
@@ -220,8 +242,12 @@ class DriftProcessor:
         self._remember(state, preds, validated)
         for (model, version), items in groups.items():
             outputs.extend(self._observe(state, model, version, Observations(items, validated)))
-        for label in labels:
-            outputs.extend(self._label(state, label))
+        if labels:
+            state.waiting.extend((e.prediction_id, e.label, e.event_time) for e in labels)
+        if state.waiting:
+            self._resolve(state)
+        if state.joined:
+            outputs.extend(self._feed(state))
         return outputs
 
     def _remember(
@@ -230,11 +256,14 @@ class DriftProcessor:
         preds: Sequence[PredictionLogged | Observation],
         validated: bool,
     ) -> None:
-        """Keep (model, version, prediction, task) of each prediction, by id, for its
-        label; at most ``max_pending_predictions`` (the oldest go first)."""
+        """Advance the prediction clock over ``preds`` and keep (model, version,
+        prediction, task, clock_at) of each prediction, by id, for its label; at most
+        ``max_pending_predictions`` (the oldest go first, counted)."""
         pending, cap = state.pending, self.config.max_pending_predictions
+        clocks = self._advance_clock(state, list(map(_TIME, preds)))
         ids = list(map(_ID, preds))
-        kept = list(map(_PENDING, preds))  # (model, version, prediction, task)
+        # (model, version, prediction, task, clock_at)
+        kept = [(*k, c) for k, c in zip(map(_PENDING, preds), clocks, strict=True)]
         # contract-validated events hold plain values: ``None in`` is exact on them
         if (
             validated
@@ -249,6 +278,52 @@ class DriftProcessor:
                 pending[pid] = item
                 if len(pending) > cap:
                     pending.popitem(last=False)
+                    state.pending_evicted += 1
+
+    def _advance_clock(self, state: DriftState, times: Sequence[datetime]) -> list[datetime]:
+        """The prediction clock right after each of ``times`` (predictions in stream
+        order): their running max, advancing by at most ``clock_step_s`` per prediction."""
+        step = timedelta(seconds=self.config.clock_step_s)
+        clock = state.clock
+        out: list[datetime] = []
+        for t in times:
+            if clock is None:
+                clock = t
+            elif t > clock:
+                clock = t if t - clock <= step else clock + step
+            out.append(clock)
+        state.clock = clock
+        return out
+
+    def _resolve(self, state: DriftState, *, final: bool = False) -> None:
+        """Resolve waiting labels in label order: the first joins its prediction (queued
+        for its version's concept detector), is an orphan, or waits (and the rest with
+        it). A function of the two streams whatever their interleaving: a label joins
+        iff its prediction's ``clock_at`` is at most its deadline (its time + grace),
+        and it is an orphan only when that can no longer happen (or, ``final``, at the
+        end of the input)."""
+        grace = timedelta(seconds=self.config.concept_label_grace_s)
+        waiting, pending = state.waiting, state.pending
+        while waiting:
+            pid, label, t = waiting[0]
+            deadline = t + grace
+            found = pending.get(pid)
+            if found is not None and found[4] <= deadline:
+                del pending[pid]
+                model, version, prediction, task, _ = found
+                queue = state.joined.setdefault((model, version), deque())
+                queue.append((task, prediction, label, t))
+                if len(queue) > self.config.max_concept_backlog:
+                    queue.popleft()
+                    state.concept_backlog_dropped += 1
+            elif final or found is not None or (state.clock is not None and state.clock > deadline):
+                state.orphan_labels += 1  # its prediction came (or comes) too late
+            elif len(waiting) > self.config.max_waiting_labels:
+                state.orphan_labels += 1
+                state.label_overflow += 1
+            else:
+                return
+            waiting.popleft()
 
     def run(
         self,
@@ -272,8 +347,14 @@ class DriftProcessor:
         return outputs
 
     def flush(self, state: DriftState) -> list[Output]:
-        """Close every open window holding at least ``min_window_events`` events."""
+        """The end of the input: resolve every waiting label (one whose prediction has
+        not come is an orphan: nothing more will come) and feed the joined ones, then
+        close every open window holding at least ``min_window_events`` events."""
         out: list[Output] = []
+        if state.waiting:
+            self._resolve(state, final=True)
+        if state.joined:
+            out.extend(self._feed(state))
         for mon in state.monitors.values():
             if mon.window.n_events >= self.config.min_window_events:
                 out.extend(self._close(mon))
@@ -442,8 +523,6 @@ class DriftProcessor:
             found.append(signals.result_signal(mon, r))
         if mon.window_start is None or mon.window_end is None:
             raise InvariantError(f"{mon.reference.model}/{mon.version}: closing an empty window")
-        if mon.concept is not None:
-            mon.concept.settle()
         report = WindowReport(
             model=mon.reference.model,
             version=mon.version,
@@ -468,34 +547,39 @@ class DriftProcessor:
         mon.concept_signals = []
         return out
 
-    def _label(self, state: DriftState, label: LabelObserved) -> list[Output]:
-        found = state.pending.pop(label.prediction_id, None)
-        if found is None:
-            state.orphan_labels += 1
-            return []
-        model, version, prediction, task = found
-        mon = self._monitor(state, model, version)
-        if mon is None:
-            return []
+    def _feed(self, state: DriftState) -> list[Output]:
+        """Feed the joined labels of every version whose monitor exists (and has seen
+        a prediction) to its concept detector, in label order."""
+        out: list[Output] = []
+        for key in list(state.joined):
+            mon = state.monitors.get(key)
+            if mon is None or not mon.origin:
+                continue  # still warming up: the labels wait (bounded)
+            for joined in state.joined.pop(key):
+                out.extend(self._concept(mon, joined))
+        return out
+
+    def _concept(self, mon: ModelMonitor, joined: Joined) -> list[Output]:
+        task, prediction, label, at = joined
         if mon.concept is None:
             mon.concept = ConceptDetector(
                 self.config.adwin_delta,
                 self.config.concept_baseline_labels,
                 self.config.adwin_replay,
             )
-        error = prediction_error(
-            task, prediction, label.label, mon.reference.outputs.get("prediction")
-        )
-        if not mon.concept.update(error).drift_detected:
-            return []
-        alarm = mon.concept.alarm
-        if alarm is None:
-            raise InvariantError("the concept detector fired without an alarm")
-        if mon.window_end is None:
-            mon.window_end = label.event_time
-        signal = signals.concept_alarm(mon, alarm, mon.concept.n)
-        mon.concept_signals.append(signal)
-        return [signal]
+        det = mon.concept
+        error = prediction_error(task, prediction, label, mon.reference.outputs.get("prediction"))
+        out: list[Output] = []
+        if det.update(error).drift_detected:
+            alarm = det.alarm
+            if alarm is None:
+                raise InvariantError("the concept detector fired without an alarm")
+            signal = signals.concept_alarm(mon, alarm, det.n, at)
+            mon.concept_signals.append(signal)
+            out.append(signal)
+        if det.n % self.config.window_events == 0:
+            det.settle()  # on the label stream's cadence, not at window closes
+        return out
 
 
 def _kept_at(kept: Callable[[Sequence[object]], int], values: Sequence[object], k: int) -> int:

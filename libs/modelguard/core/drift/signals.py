@@ -6,7 +6,9 @@ A sequential alarm's content is a function of the stream up to the alarm's event
 of the batch it arrived in (issue 11 #9): its span is the window's from its start to
 the alarm's event (``span``), its effect size is measured on the detector's window at
 the alarm and ``n_current`` is that window's size (the KS window for a numeric feature,
-the chi-square window for a categorical one)."""
+the chi-square window for a categorical one). A concept alarm's content is a function
+of the label stream (and the predictions joined to it): its span is the alarm label's
+event time."""
 
 from __future__ import annotations
 
@@ -191,8 +193,10 @@ def result_signal(mon: ModelMonitor, r: TestResult) -> DriftSignal:
     )
 
 
-def concept_alarm(mon: ModelMonitor, alarm: ConceptAlarm, labels: int) -> DriftSignal:
-    """The signal of a concept alarm after ``labels`` labels, graded by the rise."""
+def concept_alarm(mon: ModelMonitor, alarm: ConceptAlarm, labels: int, at: datetime) -> DriftSignal:
+    """The signal of a concept alarm after ``labels`` labels, graded by the rise. Its
+    span is the alarm label's event time ``at`` (start = end): a fact of the label
+    stream, not of the prediction window open when the label happened to be read."""
     return signal(
         mon,
         kind="concept",
@@ -207,4 +211,5 @@ def concept_alarm(mon: ModelMonitor, alarm: ConceptAlarm, labels: int) -> DriftS
         n_reference=labels,
         n_current=alarm.width,
         tag=f"adwin{labels}",
+        span=(at, at),
     )

@@ -5,7 +5,7 @@ label, partition watermarks). Saved and restored by :mod:`~modelguard.core.drift
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,10 +31,23 @@ class ModelMonitor:
     seq_signals: list[DriftSignal] = field(default_factory=list)
     #: features whose sequential detector fired in the current window (one signal each)
     alarmed: set[str] = field(default_factory=set)
+    #: concept alarms since the last window close, listed in its report: informational
+    #: only (which window an alarm lands in depends on how labels interleave with
+    #: predictions; the alarms themselves do not)
     concept_signals: list[DriftSignal] = field(default_factory=list)
     last_report: WindowReport | None = None
     #: the monitor's first prediction (id or time): part of every signal id
     origin: str = ""
+
+
+#: a prediction waiting for its label: (model, version, prediction, task, clock_at), where
+#: ``clock_at`` is the prediction clock right after it arrived
+Pending = tuple[str, str, object, str, datetime]
+#: a label waiting for its prediction (label order): (prediction id, label, event time)
+Waiting = tuple[str, object, datetime]
+#: a joined label not yet fed to its version's concept detector:
+#: (task, prediction, label, label event time)
+Joined = tuple[str, object, object, datetime]
 
 
 @dataclass
@@ -42,8 +55,21 @@ class DriftState:
     references: dict[tuple[str, str | None], ReferenceProfile] = field(default_factory=dict)
     monitors: dict[tuple[str, str], ModelMonitor] = field(default_factory=dict)
     warmup: dict[tuple[str, str], list[Observation]] = field(default_factory=dict)
-    pending: OrderedDict[str, tuple[str, str, object, str]] = field(default_factory=OrderedDict)
+    pending: OrderedDict[str, Pending] = field(default_factory=OrderedDict)
+    #: labels read but not resolved yet, in label order (only the head resolves)
+    waiting: deque[Waiting] = field(default_factory=deque)
+    #: joined labels per (model, version), in label order, until its monitor exists
+    joined: dict[tuple[str, str], deque[Joined]] = field(default_factory=dict)
+    #: the prediction clock: running max of prediction event times, by at most
+    #: ``clock_step_s`` per prediction (None before the first prediction)
+    clock: datetime | None = None
     orphan_labels: int = 0
+    #: labels counted orphans because too many were waiting (``max_waiting_labels``)
+    label_overflow: int = 0
+    #: predictions dropped from ``pending`` by ``max_pending_predictions``
+    pending_evicted: int = 0
+    #: joined errors dropped by ``max_concept_backlog`` before their monitor existed
+    concept_backlog_dropped: int = 0
     #: partitions the worker reads (None: one ordered stream, arrival order = time order)
     sources: frozenset[int] | None = None
     #: latest prediction event time seen per partition
