@@ -19,6 +19,7 @@ import river
 from river.drift import ADWIN
 
 from modelguard.core.drift import severity as sev
+from modelguard.core.drift.detector import AlarmState
 from modelguard.core.drift.reference import NumericProfile, category_of, is_number, safe_float
 
 #: the river release whose ADWIN bytes a dump holds (another one rebuilds from errors)
@@ -40,7 +41,7 @@ class ConceptAlarm:
     index: int = 0
 
 
-class ConceptDetector:
+class ConceptDetector(AlarmState[ConceptAlarm]):
     """Concept drift on the error stream: ADWIN finds changes, the rise of the error
     rate over a healthy baseline decides whether a change is drift.
 
@@ -121,21 +122,10 @@ class ConceptDetector:
         self.cuts = 0
         self.recent: deque[float] = deque(maxlen=max(1, replay))
         self.alarm: ConceptAlarm | None = None
-        self._drift_detected = False
-        self._alarms: list[ConceptAlarm] = []
+        self._clear_alarms()
         #: restored from a dump taken right after a cut: ADWIN restarts on the next
         #: error (as river's does after a cut)
         self._cut = False
-
-    @property
-    def drift_detected(self) -> bool:
-        """The last error fed raised the error rate to drift (``alarm`` says how much)."""
-        return self._drift_detected
-
-    @property
-    def alarms(self) -> list[ConceptAlarm]:
-        """The alarms of the last update (``index``: position in the batch)."""
-        return self._alarms
 
     @property
     def estimation(self) -> float:
@@ -292,24 +282,17 @@ class ConceptDetector:
         c = cls(float(d["delta"]), int(d["baseline_labels"]), int(d["replay"]))
         c.recent.extend(float(e) for e in d["recent"])
         exact = d.get("adwin") if d.get("river") == RIVER_VERSION else None
-        if exact is not None and _restore_adwin(c.adwin, exact, bool(d.get("cut", False))):
-            c.n = int(d["n"])
-            c.errors = float(d["errors"])
-            c.baseline = None if d["baseline"] is None else float(d["baseline"])
-            c.drifted = bool(d["drifted"])
-            c.watch = bool(d.get("watch", False))
-            c.cuts = int(d.get("cuts", 0))
-            return c
-        width = min(int(d["width"]), len(c.recent))
-        for e in list(c.recent)[len(c.recent) - width :]:
-            c.adwin.update(e)  # type: ignore[no-untyped-call]
+        if exact is None or not _restore_adwin(c.adwin, exact, bool(d.get("cut", False))):
+            width = min(int(d["width"]), len(c.recent))
+            for e in list(c.recent)[len(c.recent) - width :]:
+                c.adwin.update(e)  # type: ignore[no-untyped-call]
+            c._cut = bool(d.get("cut", False))
         c.n = int(d["n"])
         c.errors = float(d["errors"])
         c.baseline = None if d["baseline"] is None else float(d["baseline"])
         c.drifted = bool(d["drifted"])
         c.watch = bool(d.get("watch", False))
         c.cuts = int(d.get("cuts", 0))
-        c._cut = bool(d.get("cut", False))
         return c
 
 

@@ -66,19 +66,8 @@ class LLRCusum(ProfiledDetector):
         self.table: FloatArray = np.round(np.vstack(rows) * _GRID) / _GRID
         self.threshold = math.log(horizon * len(rows) / alpha)
         self.state: FloatArray = np.zeros(len(rows))
-        self._drift_detected = False
-        self._alarms: list[Alarm] = []
+        self._clear_alarms()
         self.statistic = 0.0
-
-    @property
-    def drift_detected(self) -> bool:
-        """The last value fed raised an alarm (read-only)."""
-        return self._drift_detected
-
-    @property
-    def alarms(self) -> list[Alarm]:
-        """The alarms of the last update (``index``: position in the batch)."""
-        return self._alarms
 
     def _update_bins(self, bins: IntArray) -> list[Alarm]:
         alarms: list[Alarm] = []
@@ -101,9 +90,7 @@ class LLRCusum(ProfiledDetector):
             self.state = s[:, -1].copy()
             self.statistic = float(self.state.max())
             break
-        self._drift_detected = bool(alarms) and alarms[-1].index == bins.size - 1
-        self._alarms = alarms
-        return alarms
+        return self._report(alarms, bins.size)
 
     def update_many(self, xs: npt.ArrayLike) -> Self:
         """Feed values in order (vectorised); ``alarms`` lists the alarms among them."""
@@ -171,4 +158,4 @@ class CusumScan:
         cu = self._cusums[i]
         cu.state = self._end[i].copy()
         cu.statistic = float(cu.state.max())
-        cu._drift_detected, cu._alarms = False, []
+        cu._clear_alarms()

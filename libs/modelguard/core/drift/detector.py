@@ -23,7 +23,7 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self, TypeVar, cast, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, cast, runtime_checkable
 
 from modelguard.core.drift.reference import (
     CategoricalProfile,
@@ -34,6 +34,14 @@ from modelguard.core.drift.reference import (
 )
 
 X_contra = TypeVar("X_contra", contravariant=True)
+
+
+class _Indexed(Protocol):
+    @property
+    def index(self) -> int: ...
+
+
+A = TypeVar("A", bound=_Indexed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +92,36 @@ class Detector(Protocol[X_contra]):
         ...
 
 
+class AlarmState(Generic[A]):
+    """What the last update raised, kept by every detector of this package: the contract's
+    read-only :attr:`drift_detected` and :attr:`alarms`, and the one rule that sets them
+    (:meth:`_report`: drift is detected when the *last* value of the update alarmed)."""
+
+    _drift_detected: bool
+    _alarms: list[A]
+
+    @property
+    def drift_detected(self) -> bool:
+        """The last value fed raised an alarm (read-only)."""
+        return self._drift_detected
+
+    @property
+    def alarms(self) -> list[A]:
+        """The alarms of the last update (``index``: position in the batch)."""
+        return self._alarms
+
+    def _report(self, alarms: list[A], n: int) -> list[A]:
+        """Record the ``alarms`` of an update of ``n`` values (returns them)."""
+        self._drift_detected = bool(alarms) and alarms[-1].index == n - 1
+        self._alarms = alarms
+        return alarms
+
+    def _clear_alarms(self) -> None:
+        """Record an update (or a start) that raised nothing."""
+        self._drift_detected = False
+        self._alarms = []
+
+
 @functools.cache
 def _keyword_params(cls: type) -> tuple[str, ...]:
     """The keyword-only parameters of ``cls``'s constructor, in order."""
@@ -91,7 +129,7 @@ def _keyword_params(cls: type) -> tuple[str, ...]:
     return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY)
 
 
-class ProfiledDetector(ABC):
+class ProfiledDetector(AlarmState[Alarm], ABC):
     """The one serialised form of a detector built from a reference profile and keyword
     parameters: ``{"reference", "params", "state"}`` (the :class:`Detector` contract's
     ``to_dict`` / ``from_dict``). A detector supplies its parameters, its state and how

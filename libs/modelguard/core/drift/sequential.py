@@ -119,18 +119,7 @@ class NumericDriftDetector(ProfiledDetector):
             horizon=horizon,
         )
         self._z = reference.normal_scores()
-        self._drift_detected = False
-        self._alarms: list[Alarm] = []
-
-    @property
-    def drift_detected(self) -> bool:
-        """The last value fed raised an alarm (read-only)."""
-        return self._drift_detected
-
-    @property
-    def alarms(self) -> list[Alarm]:
-        """The alarms of the last update, KS and CUSUM, by ``index``."""
-        return self._alarms
+        self._clear_alarms()
 
     def bins(self, values: npt.ArrayLike) -> IntArray:
         return np.searchsorted(self._edges, np.asarray(values), side="right")
@@ -157,9 +146,7 @@ class NumericDriftDetector(ProfiledDetector):
         else:
             cusum = self.cusum._update_bins(bins)
         alarms = sorted(ks + cusum, key=lambda a: a.index)
-        self._drift_detected = bool(alarms) and alarms[-1].index == bins.size - 1
-        self._alarms = alarms
-        return alarms
+        return self._report(alarms, bins.size)
 
     def update(self, x: float) -> Self:
         """Feed one value."""

@@ -92,19 +92,8 @@ class _WindowTest(ProfiledDetector):
         self.window = window
         self.threshold = threshold
         self.statistic = 0.0
-        self._drift_detected = False
-        self._alarms: list[Alarm] = []
+        self._clear_alarms()
         self._pending: list[int] = []
-
-    @property
-    def drift_detected(self) -> bool:
-        """The last value fed raised an alarm (read-only)."""
-        return self._drift_detected
-
-    @property
-    def alarms(self) -> list[Alarm]:
-        """The alarms of the last update (``index``: position in the batch)."""
-        return self._alarms
 
     @abstractmethod
     def _statistics(self, hist: npt.NDArray[np.int64]) -> FloatArray:
@@ -144,9 +133,7 @@ class _WindowTest(ProfiledDetector):
                     continue
             self._hist.commit(part)
             break
-        self._drift_detected = bool(alarms) and alarms[-1].index == bins.size - 1
-        self._alarms = alarms
-        return alarms
+        return self._report(alarms, bins.size)
 
     def window_bins(self) -> IntArray:
         return self._hist.buf
@@ -273,7 +260,7 @@ class SlidingWindowKS(_WindowTest):
         else:
             h.counts = np.bincount(h.buf, minlength=h.n_bins).astype(np.int64)
         h.seen += m
-        self._drift_detected, self._alarms = False, []
+        self._clear_alarms()
         return True
 
     def _quiet_batch(self, bins: IntArray) -> bool:
@@ -302,8 +289,7 @@ class SlidingWindowKS(_WindowTest):
             alarms = self._update_bins(bins)
             self._alarms = [dataclasses.replace(a, index=0) for a in alarms]
         else:
-            self._drift_detected = False
-            self._alarms = []
+            self._clear_alarms()
         return self
 
 
@@ -402,7 +388,7 @@ class QuietScan:
         h.buf = self._joined[i, max(n, h.window - h.buf.size) :].copy()
         h.counts = self._final[i, : h.n_bins].copy()
         h.seen += n
-        t._drift_detected, t._alarms = False, []
+        t._clear_alarms()
 
 
 def pooled_categories(reference: CategoricalProfile, window: int) -> tuple[IntArray, FloatArray]:
