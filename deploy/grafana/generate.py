@@ -138,6 +138,16 @@ def summed(metric: str, by: str, selector: str = MV, window: str = "$__rate_inte
     return f"sum by ({by}) (rate({metric}{{{selector}}}[{window}]))"
 
 
+def latest(family: Family, by: str = "model_name, model_version", selector: str = MV) -> str:
+    """The gauge ``family`` per ``by`` (the largest where several series fold into one)."""
+    return f"max by ({by}) ({n(family)}{{{selector}}})"
+
+
+def table_target(expr: str) -> prometheus.Dataquery:
+    """An instant query shown as table rows."""
+    return q(expr).instant().format(PromQueryFormat.TABLE)
+
+
 def stacked_rate(title: str, family: Family, by: str, legend: str) -> timeseries.Panel:
     """Stacked per-second rate of the counter ``family`` over the selection, summed ``by``."""
     return stacked(ts(title, "reqps", q(summed(total(family), by), legend)))
@@ -157,10 +167,10 @@ def latency(quantile: str) -> prometheus.Dataquery:
 
 def model_performance() -> dash.Dashboard:
     quality = [
-        ("Accuracy", n(t.MODEL_ACCURACY)),
-        ("Precision", n(t.MODEL_PRECISION)),
-        ("Recall", n(t.MODEL_RECALL)),
-        ("F1 score", n(t.MODEL_F1_SCORE)),
+        ("Accuracy", t.MODEL_ACCURACY),
+        ("Precision", t.MODEL_PRECISION),
+        ("Recall", t.MODEL_RECALL),
+        ("F1 score", t.MODEL_F1_SCORE),
     ]
     d = base(
         "modelguard-model-performance",
@@ -173,13 +183,13 @@ def model_performance() -> dash.Dashboard:
         .current(model.VariableOption(selected=True, text=t.TOTAL_STAGE, value=t.TOTAL_STAGE))
     )
     d = d.with_row(dash.Row("Quality (last N labelled predictions)"))
-    for title, metric in quality:
+    for title, family in quality:
         d = d.with_panel(
             st(
                 title,
                 "percentunit",
-                q(f"max by (model_name, model_version) ({metric}{{{MV}}})", "{{model_version}}"),
-                f"{metric} per model version, from the metrics processor.",
+                q(latest(family), "{{model_version}}"),
+                f"{n(family)} per model version, from the metrics processor.",
             )
         )
     d = d.with_panel(
@@ -187,11 +197,8 @@ def model_performance() -> dash.Dashboard:
             "Quality over time",
             "percentunit",
             *(
-                q(
-                    f"max by (model_name, model_version) ({metric}{{{MV}}})",
-                    f"{title} {{{{model_name}}}} {{{{model_version}}}}",
-                )
-                for title, metric in quality
+                q(latest(family), f"{title} {{{{model_name}}}} {{{{model_version}}}}")
+                for title, family in quality
             ),
         )
         .min(0)
@@ -201,10 +208,7 @@ def model_performance() -> dash.Dashboard:
         ts(
             "Accuracy drop vs baseline",
             "percent",
-            q(
-                f"max by (model_name) ({n(t.MODEL_ACCURACY_DROP_PERCENT)}{{{M}}})",
-                "{{model_name}}",
-            ),
+            q(latest(t.MODEL_ACCURACY_DROP_PERCENT, "model_name", M), "{{model_name}}"),
             desc="Largest accuracy drop among a model's versions, percent of its baseline.",
         )
     )
@@ -283,10 +287,7 @@ def model_performance() -> dash.Dashboard:
         ts(
             "Label coverage",
             "percentunit",
-            q(
-                f"max by (model_name, model_version) ({n(t.MODEL_LABEL_COVERAGE_RATIO)}{{{MV}}})",
-                "{{model_name}} {{model_version}}",
-            ),
+            q(latest(t.MODEL_LABEL_COVERAGE_RATIO), "{{model_name}} {{model_version}}"),
             desc="Share of resolved predictions that got their label in time.",
         )
     )
@@ -306,28 +307,18 @@ def drift() -> dash.Dashboard:
     )
     d = d.with_row(dash.Row("Verdicts"))
     d = d.with_panel(
-        st(
-            "Data drift detected",
-            "bool_yes_no",
-            q(f"max by (model_name, model_version) ({n(t.MODEL_DATA_DRIFT_DETECTED)}{{{MV}}})"),
-        )
+        st("Data drift detected", "bool_yes_no", q(latest(t.MODEL_DATA_DRIFT_DETECTED)))
     )
     d = d.with_panel(
         st(
             "Concept drift detected",
             "bool_yes_no",
-            q(f"max by (model_name) ({n(t.MODEL_CONCEPT_DRIFT_DETECTED)}{{{M}}})"),
+            q(latest(t.MODEL_CONCEPT_DRIFT_DETECTED, "model_name", M)),
             "From the drift processor (error-rate ADWIN, per version) and the metrics "
             "processor (accuracy drop, per model); 1 when either fires.",
         )
     )
-    d = d.with_panel(
-        st(
-            "Drifted columns",
-            "percentunit",
-            q(f"max by (model_name, model_version) ({n(t.MODEL_DRIFTED_COLUMNS_RATIO)}{{{MV}}})"),
-        )
-    )
+    d = d.with_panel(st("Drifted columns", "percentunit", q(latest(t.MODEL_DRIFTED_COLUMNS_RATIO))))
     d = d.with_panel(
         st(
             "Drift signals (1h)",
@@ -339,14 +330,8 @@ def drift() -> dash.Dashboard:
         ts(
             "Data and concept drift",
             "short",
-            q(
-                f"max by (model_name, model_version) ({n(t.MODEL_DATA_DRIFT_DETECTED)}{{{MV}}})",
-                "data {{model_name}} {{model_version}}",
-            ),
-            q(
-                f"max by (model_name) ({n(t.MODEL_CONCEPT_DRIFT_DETECTED)}{{{M}}})",
-                "concept {{model_name}}",
-            ),
+            q(latest(t.MODEL_DATA_DRIFT_DETECTED), "data {{model_name}} {{model_version}}"),
+            q(latest(t.MODEL_CONCEPT_DRIFT_DETECTED, "model_name", M), "concept {{model_name}}"),
         )
         .min(0)
         .max(1)
@@ -355,10 +340,7 @@ def drift() -> dash.Dashboard:
         ts(
             "Drifted columns ratio",
             "percentunit",
-            q(
-                f"max by (model_name, model_version) ({n(t.MODEL_DRIFTED_COLUMNS_RATIO)}{{{MV}}})",
-                "{{model_name}} {{model_version}}",
-            ),
+            q(latest(t.MODEL_DRIFTED_COLUMNS_RATIO), "{{model_name}} {{model_version}}"),
         )
         .min(0)
         .max(1)
@@ -369,10 +351,7 @@ def drift() -> dash.Dashboard:
         ts(
             "PSI by feature",
             "short",
-            q(
-                f"max by ({by_feature}) ({n(t.PSI_SCORE)}{{{mvf}}})",
-                "{{feature}} {{model_version}}",
-            ),
+            q(latest(t.PSI_SCORE, by_feature, mvf), "{{feature}} {{model_version}}"),
             desc="Population stability index; 0.1 moderate, 0.25 significant shift.",
         )
     )
@@ -380,34 +359,13 @@ def drift() -> dash.Dashboard:
         ts(
             "KS statistic by feature",
             "short",
-            q(
-                f"max by ({by_feature}) ({n(t.KS_STATISTIC)}{{{mvf}}})",
-                "{{feature}} {{model_version}}",
-            ),
+            q(latest(t.KS_STATISTIC, by_feature, mvf), "{{feature}} {{model_version}}"),
         )
     )
-    d = d.with_panel(
-        table.Panel()
-        .title("Features now")
-        .datasource(DS)
-        .height(8)
-        .span(24)
-        .with_target(
-            q(f"max by ({by_feature}) ({n(t.PSI_SCORE)}{{{mvf}}})")
-            .instant()
-            .format(PromQueryFormat.TABLE)
-        )
-        .with_target(
-            q(f"max by ({by_feature}) ({n(t.KS_STATISTIC)}{{{mvf}}})")
-            .instant()
-            .format(PromQueryFormat.TABLE)
-        )
-        .with_target(
-            q(f"max by ({by_feature}) ({n(t.MODEL_FEATURE_DRIFT_SEVERITY)}{{{mvf}}})")
-            .instant()
-            .format(PromQueryFormat.TABLE)
-        )
-    )
+    features_now = table.Panel().title("Features now").datasource(DS).height(8).span(24)
+    for family in (t.PSI_SCORE, t.KS_STATISTIC, t.MODEL_FEATURE_DRIFT_SEVERITY):
+        features_now = features_now.with_target(table_target(latest(family, by_feature, mvf)))
+    d = d.with_panel(features_now)
     return d
 
 
@@ -460,11 +418,7 @@ def rollout() -> dash.Dashboard:
             ts(
                 "Traffic weight by version",
                 "percentunit",
-                q(
-                    "max by (model_name, model_version) "
-                    f"({n(t.MODELGUARD_ROUTING_WEIGHT)}{{{MV}}})",
-                    "{{model_name}} {{model_version}}",
-                ),
+                q(latest(t.MODELGUARD_ROUTING_WEIGHT), "{{model_name}} {{model_version}}"),
                 desc="Weights in the routing table as last read by the controller.",
             )
         )
@@ -474,8 +428,8 @@ def rollout() -> dash.Dashboard:
             "Verdicts",
             "short",
             q(
-                "max by (model_name, model_version, status) "
-                f"({n(t.MODELGUARD_CONTROLLER_VERDICT)}{{{MV}}}) == 1",
+                latest(t.MODELGUARD_CONTROLLER_VERDICT, "model_name, model_version, status")
+                + " == 1",
                 "{{model_name}} {{model_version}} {{status}}",
             ),
             desc="Current status per version: healthy, breach, inconclusive or error.",
@@ -500,13 +454,11 @@ def rollout() -> dash.Dashboard:
             "Routing table conflicts and errors",
             "ops",
             q(
-                "sum by (model_name) "
-                f"(rate({total(t.MODELGUARD_CONTROLLER_CAS_CONFLICTS)}{{{M}}}[$__rate_interval]))",
+                summed(total(t.MODELGUARD_CONTROLLER_CAS_CONFLICTS), "model_name", M),
                 "CAS conflicts {{model_name}}",
             ),
             q(
-                "sum by (operation) "
-                f"(rate({total(t.MODELGUARD_ROUTING_REDIS_ERRORS)}{{{J}}}[$__rate_interval]))",
+                summed(total(t.MODELGUARD_ROUTING_REDIS_ERRORS), "operation", J),
                 "client Redis errors {{operation}}",
             ),
         )
@@ -517,8 +469,7 @@ def rollout() -> dash.Dashboard:
             "Events consumed",
             "ops",
             q(
-                "sum by (service, outcome) "
-                f"(rate({total(t.MODELGUARD_EVENTS_CONSUMED)}{{{J}}}[$__rate_interval]))",
+                summed(total(t.MODELGUARD_EVENTS_CONSUMED), "service, outcome", J),
                 "{{service}} {{outcome}}",
             ),
         )
@@ -528,8 +479,7 @@ def rollout() -> dash.Dashboard:
             "Dead letters",
             "ops",
             q(
-                "sum by (service, error_kind) "
-                f"(rate({total(t.MODELGUARD_DEAD_LETTERS)}{{{J}}}[$__rate_interval]))",
+                summed(total(t.MODELGUARD_DEAD_LETTERS), "service, error_kind", J),
                 "{{service}} {{error_kind}}",
             ),
         )
