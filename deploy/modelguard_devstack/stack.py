@@ -72,12 +72,8 @@ class Stack:
 
     @property
     def servers(self) -> dict[str, Server]:
-        return {
-            "kafka": self.kafka,
-            "redis": self.redis,
-            "prometheus": self.prometheus,
-            "alertmanager": self.alertmanager,
-        }
+        """The servers by their own ``name`` (the names of ``SERVER_NAMES``)."""
+        return {s.name: s for s in (self.kafka, self.redis, self.prometheus, self.alertmanager)}
 
     @property
     def endpoints(self) -> Endpoints:
