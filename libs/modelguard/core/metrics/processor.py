@@ -132,10 +132,7 @@ class MetricsProcessor(JoinMixin, WindowingMixin):
         (:func:`modelguard.contracts.fastdecode.decode_prediction_fields`); the windows
         it closes are appended to ``out``. Its contribution to its open window may be
         deferred: call :meth:`settle` at the end of a batch, before reading the state."""
-        t = f[3]
-        if arrival is not None and t > arrival + self.config.max_future_s:
-            t = arrival + self.config.max_future_s
-            bump(state.clamped, "prediction")
+        t = self._clamp(f[3], arrival, state, "prediction")
         before = state.max_prediction_time
         self._prediction(f, t, state, out)
         if state.max_prediction_time != before:
@@ -150,14 +147,19 @@ class MetricsProcessor(JoinMixin, WindowingMixin):
     ) -> None:
         """:meth:`handle` for a label given as its fields
         (:func:`modelguard.contracts.fastdecode.decode_label_fields`)."""
-        t = f[3]
-        if arrival is not None and t > arrival + self.config.max_future_s:
-            t = arrival + self.config.max_future_s
-            bump(state.clamped, "label")
+        t = self._clamp(f[3], arrival, state, "label")
         before = state.max_label_time
         self._label(f, t, state, out)
         if state.max_label_time != before:
             self._advance(state, out)
+
+    def _clamp(self, t: float, arrival: float | None, state: PartitionState, kind: str) -> float:
+        """The event time ``t`` of a ``kind`` event, at most ``max_future_s`` after its
+        ``arrival`` (a clamped time is counted in ``state.clamped``)."""
+        if arrival is not None and t > arrival + self.config.max_future_s:
+            bump(state.clamped, kind)
+            return arrival + self.config.max_future_s
+        return t
 
     # -- baseline comparison (modelguard.core.metrics.baseline) ----------------------
     def _compare(
