@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import date
 from typing import Any, cast, get_args
 
@@ -103,14 +104,24 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _NO_FEATURES: dict[str, Any] = {}
 
 
+def _make_room(cache: set[str] | dict[str, int]) -> None:
+    """Clear a cache of values known valid once it holds ``_MAX_REMEMBERED_NAMES``."""
+    if len(cache) >= _MAX_REMEMBERED_NAMES:
+        cache.clear()
+
+
+def _remember(cache: set[str], names: Iterable[str]) -> None:
+    """Add ``names`` (all checked valid) to ``cache``, within its bound."""
+    _make_room(cache)
+    cache.update(names)
+
+
 def _model_name(s: object) -> bool:
     if s in _names:
         return True
     if type(s) is not str or len(s) > _MAX_ID or not s.isascii() or not _MODEL_NAME.fullmatch(s):
         return False
-    if len(_names) >= _MAX_REMEMBERED_NAMES:
-        _names.clear()
-    _names.add(s)
+    _remember(_names, (s,))
     return True
 
 
@@ -193,8 +204,7 @@ def _whole_seconds(s: str) -> int | None:
     whole = days * 86400 + h * 3600 + m * 60 + sec
     if whole * 10**6 < _MIN_US:
         return None
-    if len(_seconds) >= _MAX_REMEMBERED_NAMES:
-        _seconds.clear()
+    _make_room(_seconds)
     _seconds[s] = whole
     return whole
 
@@ -210,9 +220,7 @@ def _new_feature_names(names: dict[str, Any]) -> bool:
             return False
         if " " in name:
             return False
-    if len(_feature_names) >= _MAX_REMEMBERED_NAMES:
-        _feature_names.clear()
-    _feature_names.update(names)
+    _remember(_feature_names, names)
     return True
 
 
@@ -237,9 +245,7 @@ def _new_class_names(names: dict[str, Any]) -> bool:
     for name in names:
         if not _class_name(name):
             return False
-    if len(_class_names) >= _MAX_REMEMBERED_NAMES:
-        _class_names.clear()
-    _class_names.update(names)
+    _remember(_class_names, names)
     return True
 
 
@@ -323,9 +329,7 @@ def _fast_prediction(raw: bytes) -> PredictionFields | None:
                 or not _ERROR_TYPE.fullmatch(error_type)
             ):
                 return None
-            if len(_error_types) >= _MAX_REMEMBERED_NAMES:
-                _error_types.clear()
-            _error_types.add(error_type)
+            _remember(_error_types, (error_type,))
     elif prediction is None:
         return None  # the contract's "prediction is required unless error_type is set"
     if prediction is not None:
