@@ -7,9 +7,12 @@ own full scans, the per-column accumulator, scipy's ``kstwo.sf``."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from scipy.stats import kstwo
 
@@ -45,6 +48,35 @@ def _same_ks(a: SlidingWindowKS, b: SlidingWindowKS) -> None:
     assert np.array_equal(a._hist.counts, b._hist.counts)
 
 
+def _same_cusum(a: LLRCusum, b: LLRCusum) -> None:
+    assert a.state_dict() == b.state_dict() and a.alarms == b.alarms
+    assert a.statistic == b.statistic and a.drift_detected == b.drift_detected
+
+
+def _feed_scanned(
+    scan: QuietScan | CusumScan,
+    fast: Sequence[Any],
+    full: Sequence[Any],
+    bins: npt.NDArray[np.intp],
+    update: Callable[[Any, npt.NDArray[np.intp]], object],
+    same: Callable[[Any, Any], None],
+) -> tuple[int, int]:
+    """Feed row ``i`` of ``bins`` to ``fast[i]`` through ``scan`` (its quiet path, else
+    ``update``) and to its twin ``full[i]`` through ``update``, and check ``same``.
+    Returns (detectors the quiet path fed, alarms)."""
+    quiet = alarms = 0
+    for i, (d, twin) in enumerate(zip(fast, full, strict=True)):
+        if scan.quiet[i]:
+            scan.commit(i)
+            quiet += 1
+        else:
+            update(d, bins[i])
+        update(twin, bins[i])
+        same(d, twin)
+        alarms += len(twin.alarms)
+    return quiet, alarms
+
+
 @pytest.mark.parametrize(("seed", "window", "stride"), [(1, 300, 8), (2, 50, 5), (3, 301, 1)])
 def test_quiet_scan_of_several_windows_equals_their_full_scans(
     seed: int, window: int, stride: int
@@ -63,16 +95,10 @@ def test_quiet_scan_of_several_windows_equals_their_full_scans(
                 _WindowTest._update_bins(u, b)
         n = int(rng.choice([1, 8, 9, 299, 1_000, int(rng.integers(1, 1_500))]))
         bins = np.stack([r.bin_of(_draw(rng, r, n, shift)) for r in refs])
-        scan = QuietScan(tests, bins)
-        for i, (t, u) in enumerate(zip(tests, twins, strict=True)):
-            if scan.quiet[i]:
-                scan.commit(i)
-                quiet += 1
-            else:
-                _WindowTest._update_bins(t, bins[i])
-            _WindowTest._update_bins(u, bins[i])
-            _same_ks(t, u)
-            alarms += len(u.alarms)
+        q, a = _feed_scanned(
+            QuietScan(tests, bins), tests, twins, bins, _WindowTest._update_bins, _same_ks
+        )
+        quiet, alarms = quiet + q, alarms + a
     assert quiet > 100 and alarms > 10  # both paths exercised
 
 
@@ -101,17 +127,10 @@ def test_cusum_scan_equals_each_cusum_alone() -> None:
         shift = (0.0, 0.3, 1.5)[(step // 20) % 3]
         n = int(rng.choice([1, 100, 1_000, int(rng.integers(1, 1_500))]))
         bins = np.stack([r.bin_of(_draw(rng, r, n, shift)) for r in refs])
-        scan = CusumScan(cusums, bins)
-        for i, (c, u) in enumerate(zip(cusums, twins, strict=True)):
-            if scan.quiet[i]:
-                scan.commit(i)
-                quiet += 1
-            else:
-                c._update_bins(bins[i])
-            u._update_bins(bins[i])
-            assert c.state_dict() == u.state_dict() and c.alarms == u.alarms
-            assert c.statistic == u.statistic and c.drift_detected == u.drift_detected
-            alarms += len(u.alarms)
+        q, a = _feed_scanned(
+            CusumScan(cusums, bins), cusums, twins, bins, LLRCusum._update_bins, _same_cusum
+        )
+        quiet, alarms = quiet + q, alarms + a
     assert quiet > 100 and alarms > 10
 
 
