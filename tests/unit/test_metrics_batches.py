@@ -16,6 +16,7 @@ from modelguard.contracts import LabelObserved, PredictionLogged
 from modelguard.contracts.fastdecode import label_fields, prediction_fields
 from modelguard.core.metrics import MetricsConfig, MetricsProcessor, PartitionState, run
 from modelguard.core.metrics.processor import ClosedWindow
+from tests.support.metrics import comparable
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 CFG = MetricsConfig(
@@ -77,17 +78,6 @@ def streams(draw: st.DrawFn) -> list[PredictionLogged | LabelObserved]:
             events.append((t + delay, lab))
     events.sort(key=lambda x: x[0])  # in order: the property is about batching only
     return [e for _, e in events]
-
-
-def comparable(closed: list[ClosedWindow]) -> list[tuple[str, str, str]]:
-    return sorted(
-        (
-            w.event_id,
-            json.dumps(w.aggregate.to_dict(), sort_keys=True),
-            json.dumps(w.metrics, sort_keys=True),
-        )
-        for w in closed
-    )
 
 
 @settings(max_examples=120, deadline=None)
