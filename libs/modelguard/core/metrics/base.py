@@ -1,16 +1,17 @@
 """The shared shape of the metrics processor's parts: settings, window geometry and the
-steps one part calls on another (:mod:`.join` and :mod:`.windowing` implement them)."""
+one step :mod:`.windowing` calls on the join (:mod:`.join`, which builds on the windowing,
+implements it)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from modelguard.core.metrics.config import MetricsConfig, VersionKey
+from modelguard.core.metrics.config import MetricsConfig
 
 if TYPE_CHECKING:
     from modelguard.core.metrics.aggregate import Aggregate
-    from modelguard.core.metrics.state import ClosedWindow, PartitionState, Pending, VersionState
+    from modelguard.core.metrics.state import PartitionState
 
 
 class ProcessorBase(ABC):
@@ -37,35 +38,6 @@ class ProcessorBase(ABC):
             agg.settle()
         self._unsettled.clear()
 
-    # -- steps of the other parts (join: expiry and memory; windowing: windows) ------
-    @abstractmethod
-    def _window(
-        self, state: PartitionState, t: float, key: VersionKey, kind: str
-    ) -> Aggregate | None: ...
-
-    @abstractmethod
-    def _emit_count_window(
-        self,
-        state: PartitionState,
-        model: str,
-        version: str,
-        vs: VersionState,
-        end: float,
-        out: list[ClosedWindow],
-    ) -> None: ...
-
+    # -- the join's step the windowing calls (expiry of what is due) -----------------
     @abstractmethod
     def _sweep(self, state: PartitionState, w: float) -> None: ...
-
-    @abstractmethod
-    def _expire(self, state: PartitionState, pid: str, p: Pending) -> None: ...
-
-    @abstractmethod
-    def _compare(
-        self,
-        state: PartitionState,
-        model: str,
-        vs: VersionState,
-        name: str,
-        metrics: dict[str, float],
-    ) -> None: ...

@@ -14,17 +14,18 @@ from typing import Any, TypeVar
 from modelguard.contracts.fastdecode import LabelFields, PredictionFields
 from modelguard.contracts.limits import LIMITS
 from modelguard.contracts.telemetry import TOTAL_STAGE
-from modelguard.core.metrics.base import ProcessorBase
 from modelguard.core.metrics.config import EVICT_FRACTION, SWEEP_INTERVAL_S
 from modelguard.core.metrics.pairs import REGRESSION_CLASS, Pair, class_key, tracked_class
 from modelguard.core.metrics.sketch import DEFAULT_ALPHA, default_bucket
 from modelguard.core.metrics.state import ClosedWindow, PartitionState, Pending, bump
+from modelguard.core.metrics.windowing import WindowingMixin
 
 _V = TypeVar("_V")
 
 
-class JoinMixin(ProcessorBase):
-    """Folds predictions and labels into a partition's state (see the module docstring)."""
+class JoinMixin(WindowingMixin):
+    """Folds predictions and labels into a partition's state (see the module docstring),
+    into the windows of :class:`~modelguard.core.metrics.windowing.WindowingMixin`."""
 
     # -- predictions -----------------------------------------------------------------
     def _prediction(

@@ -81,7 +81,6 @@ from modelguard.core.metrics.state import (
     VersionState,
     bump,
 )
-from modelguard.core.metrics.windowing import WindowingMixin
 
 __all__ = [  # the names of the parts stay importable from here (older import paths)
     "CATCH_UP_ONE_BY_ONE",
@@ -102,7 +101,7 @@ __all__ = [  # the names of the parts stay importable from here (older import pa
 ]
 
 
-class MetricsProcessor(JoinMixin, WindowingMixin):
+class MetricsProcessor(JoinMixin):
     """``handle(event, state) -> (state, outputs)`` with a fixed :class:`MetricsConfig`:
     the join (:mod:`.join`) and the windows (:mod:`.windowing`) over one
     :class:`PartitionState` (:mod:`.state`), compared with a baseline (:mod:`.baseline`)."""
@@ -162,17 +161,6 @@ class MetricsProcessor(JoinMixin, WindowingMixin):
         return t
 
     # -- baseline comparison (modelguard.core.metrics.baseline) ----------------------
-    def _compare(
-        self,
-        state: PartitionState,
-        model: str,
-        vs: VersionState,
-        name: str,
-        metrics: dict[str, float],
-    ) -> None:
-        """Add baseline comparison and trend (recent vs previous window) to ``metrics``."""
-        _baseline.compare(self.config, state, model, vs, name, metrics)
-
     def baseline(self, state: PartitionState, model: str) -> float | None:
         return _baseline.baseline(self.config, state, model)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from modelguard.core.metrics import baseline as _baseline
 from modelguard.core.metrics.aggregate import Aggregate
 from modelguard.core.metrics.base import ProcessorBase
 from modelguard.core.metrics.config import VersionKey
@@ -39,7 +40,7 @@ class WindowingMixin(ProcessorBase):
             acc = metrics.get("accuracy")
             if acc is not None and acc > 0:
                 state.auto_baselines[model] = acc
-        self._compare(state, model, vs, "count", metrics)
+        _baseline.compare(self.config, state, model, vs, "count", metrics)
         out.append(
             ClosedWindow(
                 model,
@@ -125,7 +126,7 @@ class WindowingMixin(ProcessorBase):
         for (model, version), agg in sorted(by_version.items()):
             metrics = agg.metrics()
             vs = state.version(model, version)
-            self._compare(state, model, vs, name, metrics)
+            _baseline.compare(self.config, state, model, vs, name, metrics)
             vs.last_window_metrics[name] = metrics
             out.append(
                 ClosedWindow(
