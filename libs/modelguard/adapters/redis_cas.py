@@ -12,7 +12,7 @@ changes nothing and returns the current revision. Readers never see half a chang
         record="mg:routing:fraud", field="table", payload=table_json,
         expected=3, revision=4, audit=("mg:routing:audit", {"model": "fraud", ...}),
         indexes=[("mg:routing:models", ["fraud"])], channel="mg:routing:changes",
-        notice='{"model": "fraud", "revision": 4}', audit_maxlen=100_000,
+        notice='{"model": "fraud", "revision": 4}', audit_maxlen=AUDIT_MAXLEN,
     )
 """
 
@@ -21,6 +21,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import redis
+
+#: Approximate bound of every audit stream (``XADD MAXLEN ~``): routing tables,
+#: experiment specs and the control CLI's manual decisions.
+AUDIT_MAXLEN = 100_000
 
 #: KEYS: record hash, audit stream, then one index set per index.
 #: ARGV: expected revision, new revision, payload field, payload, audit max length,

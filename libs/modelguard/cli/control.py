@@ -206,6 +206,7 @@ def _finish(
     message: str,
 ) -> int:
     from modelguard.adapters.kafka import make_producer
+    from modelguard.adapters.redis_cas import AUDIT_MAXLEN
     from modelguard.contracts.codec import encode_event
     from modelguard.contracts.decisions import RoutingDecision
 
@@ -219,7 +220,7 @@ def _finish(
             "decision_id": decision.decision_id,
             "at": decision.decided_at.isoformat(),
         },
-        maxlen=100_000,
+        maxlen=AUDIT_MAXLEN,
         approximate=True,
     )
     producer = make_producer(settings.kafka_connection())

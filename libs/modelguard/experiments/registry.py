@@ -26,7 +26,7 @@ import structlog
 from pydantic import ValidationError
 
 from modelguard.adapters.clock import utc_now
-from modelguard.adapters.redis_cas import CompareAndSet
+from modelguard.adapters.redis_cas import AUDIT_MAXLEN, CompareAndSet
 from modelguard.contracts.codec import format_validation_error
 from modelguard.contracts.experiments import ExperimentKeys, ExperimentSpec
 from modelguard.contracts.routing import RoutingTable
@@ -45,10 +45,6 @@ class RegistryError(InvalidInputError):
 
 class SpecRevisionError(RegistryError):
     pass
-
-
-#: Approximate bound of the audit stream (``XADD MAXLEN ~``).
-AUDIT_MAXLEN = 100_000
 
 
 class ExperimentRegistry:

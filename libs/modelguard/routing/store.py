@@ -34,7 +34,7 @@ from typing import Any
 import redis
 
 from modelguard.adapters.clock import utc_now
-from modelguard.adapters.redis_cas import CompareAndSet
+from modelguard.adapters.redis_cas import AUDIT_MAXLEN, CompareAndSet
 from modelguard.contracts.codec import encode_event
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.routing import RoutingTable
@@ -70,7 +70,7 @@ class RoutingTableStore:
         keys: RedisKeys,
         *,
         clock: Callable[[], datetime] = utc_now,
-        audit_maxlen: int = 100_000,
+        audit_maxlen: int = AUDIT_MAXLEN,
     ) -> None:
         if audit_maxlen < 1:
             raise ValueError(f"audit_maxlen must be >= 1, got {audit_maxlen}")
