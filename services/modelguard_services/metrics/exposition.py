@@ -83,7 +83,11 @@ def build_view(processor: MetricsProcessor, states: Iterable[PartitionState]) ->
     """Merge the partition states this worker owns into one view."""
     states = list(states)
     keys = sorted({k for st in states for k in st.versions})
-    view = LiveView()  # filled below, then frozen into the returned value
+    view = LiveView(
+        labels_after_ttl=sum(st.labels_after_ttl for st in states),
+        invalid_labels=sum(st.invalid_labels for st in states),
+        buckets=DURATION_BUCKETS_S,
+    )  # its dicts are filled below
     for model, version in keys:
         parts = [st.versions[(model, version)] for st in states if (model, version) in st.versions]
         predicted: dict[str, int] = {}
@@ -128,19 +132,7 @@ def build_view(processor: MetricsProcessor, states: Iterable[PartitionState]) ->
         _add(view.overflow, st.overflow)
         view.watermarks[st.partition] = st.watermark
         view.pending[st.partition] = len(st.pending)
-    return LiveView(
-        versions=view.versions,
-        orphans=view.orphans,
-        late=view.late,
-        duplicates=view.duplicates,
-        labels_after_ttl=sum(st.labels_after_ttl for st in states),
-        invalid_labels=sum(st.invalid_labels for st in states),
-        clamped=view.clamped,
-        overflow=view.overflow,
-        watermarks=view.watermarks,
-        pending=view.pending,
-        buckets=DURATION_BUCKETS_S,
-    )
+    return view
 
 
 class MetricsCollector(Collector):
