@@ -30,15 +30,16 @@ Per model version it keeps, against the version's reference (or the model's):
   detector's recovery check runs every ``window_events`` of its labels. Exact while no
   bound is hit (``max_pending_predictions``, ``max_waiting_labels``,
   ``max_concept_backlog``: each counted in the state) and for the stream of one
-  partition (several partitions read by one worker merge in read order, as the
-  windows do).
+  partition (several partitions merged into one state follow the read order, as the
+  windows do: the drift service therefore keeps one state per partition, ADR 0015).
 
 A version without any reference learns one from its first ``warmup_events``
-predictions *by event time* (output :class:`ReferenceLearned`, which the service
-publishes so every worker uses the same one). Over Kafka the caller passes each event's
-partition and the set of partitions it reads (:meth:`DriftProcessor.assign`,
-:meth:`DriftProcessor.caught_up`); :mod:`~modelguard.core.drift.warmup` says when a
-warm-up is final.
+predictions *by event time* (output :class:`ReferenceLearned`); the ``adopt`` hook
+decides, at that point, which reference the version is tested against from there on
+(the drift service: the one published first, ADR 0015). A caller merging several
+partitions into one state passes each event's partition and the set of partitions it
+reads (:meth:`DriftProcessor.assign`, :meth:`DriftProcessor.caught_up`);
+:mod:`~modelguard.core.drift.warmup` says when a warm-up is final.
 
 The processor sees what one worker sees (its partitions: a random share of each
 model's traffic, because keys are prediction ids); window accumulators are mergeable
