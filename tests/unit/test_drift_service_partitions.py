@@ -17,6 +17,7 @@ produced up to ~60 predictions before or after their own."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Mapping
@@ -316,3 +317,34 @@ def test_the_streams_learn_on_each_partition_and_adopt_the_first_published() -> 
     signals = [decode_event(DriftSignal, raw) for raw in sink]
     assert {s.reference_version for s in signals if s.version == "v1"} == {winner}
     assert len({s.event_id for s in signals}) == len(signals)  # partitions never share one
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(cuts=st.lists(st.integers(1, 250), min_size=1, max_size=12))
+def test_the_adopted_reference_is_used_from_the_learn_point_whatever_the_batch_cut(
+    cuts: list[int],
+) -> None:
+    """The pure core: ``adopt`` replaces the learned reference before any event after
+    the warm-up is tested, so the events of the batch that ends the warm-up meet the
+    adopted one, wherever the batch is cut (before, the service switched references
+    after the batch: the rest of that batch had been tested against the learned one)."""
+    events = [e for e in _streams()[(PRED, 0)] if e.version == "v1"]
+    adopted = dataclasses.replace(_operator_reference(), version="v1")
+
+    def run(batches: list[int]) -> list[DriftSignal]:
+        processor = DriftProcessor(CONFIG, adopt=lambda ref: adopted)
+        state = DriftState(stream="p0")
+        out: list[DriftSignal] = []
+        i = 0
+        for size in [*batches, len(events)]:
+            out += [
+                s
+                for s in processor.handle_batch(events[i : i + size], state)
+                if isinstance(s, DriftSignal)
+            ]
+            i += size
+        return out
+
+    whole = run([])
+    assert whole and {s.reference_version for s in whole} == {adopted.reference_id}
+    assert run(cuts) == whole
