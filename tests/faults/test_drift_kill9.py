@@ -1,16 +1,18 @@
 """kill -9 of the drift service at seeded random points, three times, with labels
 produced interleaved with the predictions (issue 11 item 9): every signal published
 equals the one an offline recomputation with the pure core's in-memory driver
-(``DriftProcessor.run``) gives for the same two streams, and no signal id is published
-twice with different content.
+(``DriftProcessor.run``) gives *per partition* for that partition's two streams, and no
+signal id is published twice with different content.
 
-The streams are one partition of predictions (a drift window fills in arrival order, so
-the order must be the same online and offline) and the labels on the same partition of
-the labels topic, produced interleaved with the predictions (a label up to ~100
-predictions before its own and up to ~400 after): the service reads the two topics in
-an interleaving that differs from run to run and from the offline one, which the concept
-path's outputs must not depend on (the join is by the prediction clock, labels resolve
-in label order). Two kills land in the first two thirds of the stream, one after.
+The records spread over the three partitions of each topic (a prediction and its label
+on the same partition number, chosen by a hash of the prediction id, ADR 0002). The
+service keeps one drift state per partition (ADR 0015), so the order in which it reads
+the partitions (which differs from run to run, and after each kill) does not matter;
+within a partition the labels are produced interleaved with the predictions (a label up
+to ~100 predictions before its own and up to ~400 after), an interleaving the concept
+path's outputs must not depend on. Each partition warms up on its own first predictions
+and adopts the reference published first (the offline recomputation adopts the one in
+Redis). Two kills land in the first two thirds of the stream, one after.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import os
 import subprocess
 import time
 import uuid
+import zlib
 from datetime import timedelta
 
 import numpy as np
 import pytest
 import redis
 
-from modelguard.adapters.drift_store import DriftCheckpoints
+from modelguard.adapters.drift_store import DriftCheckpoints, ReferenceStore, partition_name
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import DriftSignal, LabelObserved, PredictionLogged, Topics
 from modelguard.contracts.codec import decode_event
-from modelguard.core.drift.processor import DriftConfig, DriftProcessor
+from modelguard.core.drift.processor import DriftConfig, DriftProcessor, DriftState
+from modelguard.core.drift.reference import ReferenceProfile
 from tests.support.events import T0, prediction_at
 from tests.support.kafka import read_all
 from tests.support.servers import Servers
@@ -40,7 +44,7 @@ pytestmark = pytest.mark.integration
 SEED = 20261202
 N = 12_000
 CONFIG = DriftConfig(window_events=500, warmup_events=500)
-ASSIGNMENT = "l0,1,2|p0,1,2"
+PARTITIONS = 3
 
 
 def _stream(rng: np.random.Generator) -> tuple[list[PredictionLogged], list[LabelObserved]]:
@@ -77,28 +81,56 @@ def _stream(rng: np.random.Generator) -> tuple[list[PredictionLogged], list[Labe
     return preds, labels
 
 
+def partition_of(prediction_id: str) -> int:
+    """The partition of a prediction and of its label (both topics have three)."""
+    return zlib.crc32(prediction_id.encode()) % PARTITIONS
+
+
 def _interleaved(
     rng: np.random.Generator,
     preds: list[PredictionLogged],
     labels: list[LabelObserved],
     topics: Topics,
-) -> tuple[list[Record], list[LabelObserved]]:
-    """One produce order of both streams on partition 0 of their topics, keyed by
+) -> list[Record]:
+    """One produce order of both streams, each record on the partition of its
     prediction id: the label of prediction i goes out near prediction i + a seeded lag
-    in [-100, 400) (so some labels are produced before their prediction); the 50 orphans
-    last. Also the label stream in that order (the offline recomputation's)."""
+    in [-100, 400) (so some labels are produced before their prediction); the 50
+    orphans last."""
     at = {p.prediction_id: i for i, p in enumerate(preds)}
     keyed: list[tuple[float, int, Record]] = [
-        (float(i), 0, (topics.predictions, 0, p.prediction_id, p)) for i, p in enumerate(preds)
+        (float(i), 0, (topics.predictions, partition_of(p.prediction_id), p.prediction_id, p))
+        for i, p in enumerate(preds)
     ]
     for label in labels:
         i = at.get(label.prediction_id)
         key = float(len(preds) + 1) if i is None else i + float(rng.uniform(-100.0, 400.0))
-        keyed.append((key, 1, (topics.labels, 0, label.prediction_id, label)))
+        part = partition_of(label.prediction_id)
+        keyed.append((key, 1, (topics.labels, part, label.prediction_id, label)))
     keyed.sort(key=lambda k: (k[0], k[1]))
-    records = [r for _, _, r in keyed]
-    in_order = [r[3] for r in records if isinstance(r[3], LabelObserved)]
-    return records, in_order
+    return [r for _, _, r in keyed]
+
+
+def offline(
+    records: list[Record], topics: Topics, published: dict[str, ReferenceProfile]
+) -> list[DriftSignal]:
+    """Per partition, the pure core over that partition's two streams in produce order
+    (its state named as the service names it; at the end of a warm-up it adopts the
+    version's reference in ``published``)."""
+    processor = DriftProcessor(
+        CONFIG, worker="drift-0", adopt=lambda ref: published.get(ref.version or "", ref)
+    )
+    out: list[DriftSignal] = []
+    for p in range(PARTITIONS):
+        mine = [r[3] for r in records if r[1] == p]
+        preds = [e for e in mine if isinstance(e, PredictionLogged)]
+        labels = [e for e in mine if isinstance(e, LabelObserved)]
+        state = DriftState(stream=partition_name(p))
+        out += [
+            s
+            for s in processor.run([*preds, *labels], state, flush=False)
+            if isinstance(s, DriftSignal)
+        ]
+    return out
 
 
 def _spawn(settings: CommonSettings, group: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -116,15 +148,14 @@ def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
 ) -> None:
     rng = np.random.default_rng(SEED)
     preds, labels = _stream(rng)
-    records, labels = _interleaved(rng, preds, labels, topics)
+    records = _interleaved(rng, preds, labels, topics)
     total = len(records)
     group = f"drift-{uuid.uuid4().hex[:8]}"
     checkpoints = DriftCheckpoints(redis_client, settings.redis_prefix)
 
     def checkpointed() -> int:
-        """Events of both topics the service has checkpointed."""
-        saved = checkpoints.load(group, ASSIGNMENT) or {"offsets": {}}
-        return sum(saved["offsets"].values())
+        """Events of both topics the service has checkpointed (every partition's)."""
+        return sum(checkpoints.offsets(group, range(PARTITIONS)).values())
 
     def kill_mid_stream(chunk: list[Record], proc: subprocess.Popen[bytes]) -> int:
         """Produce the first 500 of ``chunk``; once ``proc`` checkpoints them, produce the
@@ -165,20 +196,19 @@ def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
         if first != s:
             diff = {k: (v, getattr(s, k)) for k, v in first if v != getattr(s, k)}
             twice.append((first.kind, first.test, diff))
-    offline = [
-        s
-        for s in DriftProcessor(CONFIG, worker="drift-0").run([*preds, *labels], flush=False)
-        if isinstance(s, DriftSignal)
-    ]
-    assert {s.kind for s in offline} >= {"data", "concept", "dataset", "prediction"}
-    assert any(s.drift_detected for s in offline if s.kind == "concept")
+    store = ReferenceStore(redis_client, settings.redis_prefix)
+    reference = store.load("fraud", "v1")
+    assert reference is not None and store.is_learned("fraud", "v1")
+    offline_signals = offline(records, topics, {"v1": reference})
+    assert {s.kind for s in offline_signals} >= {"data", "concept", "dataset", "prediction"}
+    assert any(s.drift_detected for s in offline_signals if s.kind == "concept")
     # Sequential alarms included: their content is a function of the stream, not of
     # how a run cut it into batches (before, a replay after a kill published the same
     # alarm id with another window_end / n_current / effect_size: n_current 200 vs 500)
-    assert any(_sequential(s) for s in offline)
-    want = {s.event_id: s for s in offline}
+    assert any(_sequential(s) for s in offline_signals)
+    want = {s.event_id: s for s in offline_signals}
     got = dict(published)
-    assert len(want) == len(offline) > 50
+    assert len(want) == len(offline_signals) > 50
     assert not twice, twice
     missing, extra = set(want) - set(got), set(got) - set(want)
     assert not missing and not extra, (

@@ -1,5 +1,8 @@
 """The drift service killed (SIGKILL) mid-window and restarted: the window's verdict
-equals an uninterrupted run's, because state and offsets are checkpointed together."""
+equals an uninterrupted run's, because state and offsets are checkpointed together.
+
+The stream is on one partition (a count window is one partition's, ADR 0015: the state
+of partition 0 and its checkpoint ``p0``)."""
 
 from __future__ import annotations
 
@@ -12,11 +15,11 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from modelguard.adapters.drift_store import DriftCheckpoints
+from modelguard.adapters.drift_store import DriftCheckpoints, partition_name
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import DriftSignal, PredictionLogged, Topics, encode_event
 from modelguard.contracts.codec import decode_event
-from modelguard.core.drift import DriftConfig, DriftProcessor
+from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState
 from tests.support.events import prediction_at
 from tests.support.kafka import read_all
 from tests.support.servers import Servers
@@ -46,7 +49,7 @@ def _events(n: int) -> list[PredictionLogged]:
 def _produce(bootstrap: str, topic: str, events: list[PredictionLogged]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap})
     for e in events:
-        producer.produce(topic, key=e.prediction_id.encode(), value=encode_event(e))
+        producer.produce(topic, key=e.prediction_id.encode(), value=encode_event(e), partition=0)
     assert producer.flush(10) == 0
 
 
@@ -73,7 +76,7 @@ def test_kill_9_mid_window_then_restart_gives_the_uninterrupted_verdict(
     events = _events(500)
     group = f"drift-{uuid.uuid4().hex[:8]}"
     checkpoints = DriftCheckpoints(redis_client, settings.redis_prefix)
-    assignment = "l0,1,2|p0,1,2"
+    assignment = partition_name(0)
     _produce(servers.kafka_bootstrap, topics.predictions, events[:350])
 
     first = _spawn(settings, group, "--checkpoint-interval", "0.3")
@@ -109,7 +112,9 @@ def test_kill_9_mid_window_then_restart_gives_the_uninterrupted_verdict(
     }
     uninterrupted = {
         (s.feature, s.test): s
-        for s in DriftProcessor(CONFIG, worker="drift-0").run(events, flush=False)
+        for s in DriftProcessor(CONFIG, worker="drift-0").run(
+            events, DriftState(stream=partition_name(0)), flush=False
+        )
         if isinstance(s, DriftSignal) and s.test in WINDOW_TESTS
     }
     assert set(got) == {

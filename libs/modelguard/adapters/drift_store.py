@@ -4,13 +4,18 @@ Layout (``prefix`` is the deployment's Redis prefix):
 
 - ``{prefix}:drift:ref:{model}:{version}:{reference_id}`` — the profile JSON, immutable
   (``version`` is ``*`` for the model-wide reference);
-- ``{prefix}:drift:ref:{model}:{version}`` — hash with ``current`` (reference id) and
-  ``revision`` (bumped on every change), written atomically by a Lua script;
+- ``{prefix}:drift:ref:{model}:{version}`` — hash with ``current`` (reference id),
+  ``revision`` (bumped on every change) and ``learned`` (``1`` when the current one was
+  learned from a warm-up and published with ``only_if_absent``), written atomically by a
+  Lua script;
 - ``{prefix}:drift:ref:history:{model}:{version}`` — list of the ids installed, newest
   first (the version history).
 
 ``publish(..., only_if_absent=True)`` is how a learned warm-up reference is shared: the
-first worker wins and the others load the winner.
+first partition to learn wins and every partition learning later installs the winner at
+the point where it learns (ADR 0015). A learned reference is therefore not installed
+when a partition merely sees the version (:meth:`ReferenceStore.is_learned`): its own
+warm-up decides where it starts, so a replay starts at the same point.
 
 :class:`DriftCheckpoints` keeps the drift service's state and offsets (see its
 docstring).
@@ -43,7 +48,7 @@ end
 redis.call('SET', KEYS[2], ARGV[2])
 if cur ~= ARGV[1] then
   local rev = redis.call('HINCRBY', KEYS[1], 'revision', 1)
-  redis.call('HSET', KEYS[1], 'current', ARGV[1])
+  redis.call('HSET', KEYS[1], 'current', ARGV[1], 'learned', ARGV[3])
   redis.call('LPUSH', KEYS[3], ARGV[1])
   redis.call('LTRIM', KEYS[3], 0, 99)
   return {1, ARGV[1], tostring(rev)}
@@ -93,6 +98,12 @@ class ReferenceStore:
         raw = self._r.hget(self._pointer(model, version), "current")
         return None if raw is None else _text(raw)
 
+    def is_learned(self, model: str, version: str | None) -> bool:
+        """Whether the current reference of ``model``/``version`` was learned from a
+        warm-up (published with ``only_if_absent``); False for one set by an operator
+        (or by a release before the flag existed)."""
+        return _text(self._r.hget(self._pointer(model, version), "learned") or b"0") == "1"
+
     def load_id(self, model: str, version: str | None, ref_id: str) -> ReferenceProfile:
         raw = self._r.get(self._blob(model, version, ref_id))
         if raw is None:
@@ -112,12 +123,26 @@ class ReferenceStore:
         return [_text(x) for x in self._r.lrange(self._history(model, version), 0, -1)]
 
 
-class DriftCheckpoints:
-    """The drift service's state + offsets per consumer group and assignment, in Redis.
+def partition_name(partition: int) -> str:
+    """The one name of a predictions partition's drift state (with the labels partition
+    of the same number, ADR 0002): its checkpoint's key suffix and the ``stream`` part of
+    its signal ids.
 
-    Key ``{prefix}:drift:checkpoint:{group}:{assignment}`` (``assignment`` names the
-    topic partitions the state covers), value zlib-compressed JSON (NaN rejected). Keys
-    expire after ``ttl_seconds`` so the checkpoints of old assignments go away.
+    >>> partition_name(2)
+    'p2'
+    """
+    return f"p{partition}"
+
+
+class DriftCheckpoints:
+    """The drift service's state + offsets per consumer group and partition, in Redis.
+
+    Key ``{prefix}:drift:checkpoint:{group}:{name}`` with ``name`` the partition's
+    (:func:`partition_name`: the state of predictions partition ``n`` and labels
+    partition ``n`` with their two offsets), value zlib-compressed JSON (NaN rejected).
+    Keys expire after ``ttl_seconds`` so the checkpoints of old groups go away (as do
+    those of the per-assignment format before ADR 0015, ``l0,1,2|p0,1,2``, which are
+    no longer read).
     """
 
     def __init__(
@@ -135,6 +160,15 @@ class DriftCheckpoints:
         raw = zlib.compress(json.dumps(data, separators=(",", ":"), allow_nan=False).encode(), 1)
         self._r.set(self.key(group, assignment), raw, ex=self._ttl)
         return len(raw)
+
+    def offsets(self, group: str, partitions: range | list[int]) -> dict[str, int]:
+        """The offsets saved with the checkpoints of ``partitions`` (merged)."""
+        out: dict[str, int] = {}
+        for p in partitions:
+            data = self.load(group, partition_name(p))
+            if data is not None:
+                out.update({str(k): int(v) for k, v in data["offsets"].items()})
+        return out
 
     def load(self, group: str, assignment: str) -> dict[str, Any] | None:
         raw = self._r.get(self.key(group, assignment))

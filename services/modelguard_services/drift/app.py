@@ -1,14 +1,35 @@
 """The drift service loop, separated from process start-up so tests run it in a thread.
 
+**One drift state per partition** (ADR 0015): predictions partition ``n`` and labels
+partition ``n`` (co-partitioned by prediction id, ADR 0002) feed one
+:class:`~modelguard.core.drift.DriftState` and nothing else does
+(:mod:`~modelguard_services.drift.partitions`). Every output (windows, alarms, concept
+signals, their ids) is a function of one partition's two streams, whatever the batching,
+the interleaving of partitions and topics, or the worker that reads them. Signal ids
+carry the partition (the state's ``stream``, ``p<n>``, prefixes the monitor's origin),
+so two partitions never give one id. Count windows and warm-ups are per partition: a
+version's window closes after ``window_events`` predictions *of one partition*.
+
 State is recoverable (ADR 0008): every ``checkpoint_interval`` seconds, once its outputs
-are delivered, the worker saves its whole drift state (JSON, see
-``core.drift.checkpoint``) *with the offsets it has consumed* to Redis, under its group
-and the set of partitions it reads. When it is assigned the same set again (a restart,
-a kill -9, an eager rebalance that gives it back its partitions) it restores that state
-and resumes at those offsets, so state and position never disagree and the open
-windows, sequential detectors and warm-ups continue as if nothing had happened. A set
-with no checkpoint (the group's membership changed) starts from empty state at the
-group's committed offsets: at most one window per model version is lost, as before.
+are delivered, the worker saves each changed partition's state (JSON, see
+``core.drift.checkpoint``) *with that partition's two offsets* to Redis, under its group
+and the partition (:class:`~modelguard.adapters.drift_store.DriftCheckpoints`). On every
+assignment (start, restart after kill -9, rebalance, scale-out) each assigned partition
+loads its own checkpoint and resumes at the offsets saved with it, so a partition moved
+to another worker continues exactly: nothing replayed from offset 0, nothing lost. A
+partition without a checkpoint starts empty at the group's committed offsets.
+Checkpoints of the per-assignment format before ADR 0015 (keys like ``l0,1,2|p0,1,2``)
+are not read: after an upgrade each partition starts at the committed offsets (at most
+one window per version and partition lost, once).
+
+References: a reference set by an operator (``modelguard drift reference``) is installed
+in every partition's state as soon as the worker sees the version (and on a change,
+polled every ``reference_refresh_seconds``). A version without one warms up on each
+partition (its first ``warmup_events`` predictions there) and, at that point in the
+stream, the processor's ``adopt`` hook publishes the learned reference with
+``only_if_absent``: the first partition to learn wins, every partition learning later
+installs the published one right there (a learned reference in Redis is never installed
+earlier), so a replay tests the same events against the same reference.
 
 The consumer, the offsets (one key format, ``topic:partition``), the checkpoint cadence
 and the per-message error boundary belong to the shared runtime
@@ -27,15 +48,14 @@ from datetime import datetime
 from pathlib import Path
 
 import structlog
-from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
 from modelguard.adapters.dependency import DependencyGuard
-from modelguard.adapters.drift_store import DriftCheckpoints, ReferenceStore
+from modelguard.adapters.drift_store import DriftCheckpoints, ReferenceStore, partition_name
 from modelguard.adapters.guarded_redis import make_guarded_redis
 from modelguard.adapters.ingest import Received
-from modelguard.adapters.partitioned import PartitionedRuntime
+from modelguard.adapters.partitioned import PartitionedRuntime, offsets_of
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.base import Event
 from modelguard.contracts.codec import encode_event
@@ -45,20 +65,18 @@ from modelguard.core.drift import (
     CheckpointError,
     DriftConfig,
     DriftProcessor,
-    DriftState,
     Output,
     ReferenceDataError,
     ReferenceLearned,
     ReferenceProfile,
     WarmupDropped,
     WindowReport,
-    dump_state,
-    load_state,
     render_html,
     render_text,
     summary,
 )
 from modelguard_services.drift.metrics import DriftMetrics
+from modelguard_services.drift.partitions import DriftPartitions
 from modelguard_services.runtime import partitioned_runtime
 
 SERVICE = "drift"
@@ -101,10 +119,12 @@ class DriftService:
         self._checkpoints = DriftCheckpoints(redis_client, settings.redis_prefix)
         self._group = group_id
         self._checkpoint_interval = checkpoint_interval
-        self._processor = DriftProcessor(config, worker=worker)
-        self._state = DriftState()
-        self._assignment = ""
-        self.restored = False
+        self._processor = DriftProcessor(config, worker=worker, adopt=self._adopt)
+        self.partitions = DriftPartitions(self._processor)
+        #: offsets saved with each partition's state (what its checkpoint holds)
+        self._saved: dict[int, dict[str, int]] = {}
+        #: partitions restored from their checkpoint at the last assignment
+        self.restored: list[int] = []
         self._metrics = DriftMetrics(registry)
         self._report_dir = report_dir
         self._refresh = reference_refresh_seconds
@@ -120,14 +140,20 @@ class DriftService:
 
     # ------------------------------------------------------------ references
     def _install(self, model: str, version: str) -> None:
+        """The version's reference from Redis into every partition's state, unless it
+        is a learned one (a partition installs that at the end of its own warm-up)."""
         try:
+            if self._store.is_learned(model, version):
+                self._known[(model, version)] = self._store.current_id(model, version)
+                return
             ref = self._store.resolve(model, version)
         except ReferenceDataError as exc:
             log.error("reference_unreadable", model=model, version=version, error=str(exc))
             ref = None
         self._known[(model, version)] = ref.reference_id if ref else None
         if ref is not None:
-            self._processor.set_reference(self._state, ref)
+            for state in self.partitions.states.values():
+                self._processor.set_reference(state, ref)
             self._metrics.on_reference(model, version, ref.reference_id)
             log.info(
                 "reference_loaded", model=model, version=version, reference_id=ref.reference_id
@@ -142,71 +168,73 @@ class DriftService:
             if current is not None and current != ref_id:
                 self._install(model, version)
 
-    def _learned(self, ref: ReferenceProfile) -> None:
-        published = self._store.publish(ref, only_if_absent=True)
-        version = ref.version or ""
+    def _adopt(self, learned: ReferenceProfile) -> ReferenceProfile:
+        """The processor's ``adopt`` hook, at the point a partition's warm-up is learned:
+        publish it if no reference is there yet, else install the published one."""
+        version = learned.version or ""
+        published = self._store.publish(learned, only_if_absent=True)
+        ref = learned
         if not published.installed:
-            self._install(ref.model, version)  # another worker won: use theirs
-        else:
-            self._known[(ref.model, version)] = ref.reference_id
-            self._metrics.on_reference(ref.model, version, ref.reference_id)
+            try:
+                ref = self._store.load_id(learned.model, learned.version, published.reference_id)
+            except ReferenceDataError as exc:
+                log.error("reference_unreadable", model=learned.model, error=str(exc))
+        self._known[(learned.model, version)] = ref.reference_id
+        self._metrics.on_reference(learned.model, version, ref.reference_id)
         log.info(
             "reference_learned",
-            model=ref.model,
+            model=learned.model,
             version=version,
-            reference_id=published.reference_id,
+            learned=learned.reference_id,
+            reference_id=ref.reference_id,
             installed=published.installed,
         )
+        return ref
 
-    # ------------------------------------------------------------ loop
     # ------------------------------------------------------------ checkpoints
-    def _assignment_key(self, partitions: list[TopicPartition]) -> str:
-        short = {self._topics.predictions: "p", self._topics.labels: "l"}
-        parts: dict[str, list[int]] = {}
-        for tp in partitions:
-            parts.setdefault(short.get(tp.topic, tp.topic), []).append(tp.partition)
-        return "|".join(f"{t}{','.join(map(str, sorted(ps)))}" for t, ps in sorted(parts.items()))
-
     def restore(self, partitions: Sequence[int]) -> dict[str, int]:
-        """Every assignment: the checkpoint of exactly this set of partitions, or empty
-        state (then the runtime resumes at the group's committed offsets)."""
-        tps = [
-            TopicPartition(t, p)
-            for t in (self._topics.predictions, self._topics.labels)
-            for p in partitions
-        ]
-        self._assignment = self._assignment_key(tps)
-        self._state, self._known = DriftState(), {}
+        """Every assignment: each partition's own checkpoint (its state and the two
+        offsets saved with it), or empty state (the runtime then resumes it at the
+        group's committed offsets)."""
+        self.partitions.states = {}
+        self._saved, self._known, self.restored = {}, {}, []
         offsets: dict[str, int] = {}
-        self.restored = False
-        try:
-            data = self._checkpoints.load(self._group, self._assignment)
-            if data is not None:
-                self._state = load_state(self._processor, data["state"])
-                offsets = {str(k): int(v) for k, v in data["offsets"].items()}
-                self.restored = True
-        except (CheckpointError, ValueError, KeyError, TypeError) as exc:
-            log.error("checkpoint_unusable", assignment=self._assignment, error=str(exc))
-            self._state, offsets = DriftState(), {}
-        # before the first event of these partitions: the warm-up must wait for all
-        self._processor.assign(self._state, list(partitions))
-        log.info("partitions_assigned", assignment=self._assignment, restored=self.restored)
+        for p in partitions:
+            name = partition_name(p)
+            try:
+                data = self._checkpoints.load(self._group, name)
+                if data is not None:
+                    saved = offsets_of({str(k): int(v) for k, v in data["offsets"].items()}, p)
+                    self.partitions.load(p, data["state"])
+                    offsets.update(saved)
+                    self._saved[p] = saved
+                    self.restored.append(p)
+            except (CheckpointError, ValueError, KeyError, TypeError) as exc:
+                log.error("checkpoint_unusable", partition=name, error=str(exc))
+                self.partitions.drop([p])
+            self.partitions.state(p)
+        log.info("partitions_restored", partitions=list(partitions), restored=self.restored)
         return offsets
 
     def release(self, partitions: Sequence[int]) -> None:
-        self._state, self._assignment = DriftState(), ""
-        self._processor.assign(self._state, [])
+        self.partitions.drop(partitions)
+        for p in partitions:
+            self._saved.pop(p, None)
 
     def save(self, offsets: Mapping[str, int]) -> bool:
-        """Save state + offsets under this assignment (outputs are delivered already)."""
-        if not self._assignment:
-            return True
-        size = self._checkpoints.save(
-            self._group,
-            self._assignment,
-            {"offsets": dict(offsets), "state": dump_state(self._processor, self._state)},
-        )
-        log.debug("checkpoint_saved", assignment=self._assignment, bytes=size)
+        """Save each partition whose offsets moved: its state with its two offsets
+        (outputs are delivered already)."""
+        for p in sorted(self.partitions.states):
+            mine = offsets_of(offsets, p)
+            if not mine or mine == self._saved.get(p):
+                continue
+            size = self._checkpoints.save(
+                self._group,
+                partition_name(p),
+                {"offsets": mine, "state": self.partitions.dump(p)},
+            )
+            self._saved[p] = mine
+            log.debug("checkpoint_saved", partition=p, bytes=size)
         return True
 
     def checkpoint(self) -> bool:
@@ -214,34 +242,14 @@ class DriftService:
         return self.runtime.checkpoint()
 
     def tick(self) -> None:
-        self._track_partitions()
         self._refresh_references()
-
-    def _track_partitions(self) -> None:
-        """Tell the processor which predictions partitions this worker reads and which
-        of them are read to their end (the event-time warm-up waits for the others)."""
-        topic = self._topics.predictions
-        assigned = [tp for tp in self.runtime.assigned if tp.topic == topic]
-        parts = frozenset(tp.partition for tp in assigned)
-        if parts != self._state.sources:
-            self._processor.assign(self._state, parts)
-        if not assigned or not self._processor.warming_up(self._state):
-            return
-        drained = []
-        for tp in self._raw_consumer.position(assigned):
-            low, high = self._raw_consumer.get_watermark_offsets(tp, cached=True)
-            # an empty partition has no position (nothing was ever fetched from it): it
-            # is read to its end as soon as the broker says it holds nothing
-            if high >= 0 and (tp.offset >= high or (tp.offset < 0 and low == high)):
-                drained.append(tp.partition)
-        self._emit(self._processor.caught_up(self._state, drained))
 
     def handle(self, received: Received[Event]) -> None:
         self.handle_batch([received])
 
     def handle_batch(self, batch: list[Received[Event]]) -> None:
-        events: list[PredictionLogged | LabelObserved] = []
-        partitions: list[int] = []
+        """Split by partition (order kept within each), each part to its own state."""
+        events: list[tuple[int, PredictionLogged | LabelObserved]] = []
         for r in batch:
             e = r.event
             if isinstance(e, PredictionLogged):
@@ -249,9 +257,8 @@ class DriftService:
                     self._install(e.model, e.version)
             elif not isinstance(e, LabelObserved):
                 continue
-            events.append(e)
-            partitions.append(r.partition)
-        self._emit(self._processor.handle_batch(events, self._state, partitions))
+            events.append((r.partition, e))
+        self._emit(self.partitions.handle_batch(events))
 
     def _emit(self, outputs: list[Output]) -> None:
         for out in outputs:
@@ -260,7 +267,7 @@ class DriftService:
             elif isinstance(out, WindowReport):
                 self._report(out)
             elif isinstance(out, ReferenceLearned):
-                self._learned(out.reference)
+                pass  # published / adopted by the ``adopt`` hook at the point it was learned
             elif isinstance(out, WarmupDropped):
                 self._metrics.on_warmup_dropped(out)
                 log.warning(

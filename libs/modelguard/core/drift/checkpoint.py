@@ -155,6 +155,7 @@ def dump_state(processor: DriftProcessor, state: DriftState) -> dict[str, Any]:
         "pending_evicted": state.pending_evicted,
         "concept_backlog_dropped": state.concept_backlog_dropped,
         "sources": None if state.sources is None else sorted(state.sources),
+        "stream": state.stream,
         "watermarks": {str(p): t.isoformat() for p, t in state.watermarks.items()},
         "warmup_dropped": state.warmup_dropped,
         "warmup_dropped_by_version": [
@@ -242,6 +243,7 @@ def _load(processor: DriftProcessor, data: Mapping[str, Any]) -> DriftState:
     state.pending_evicted = int(data.get("pending_evicted", 0))
     state.concept_backlog_dropped = int(data.get("concept_backlog_dropped", 0))
     state.sources = None if data["sources"] is None else frozenset(data["sources"])
+    state.stream = str(data.get("stream", ""))
     state.watermarks = {int(p): datetime.fromisoformat(t) for p, t in data["watermarks"].items()}
     state.warmup_dropped = int(data["warmup_dropped"])
     state.warmup_dropped_by_version = {

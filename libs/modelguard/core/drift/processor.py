@@ -30,15 +30,16 @@ Per model version it keeps, against the version's reference (or the model's):
   detector's recovery check runs every ``window_events`` of its labels. Exact while no
   bound is hit (``max_pending_predictions``, ``max_waiting_labels``,
   ``max_concept_backlog``: each counted in the state) and for the stream of one
-  partition (several partitions read by one worker merge in read order, as the
-  windows do).
+  partition (several partitions merged into one state follow the read order, as the
+  windows do: the drift service therefore keeps one state per partition, ADR 0015).
 
 A version without any reference learns one from its first ``warmup_events``
-predictions *by event time* (output :class:`ReferenceLearned`, which the service
-publishes so every worker uses the same one). Over Kafka the caller passes each event's
-partition and the set of partitions it reads (:meth:`DriftProcessor.assign`,
-:meth:`DriftProcessor.caught_up`); :mod:`~modelguard.core.drift.warmup` says when a
-warm-up is final.
+predictions *by event time* (output :class:`ReferenceLearned`); the ``adopt`` hook
+decides, at that point, which reference the version is tested against from there on
+(the drift service: the one published first, ADR 0015). A caller merging several
+partitions into one state passes each event's partition and the set of partitions it
+reads (:meth:`DriftProcessor.assign`, :meth:`DriftProcessor.caught_up`);
+:mod:`~modelguard.core.drift.warmup` says when a warm-up is final.
 
 The processor sees what one worker sees (its partitions: a random share of each
 model's traffic, because keys are prediction ids); window accumulators are mergeable
@@ -128,10 +129,24 @@ _VALUE = itemgetter(2)
 _PREDICTIONS = frozenset({PredictionLogged, Observation})
 
 
+#: what a learned warm-up reference becomes (see :class:`DriftProcessor`)
+Adopt = Callable[[ReferenceProfile], ReferenceProfile]
+
+
 class DriftProcessor:
-    def __init__(self, config: DriftConfig | None = None, worker: str = "w0") -> None:
+    """``adopt`` decides, at the point in the stream where a version's warm-up is
+    learned, which reference the version is tested against from there on: given the
+    learned one it returns the one to install (default: the learned one). The drift
+    service shares it (the first one published wins: every partition that learns later
+    installs the published one there, so a replay does the same; ADR 0015); an offline
+    recomputation passes the reference that was published."""
+
+    def __init__(
+        self, config: DriftConfig | None = None, worker: str = "w0", *, adopt: Adopt | None = None
+    ) -> None:
         self.config = config or DriftConfig()
         self.worker = worker
+        self.adopt = adopt
 
     # ------------------------------------------------------------ references
     def set_reference(self, state: DriftState, reference: ReferenceProfile) -> None:
@@ -378,13 +393,17 @@ class DriftProcessor:
             if not self._warmup_ready(state, buf):
                 return out
             ref, rest = warmup.learn(state, model, version, self.config.warmup_events)
+            if self.adopt is not None:
+                # before any event after the warm-up is tested: the batch's cut does not
+                # decide which reference they meet
+                state.references[(model, version)] = self.adopt(ref)
             obs = Observations(rest)
             out.append(ReferenceLearned(ref))
             mon = self._monitor(state, model, version)
             if mon is None:
                 raise InvariantError(f"{model}/{version}: no monitor after its warm-up")
         if len(obs) and not mon.origin:
-            mon.origin = signals.origin(obs[0])
+            mon.origin = signals.origin(obs[0], state.stream)
         start = 0
         while start < len(obs):
             room = self.config.window_events - mon.window.n_events

@@ -36,9 +36,18 @@ def event_id(*parts: object) -> str:
     return stable_id("ds", *parts)
 
 
-def origin(o: Observation) -> str:
-    """What identifies a monitor's stream: its first prediction (id, else time)."""
-    return o.prediction_id if o.prediction_id is not None else o.event_time.isoformat()
+def origin(o: Observation, stream: str = "") -> str:
+    """What identifies a monitor's stream: its first prediction (id, else time),
+    prefixed by the state's ``stream`` name when it has one (the drift service: the
+    partition, ``p0/<id>``), so two partitions' states never give one id.
+
+    >>> from datetime import UTC, datetime
+    >>> o = Observation("m", "v1", datetime(2026, 1, 1, tzinfo=UTC), {}, prediction_id="a")
+    >>> origin(o), origin(o, "p2")
+    ('a', 'p2/a')
+    """
+    first = o.prediction_id if o.prediction_id is not None else o.event_time.isoformat()
+    return f"{stream}/{first}" if stream else first
 
 
 def finite(x: float) -> float:

@@ -70,6 +70,10 @@ class DriftState:
     pending_evicted: int = 0
     #: joined errors dropped by ``max_concept_backlog`` before their monitor existed
     concept_backlog_dropped: int = 0
+    #: what names this state's stream in every signal id it gives (the drift service:
+    #: ``p<partition>``, so the same window of two partitions never shares an id); ""
+    #: for one stream (files, tests: ids as before)
+    stream: str = ""
     #: partitions the worker reads (None: one ordered stream, arrival order = time order)
     sources: frozenset[int] | None = None
     #: latest prediction event time seen per partition
