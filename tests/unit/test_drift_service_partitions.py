@@ -166,7 +166,8 @@ class Worker:
             redis_url="redis://127.0.0.1:9/0",
             topic_prefix="perpart",
         )
-        self.service = DriftService(settings, CollectorRegistry(), config=CONFIG, group_id="g")
+        self.registry = CollectorRegistry()
+        self.service = DriftService(settings, self.registry, config=CONFIG, group_id="g")
         self.service.runtime.consumer.close()  # never used: the test reads for it
         self.service._store = store  # type: ignore[assignment]
         self.service._checkpoints = checkpoints  # type: ignore[assignment]
@@ -348,3 +349,40 @@ def test_the_adopted_reference_is_used_from_the_learn_point_whatever_the_batch_c
     whole = run([])
     assert whole and {s.reference_version for s in whole} == {adopted.reference_id}
     assert run(cuts) == whole
+
+
+def test_labels_the_concept_path_could_not_use_are_exported_once() -> None:
+    """Orphan labels are counted in ``model_drift_concept_unused_total`` by the process
+    that resolved them; a restored state's counts are not exported again."""
+    from modelguard.contracts.telemetry import MODEL_DRIFT_CONCEPT_UNUSED
+    from tests.support.events import T0
+
+    def unused(worker: Worker, reason: str) -> float:
+        name = f"{MODEL_DRIFT_CONCEPT_UNUSED.name}_total"
+        return worker.registry.get_sample_value(name, {"reason": reason}) or 0.0
+
+    def orphan(j: int) -> Received[Event]:
+        label = LabelObserved(prediction_id=f"never-{j}", label=0, event_time=T0)
+        return Received(label, LABEL, 0, j, None)
+
+    def later(i: int) -> Received[Event]:
+        # a minute apart: the prediction clock passes the orphans' deadline (grace 1 h)
+        pred = prediction_at(60 * i, "later-", features={"amount": 0.0, "country": "DE"})
+        return Received(pred, PRED, 0, i, None)
+
+    checkpoints, store = FakeCheckpoints(), FakeStore()
+    first = Worker(store, checkpoints, [])
+    first.assign([0])
+    first.service.handle_batch([orphan(j) for j in range(3)])
+    assert unused(first, "orphan") == 0  # still waiting: their predictions may come
+    first.service.handle_batch([later(i) for i in range(100)])
+    assert unused(first, "orphan") == 3
+    first.service.save({offset_key(PRED, 0): 100, offset_key(LABEL, 0): 3})
+
+    second = Worker(store, checkpoints, [])
+    second.assign([0])
+    assert second.service.partitions.state(0).orphan_labels == 3  # restored...
+    second.service.handle_batch([orphan(3)])
+    second.service.handle_batch([later(i) for i in range(100, 200)])
+    assert unused(second, "orphan") == 1  # ...and only the new one exported here
+    assert unused(second, "label_overflow") == 0

@@ -418,6 +418,14 @@ MODEL_DRIFT_WARMUP_DROPPED = _drift.counter(
     "worker's partitions caught up on a backlog (the latest by event time go).",
     _MODEL_VERSION,
 )
+MODEL_DRIFT_CONCEPT_UNUSED = _drift.counter(
+    "model_drift_concept_unused",
+    "Labels and predictions the concept-drift path could not use, by reason: orphan (a "
+    "label whose prediction did not join within the grace), label_overflow (too many "
+    "labels waiting), pending_evicted (a prediction evicted before its label), "
+    "backlog_dropped (a joined label dropped before its version's monitor existed).",
+    ("reason",),
+)
 MODEL_DRIFT_REFERENCE_INFO = _drift.gauge(
     "model_drift_reference_info",
     "1 for the reference a model version is tested against.",

@@ -212,7 +212,7 @@ class DriftService:
             except (CheckpointError, ValueError, KeyError, TypeError) as exc:
                 log.error("checkpoint_unusable", partition=name, error=str(exc))
                 self.partitions.drop([p])
-            self.partitions.state(p)
+            self._metrics.forget_unused(p, self.partitions.state(p).unused_counts())
         log.info("partitions_restored", partitions=list(partitions), restored=self.restored)
         return offsets
 
@@ -220,6 +220,7 @@ class DriftService:
         self.partitions.drop(partitions)
         for p in partitions:
             self._saved.pop(p, None)
+            self._metrics.forget_unused(p)
 
     def save(self, offsets: Mapping[str, int]) -> bool:
         """Save each partition whose offsets moved: its state with its two offsets
@@ -259,6 +260,8 @@ class DriftService:
                 continue
             events.append((r.partition, e))
         self._emit(self.partitions.handle_batch(events))
+        for p in {p for p, _ in events}:
+            self._metrics.on_unused(p, self.partitions.state(p).unused_counts())
 
     def _emit(self, outputs: list[Output]) -> None:
         for out in outputs:

@@ -7,6 +7,8 @@ last closed window's values.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.prometheus import counter, gauge
@@ -33,6 +35,10 @@ class DriftMetrics:
         self.windows = counter(t.MODEL_DRIFT_WINDOWS, registry)
         self.warmup_dropped = counter(t.MODEL_DRIFT_WARMUP_DROPPED, registry)
         self.reference = gauge(t.MODEL_DRIFT_REFERENCE_INFO, registry)
+        self.concept_unused = counter(t.MODEL_DRIFT_CONCEPT_UNUSED, registry)
+        #: per partition, the state's counts already exported (a restored state's
+        #: counts were exported by the process that made them)
+        self._unused_seen: dict[int, dict[str, int]] = {}
 
     def on_signal(self, s: DriftSignal) -> None:
         self.signals.labels(s.model, s.kind, s.test, s.severity.name).inc()
@@ -80,6 +86,22 @@ class DriftMetrics:
 
     def on_warmup_dropped(self, d: WarmupDropped) -> None:
         self.warmup_dropped.labels(d.model, d.version).inc(d.dropped)
+
+    def on_unused(self, partition: int, counts: Mapping[str, int]) -> None:
+        """Export what a partition's state counted since the last call."""
+        seen = self._unused_seen.setdefault(partition, dict(counts))
+        for reason, n in counts.items():
+            if n > seen.get(reason, 0):
+                self.concept_unused.labels(reason).inc(n - seen.get(reason, 0))
+            seen[reason] = n
+
+    def forget_unused(self, partition: int, counts: Mapping[str, int] | None = None) -> None:
+        """A partition's state was replaced (``counts``: the restored state's, already
+        exported by the process that made them) or released (None)."""
+        if counts is None:
+            self._unused_seen.pop(partition, None)
+        else:
+            self._unused_seen[partition] = dict(counts)
 
     def on_reference(self, model: str, version: str, reference_id: str) -> None:
         self.reference.labels(model, version, reference_id).set(1)

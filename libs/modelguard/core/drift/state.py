@@ -84,3 +84,21 @@ class DriftState:
     warmup_dropped: int = 0
     #: the same per (model, version)
     warmup_dropped_by_version: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def unused_counts(self) -> dict[str, int]:
+        """Events the concept-drift path could not use, by reason (each counted once):
+        ``orphan`` a label whose prediction did not join within the grace,
+        ``label_overflow`` a label made an orphan because ``max_waiting_labels`` were
+        waiting, ``pending_evicted`` a prediction evicted by ``max_pending_predictions``
+        before its label came, ``backlog_dropped`` a joined label dropped by
+        ``max_concept_backlog`` before its version's monitor existed.
+
+        >>> DriftState(orphan_labels=3, label_overflow=1).unused_counts()["orphan"]
+        2
+        """
+        return {
+            "orphan": self.orphan_labels - self.label_overflow,
+            "label_overflow": self.label_overflow,
+            "pending_evicted": self.pending_evicted,
+            "backlog_dropped": self.concept_backlog_dropped,
+        }
