@@ -24,7 +24,7 @@ from modelguard.core.control import load_policies, policy_hash
 from modelguard.routing import RoutingTableStore
 from modelguard_devstack import Endpoints
 from modelguard_services.demo.loop import ClosedLoop, LoopConfig, LoopResult
-from tests.support.kafka import read_all
+from tests.support.kafka import read_to_end
 from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
 
@@ -61,9 +61,7 @@ def loop_run(servers: Servers) -> Iterator[tuple[ClosedLoop, LoopResult]]:
 
 
 def _decisions(servers: Servers, loop: ClosedLoop) -> list[RoutingDecision]:
-    msgs = read_all(
-        servers.kafka_bootstrap, loop.settings.topics.routing_decisions, 10_000, timeout=6
-    )
+    msgs = read_to_end(servers.kafka_bootstrap, loop.settings.topics.routing_decisions)
     out = [decode_event(RoutingDecision, m.value() or b"") for m in msgs]
     return sorted(out, key=lambda d: d.decided_at)
 
@@ -125,7 +123,7 @@ def test_champion_drift_signal_metric_and_alert(
     prometheus: PrometheusHelper,
 ) -> None:
     loop, result = loop_run
-    msgs = read_all(servers.kafka_bootstrap, loop.settings.topics.drift_signals, 10**6, timeout=6)
+    msgs = read_to_end(servers.kafka_bootstrap, loop.settings.topics.drift_signals)
     signals = [decode_event(DriftSignal, m.value() or b"") for m in msgs]
     hits = [
         s

@@ -53,7 +53,7 @@ from modelguard_services.metrics.settings import MetricsSettings
 from modelguard_services.validator.app import ValidatorService
 from tests.faults.test_metrics_kill9 import T0, _offline, _produce, traffic
 from tests.integration.test_metrics_service import merged_tumbling
-from tests.support.kafka import read_all
+from tests.support.kafka import read_to_end as read_topic_to_end
 from tests.support.ports import private_kafka_config
 from tests.support.servers import Servers
 from tests.support.wait import wait_for
@@ -279,7 +279,7 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
     )
     sys.stdout.write(log_line + "\n")  # the run's figures (shown with -s)
 
-    msgs = read_all(bootstrap, topics.metric_windows, 10**6, timeout=5)
+    msgs = read_topic_to_end(bootstrap, topics.metric_windows)  # the services stopped
     got = merged_tumbling([MetricWindowClosed.model_validate_json(m.value()) for m in msgs])
     want = _offline(metrics_settings, records)
     assert set(got) == set(want)
