@@ -4,7 +4,6 @@ Redis, bad input dead-lettered, signals on the drift topic, metrics scraped."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +27,8 @@ from tests.support.events import T0, prediction_at
 from tests.support.kafka import read_all
 from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -102,13 +103,13 @@ def service_thread(
         reference_refresh_seconds=0.5,
     )
     stop = threading.Event()
-    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    worker.start()
+    worker = start_thread(service.run, stop, name="drift")
     yield service, metrics
     stop.set()
-    worker.join(timeout=15)
-    metrics.close()
-    assert not worker.is_alive()
+    try:
+        worker.join(timeout=60)  # raises what the service raised, or if it still runs
+    finally:
+        metrics.close()
 
 
 def test_drifted_feature_signals_and_metrics_quiet_features_stay_quiet(
@@ -132,9 +133,12 @@ def test_drifted_feature_signals_and_metrics_quiet_features_stay_quiet(
         )
     assert producer.flush(10) == 0
     # count windows follow arrival order across partitions: let the quiet window close
-    deadline = time.monotonic() + 30
-    while service.processed < 1500 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(
+        lambda: service.processed >= 1500,
+        120,
+        "the quiet window handled before the shifted one is produced",
+        progress=lambda: service.processed,
+    )
     for i in range(1500, 3000):
         producer.produce(
             topics.predictions, key=f"p{i}".encode(), value=encode_event(_event(rng, i, 9.0))
