@@ -16,6 +16,7 @@ from modelguard.adapters.kafka import delete_topics, ensure_topics
 from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts.redis_keys import RedisKeys
 from modelguard.contracts.topics import Topics
+from tests.support.kafka import wait_topics_ready
 from tests.support.prom import PrometheusHelper
 from tests.support.servers import Servers, resolve_servers
 
@@ -63,6 +64,7 @@ def topics(servers: Servers) -> Iterator[Topics]:
     """A fresh, provisioned topic set (3 partitions each) for one test, deleted after."""
     t = Topics(prefix=f"t{uuid.uuid4().hex[:12]}")
     ensure_topics(servers.kafka_bootstrap, t.all(), partitions=3)
+    wait_topics_ready(servers.kafka_bootstrap, t.all(), partitions=3)  # as when provisioned
     yield t
     delete_topics(servers.kafka_bootstrap, t.all())
 

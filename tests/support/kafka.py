@@ -103,6 +103,35 @@ def read_to_end(bootstrap: KafkaConnection, topic: str, timeout: float = 120.0) 
         consumer.close()
 
 
+def wait_topics_ready(
+    bootstrap: KafkaConnection, topics: list[str], partitions: int, timeout: float = 120.0
+) -> None:
+    """Wait until the metadata shows every one of ``topics`` with ``partitions``
+    partitions, each with a leader. ``create_topics`` returns before that; a service
+    started at once (as a test does) could see no partitions or no leader yet, which
+    never happens to one started on provisioned topics."""
+    consumer = Consumer(client_config(bootstrap, **{"group.id": f"ready-{uuid.uuid4().hex[:8]}"}))
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            meta = consumer.list_topics(timeout=10).topics
+            missing = [
+                t
+                for t in topics
+                if t not in meta
+                or meta[t].error is not None
+                or len(meta[t].partitions) != partitions
+                or any(p.leader < 0 or p.error is not None for p in meta[t].partitions.values())
+            ]
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"topics without partitions or leaders: {missing}")
+            time.sleep(0.1)
+    finally:
+        consumer.close()
+
+
 @dataclass
 class FakeMessage:
     """A consumed message, answering what ``confluent_kafka.Message`` answers, for unit
