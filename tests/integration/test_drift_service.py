@@ -170,16 +170,35 @@ def test_drifted_feature_signals_and_metrics_quiet_features_stay_quiet(
         )
     }
     assert psi["amount"] > 0.2 and psi["age"] < 0.1 and psi["country"] < 0.1
+    # polled, not read once: a scrape may fall between two gauges' updates, and the two
+    # bad records (other partitions) may be handled after the window closed
     ks = {
         r["metric"]["feature"]: float(r["value"][1])
-        for r in prometheus.query(f"ks_statistic{{{sel}}}")
+        for r in prometheus.wait_for(
+            f"ks_statistic{{{sel}}}",
+            lambda r: any(
+                x["metric"]["feature"] == "amount" and float(x["value"][1]) > 0.15 for x in r
+            ),
+            timeout=60,
+        )
     }
     assert ks["amount"] > 0.15 and ks["age"] < 0.06
     flags = {
         r["metric"]["feature"]: float(r["value"][1])
-        for r in prometheus.query(f"model_feature_drift_detected{{{sel}}}")
+        for r in prometheus.wait_for(
+            f"model_feature_drift_detected{{{sel}}}",
+            lambda r: (
+                {x["metric"]["feature"]: float(x["value"][1]) for x in r}.get("amount") == 1.0
+            ),
+            timeout=60,
+        )
     }
     assert flags == {"amount": 1.0, "age": 0.0, "country": 0.0}
+    prometheus.wait_for(
+        f'sum(modelguard_dead_letters_total{{job_id="{job}"}})',
+        lambda r: bool(r) and value(r) >= 2.0,
+        timeout=60,
+    )
     dead = prometheus.query(f'sum(modelguard_dead_letters_total{{job_id="{job}"}})')
     assert value(dead) == 2.0
 

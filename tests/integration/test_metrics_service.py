@@ -269,10 +269,14 @@ def test_service_publishes_windows_exposes_gauges_and_dead_letters_bad_input(
             timeout=30,
         )
         assert unknown
-        hist = prometheus.query(
-            f'model_inference_duration_seconds_bucket{{{sel},model_version="v1",le="0.01"}}'
+        # polled: the unlabelled predictions may still be coming in once accuracy settled
+        v1_predictions = sum(1 for s in traffic if s.version == "v1")
+        hist = prometheus.wait_for(
+            f'model_inference_duration_seconds_bucket{{{sel},model_version="v1",le="0.01"}}',
+            lambda r: bool(r) and value(r) >= v1_predictions,
+            timeout=60,
         )
-        assert value(hist) == sum(1 for s in traffic if s.version == "v1")
+        assert value(hist) == v1_predictions
         orphans = prometheus.wait_for(
             f'model_orphan_labels_total{{job_id="{job}"}}', lambda r: bool(r), timeout=30
         )
