@@ -113,8 +113,10 @@ def test_bad_challenger_rolled_back_in_redis_and_on_the_decisions_topic(
 
     latency = (table.updated_at - result.degrade_at).total_seconds()
     record_property("degradation_to_routing_seconds", round(latency, 3))
-    # 4 s windows + label delay + lateness; the measured figure is ~5-8 s.
-    assert 0.0 < latency < 20.0, latency
+    # 4 s windows + label delay + lateness; the measured figure is ~5-8 s (recorded
+    # above). Not a speed test (no benchmark measures this path yet: noted for the lead):
+    # the bound only says the rollback answers this incident, not a later fallback.
+    assert 0.0 < latency < 60.0, latency
 
 
 def test_champion_drift_signal_metric_and_alert(

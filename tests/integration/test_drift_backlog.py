@@ -5,7 +5,6 @@ first window must be flagged)."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from confluent_kafka import Producer
@@ -16,6 +15,8 @@ from modelguard.contracts import Topics, encode_event
 from modelguard.core.drift import DriftConfig
 from modelguard_services.drift.app import DriftService
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
+from tests.support.wait import wait_for
 from tests.unit.test_drift_warmup import _dashboard_stream
 
 pytestmark = pytest.mark.integration
@@ -36,16 +37,17 @@ def test_backlog_warmup_learns_clean_reference_and_flags_the_shift(
         group_id=f"g-{topics.prefix}",
     )
     stop = threading.Event()
-    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    worker.start()
+    worker = start_thread(service.run, stop, name="drift")
     try:
-        deadline = time.monotonic() + 60
-        while len(service.last_reports) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(
+            lambda: len(service.last_reports) >= 2,
+            120,
+            "a window report of both versions",
+            progress=lambda: sorted(service.last_reports),
+        )
     finally:
         stop.set()
-        worker.join(timeout=15)
-    assert not worker.is_alive()
+        worker.join(timeout=60)  # raises what the service raised, or if it still runs
     reports = service.last_reports
     assert set(reports) == {("dash", "v1"), ("dash", "v2")}
     for report in reports.values():
