@@ -33,7 +33,10 @@ def _reader(bootstrap: KafkaConnection, topic: str) -> Consumer:
 def _partitions(consumer: Consumer, topic: str, deadline: float) -> list[int]:
     """The partitions of ``topic``, waiting (until ``deadline``) for its metadata."""
     while True:
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        try:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException:  # a slow broker: ask again until the deadline
+            meta = None
         if meta is not None and meta.error is None and meta.partitions:
             return sorted(meta.partitions)
         if time.monotonic() >= deadline:
@@ -114,7 +117,10 @@ def wait_topics_ready(
     deadline = time.monotonic() + timeout
     try:
         while True:
-            meta = consumer.list_topics(timeout=10).topics
+            try:
+                meta = consumer.list_topics(timeout=10).topics
+            except KafkaException:  # a slow broker: ask again until the deadline
+                meta = {}
             missing = [
                 t
                 for t in topics
