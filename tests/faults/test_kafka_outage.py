@@ -124,9 +124,9 @@ class GroupOffsets:
         self.last: dict[int, tuple[int, int]] = {}
 
     def caught_up(self) -> bool:
-        committed = self._consumer.committed(self._tps, timeout=5)
+        committed = self._consumer.committed(self._tps, timeout=30)
         self.last = {
-            tp.partition: (tp.offset, self._consumer.get_watermark_offsets(tp, timeout=5)[1])
+            tp.partition: (tp.offset, self._consumer.get_watermark_offsets(tp, timeout=30)[1])
             for tp in committed
         }
         return all(c == end for c, end in self.last.values())

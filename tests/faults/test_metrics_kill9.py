@@ -147,7 +147,7 @@ def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
     ]
 
     def committed() -> int:
-        return sum(max(tp.offset, 0) for tp in watcher.committed(sources, timeout=10))
+        return sum(max(tp.offset, 0) for tp in watcher.committed(sources, timeout=30))
 
     progress = []
     for _ in range(3):

@@ -59,7 +59,7 @@ def _committed(bootstrap: str, group: str, topics: Topics) -> int:
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
         parts = [TopicPartition(topics.predictions, p) for p in range(3)]
-        return sum(max(0, tp.offset) for tp in probe.committed(parts, timeout=10))
+        return sum(max(0, tp.offset) for tp in probe.committed(parts, timeout=30))
     finally:
         probe.close()
 
