@@ -29,12 +29,14 @@ from modelguard.routing import RoutingTableStore
 from modelguard_services.controller.app import ControllerService
 from tests.integration.test_controller import (
     decisions_on,
+    decisions_published,
     partial_window,
     produce,
     running,
     window,
 )
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -77,13 +79,12 @@ def feeding(
             i += 1
             stop.wait(0.5)
 
-    worker = threading.Thread(target=loop, daemon=True)
-    worker.start()
+    worker = start_thread(loop, name="feeder")
     try:
         yield
     finally:
         stop.set()
-        worker.join(timeout=10)
+        worker.join(timeout=60)  # raises what the feeder raised (e.g. a failed flush)
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_good_challenger_ramps_to_100_percent(
     store.write("fraud", {"v1": 0.99, "v2": 0.01}, expected_revision=0, actor="cli:test")
     service = ControllerService(settings, CollectorRegistry(), POLICY, store)
     with running(service), feeding(servers, topics, ("v1", "v2"), partials=True):
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 120  # leaves as soon as promoted
         while time.monotonic() < deadline:
             table = store.read("fraud")
             if table is not None and table.weights.get("v2") == 1.0:
@@ -121,11 +122,11 @@ def test_challenger_without_metrics_is_frozen_never_promoted(
     store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="cli:test")
     service = ControllerService(settings, CollectorRegistry(), POLICY, store)
     with running(service), feeding(servers, topics, ("v1",)):  # v2 never reports metrics
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not service.decisions:
             time.sleep(0.1)
-        time.sleep(4.0)  # well past a hold time: nothing else may happen
-    decisions = decisions_on(servers.kafka_bootstrap, topics, 2, timeout=5)
+        time.sleep(4.0)  # well past a hold time (wall clock): nothing else may happen
+    decisions = decisions_published(servers.kafka_bootstrap, topics)
     assert [d.action for d in decisions] == ["freeze"]
     assert "no metric windows" in decisions[0].reason
     table = store.read("fraud")

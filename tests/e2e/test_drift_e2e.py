@@ -25,9 +25,10 @@ from modelguard.contracts.codec import decode_event, encode_event
 from modelguard.core.drift import DriftConfig
 from modelguard.core.simulation import Scenario, SimulationEngine
 from modelguard_services.drift.app import DriftService
-from tests.support.kafka import read_all
+from tests.support.kafka import read_to_end
 from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -79,8 +80,7 @@ def test_injected_drift_raises_its_signals_and_metrics_untouched_features_stay_q
         group_id=f"g-{topics.prefix}",
     )
     stop = threading.Event()
-    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    worker.start()
+    worker = start_thread(service.run, stop, name="drift")
     producer = Producer({"bootstrap.servers": servers.kafka_bootstrap, "linger.ms": 5})
     sent = 0
     try:
@@ -95,7 +95,7 @@ def test_injected_drift_raises_its_signals_and_metrics_untouched_features_stay_q
                     producer.produce(topic, key=e.prediction_id.encode(), value=encode_event(e))
                 assert producer.flush(10) == 0
                 sent += len(batch)
-                wait_for(lambda n=sent: service.processed >= n, 60, f"{sent} events processed")  # type: ignore[misc]
+                wait_for(lambda n=sent: service.processed >= n, 120, f"{sent} events processed")  # type: ignore[misc]
 
         learned = ReferenceStore(redis_client, settings.redis_prefix).load("fraud", "v1")
         assert learned is not None and learned.source.startswith("warm-up")
@@ -120,11 +120,12 @@ def test_injected_drift_raises_its_signals_and_metrics_untouched_features_stay_q
         assert psi["amount"] > 0.2 and psi["score_a"] < 0.1 and psi["country"] < 0.1
     finally:
         stop.set()
-        worker.join(timeout=15)
-        metrics.close()
-    assert not worker.is_alive()
+        try:
+            worker.join(timeout=60)  # raises what the service raised, or if it still runs
+        finally:
+            metrics.close()
 
-    msgs = read_all(servers.kafka_bootstrap, topics.drift_signals, service.signals_sent)
+    msgs = read_to_end(servers.kafka_bootstrap, topics.drift_signals)  # the service stopped
     signals = [decode_event(DriftSignal, m.value()) for m in msgs]
     assert len(signals) == service.signals_sent
     drift_start = T0.replace(second=40)

@@ -24,7 +24,7 @@ from modelguard.core.control import load_policies, policy_hash
 from modelguard.routing import RoutingTableStore
 from modelguard_devstack import Endpoints
 from modelguard_services.demo.loop import ClosedLoop, LoopConfig, LoopResult
-from tests.support.kafka import read_all
+from tests.support.kafka import read_to_end
 from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
 
@@ -61,9 +61,7 @@ def loop_run(servers: Servers) -> Iterator[tuple[ClosedLoop, LoopResult]]:
 
 
 def _decisions(servers: Servers, loop: ClosedLoop) -> list[RoutingDecision]:
-    msgs = read_all(
-        servers.kafka_bootstrap, loop.settings.topics.routing_decisions, 10_000, timeout=6
-    )
+    msgs = read_to_end(servers.kafka_bootstrap, loop.settings.topics.routing_decisions)
     out = [decode_event(RoutingDecision, m.value() or b"") for m in msgs]
     return sorted(out, key=lambda d: d.decided_at)
 
@@ -115,8 +113,10 @@ def test_bad_challenger_rolled_back_in_redis_and_on_the_decisions_topic(
 
     latency = (table.updated_at - result.degrade_at).total_seconds()
     record_property("degradation_to_routing_seconds", round(latency, 3))
-    # 4 s windows + label delay + lateness; the measured figure is ~5-8 s.
-    assert 0.0 < latency < 20.0, latency
+    # 4 s windows + label delay + lateness; the measured figure is ~5-8 s (recorded
+    # above). Not a speed test (no benchmark measures this path yet: noted for the lead):
+    # the bound only says the rollback answers this incident, not a later fallback.
+    assert 0.0 < latency < 60.0, latency
 
 
 def test_champion_drift_signal_metric_and_alert(
@@ -125,7 +125,7 @@ def test_champion_drift_signal_metric_and_alert(
     prometheus: PrometheusHelper,
 ) -> None:
     loop, result = loop_run
-    msgs = read_all(servers.kafka_bootstrap, loop.settings.topics.drift_signals, 10**6, timeout=6)
+    msgs = read_to_end(servers.kafka_bootstrap, loop.settings.topics.drift_signals)
     signals = [decode_event(DriftSignal, m.value() or b"") for m in msgs]
     hits = [
         s

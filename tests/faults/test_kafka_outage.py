@@ -53,9 +53,10 @@ from modelguard_services.metrics.settings import MetricsSettings
 from modelguard_services.validator.app import ValidatorService
 from tests.faults.test_metrics_kill9 import T0, _offline, _produce, traffic
 from tests.integration.test_metrics_service import merged_tumbling
-from tests.support.kafka import read_all
+from tests.support.kafka import read_to_end as read_topic_to_end
 from tests.support.ports import private_kafka_config
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -123,9 +124,9 @@ class GroupOffsets:
         self.last: dict[int, tuple[int, int]] = {}
 
     def caught_up(self) -> bool:
-        committed = self._consumer.committed(self._tps, timeout=5)
+        committed = self._consumer.committed(self._tps, timeout=30)
         self.last = {
-            tp.partition: (tp.offset, self._consumer.get_watermark_offsets(tp, timeout=5)[1])
+            tp.partition: (tp.offset, self._consumer.get_watermark_offsets(tp, timeout=30)[1])
             for tp in committed
         }
         return all(c == end for c, end in self.last.values())
@@ -187,12 +188,7 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
         "validator": validator,
     }
     stop = threading.Event()
-    threads = {
-        name: threading.Thread(target=svc.run, args=(stop,), daemon=True, name=name)
-        for name, svc in services.items()
-    }
-    for t in threads.values():
-        t.start()
+    threads = {name: start_thread(svc.run, stop, name=name) for name, svc in services.items()}
 
     records = traffic(np.random.default_rng(SEED), 6000)
     half = len(records) // 2
@@ -201,10 +197,10 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
         _produce(bootstrap, topics, records[:half])
         bad_before = _send_invalid(bootstrap, topics, "before")
         _send_exposures(bootstrap, topics, exposures[:300])
-        wait_for(lambda: metrics.processed == half, 90, "metrics: the first half")
-        wait_for(lambda: experiments.processed == 300, 60, "experiments: the first half")
+        wait_for(lambda: metrics.processed == half, 120, "metrics: the first half")
+        wait_for(lambda: experiments.processed == 300, 120, "experiments: the first half")
         ids_before = {e.prediction_id for kind, _, e in records[:half] if kind == "p"}
-        wait_for(lambda: validator.processed == len(ids_before), 60, "validator: the first half")
+        wait_for(lambda: validator.processed == len(ids_before), 120, "validator: the first half")
         # at-least-once allows re-reading only what is not committed yet: nothing here
         wait_for(
             validator_offsets.caught_up,
@@ -215,7 +211,7 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
 
         private_kafka.down(only=["kafka"])
         time.sleep(OUTAGE_S)  # the outage itself: the services keep running meanwhile
-        assert all(t.is_alive() for t in threads.values()), "a service exited in the outage"
+        assert all(t.is_alive() for t in threads.values()), [t.error for t in threads.values()]
         private_kafka.up(only=["kafka"], timeout=120)
         assignments_up = validator.runtime.assignments
 
@@ -231,29 +227,30 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
             progress=lambda: f"{len(ids_after - set(counted))} of {len(ids_after)} missing",
         )
         resume_s = time.monotonic() - resumed_from
-        wait_for(metrics.runtime.checkpoint, 30, "metrics: outputs delivered")
-        wait_for(lambda: metrics.processed == len(records), 90, "metrics: everything")
-        wait_for(lambda: drift.processed == len(records), 60, "drift: everything")
+        wait_for(metrics.runtime.checkpoint, 60, "metrics: outputs delivered")
+        wait_for(lambda: metrics.processed == len(records), 120, "metrics: everything")
+        wait_for(lambda: drift.processed == len(records), 120, "drift: everything")
         wait_for(
             lambda: experiments.processed == len(exposures),
-            60,
+            120,
             "experiments: everything",
             progress=lambda: f"{experiments.processed} of {len(exposures)}",
         )
         wait_for(
             validator_offsets.caught_up,
-            30,
+            60,
             "validator: everything committed",
             progress=lambda: validator_offsets.last,
         )
-        wait_for(metrics.runtime.checkpoint, 30, "metrics: outputs delivered")
-        assert all(t.is_alive() for t in threads.values())
+        wait_for(metrics.runtime.checkpoint, 60, "metrics: outputs delivered")
+        assert all(t.is_alive() for t in threads.values()), [t.error for t in threads.values()]
     finally:
         stop.set()
-        for t in threads.values():
-            t.join(timeout=30)
-        validator_offsets.close()
-    assert not any(t.is_alive() for t in threads.values())
+        try:
+            for t in threads.values():
+                t.join(timeout=60)  # raises what a service raised, or if it still runs
+        finally:
+            validator_offsets.close()
 
     # The validator: the input before the outage (committed) exactly once, the input
     # after it at least once, re-read only after its partitions were reassigned.
@@ -279,7 +276,7 @@ def test_every_service_resumes_by_itself_after_a_broker_outage(
     )
     sys.stdout.write(log_line + "\n")  # the run's figures (shown with -s)
 
-    msgs = read_all(bootstrap, topics.metric_windows, 10**6, timeout=5)
+    msgs = read_topic_to_end(bootstrap, topics.metric_windows)  # the services stopped
     got = merged_tumbling([MetricWindowClosed.model_validate_json(m.value()) for m in msgs])
     want = _offline(metrics_settings, records)
     assert set(got) == set(want)

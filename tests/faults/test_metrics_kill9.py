@@ -147,17 +147,17 @@ def test_three_kill_9_at_random_points_equal_the_offline_recomputation(
     ]
 
     def committed() -> int:
-        return sum(max(tp.offset, 0) for tp in watcher.committed(sources, timeout=10))
+        return sum(max(tp.offset, 0) for tp in watcher.committed(sources, timeout=30))
 
     progress = []
     for _ in range(3):
         proc = spawn_metrics(metrics_settings)
         before = committed()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a process start and group join, under load
         # started and checkpointing again (unless an earlier run already finished the input)
         while committed() <= before < len(records):
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "no checkpoint within 60 s"
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
             time.sleep(0.02)
         # the seeded random point: soon enough that a worker at full speed is mid-stream
         time.sleep(float(rng.uniform(0.0, 0.3)))

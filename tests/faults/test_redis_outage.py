@@ -32,6 +32,7 @@ from tests.integration.test_drift_recovery import _events
 from tests.integration.test_experiments_service import _exposure
 from tests.support.ports import free_port
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -105,11 +106,7 @@ def test_drift_and_experiments_wait_out_a_redis_outage_and_resume(
         s, exp_registry, group_id=group, checkpoint_interval=0.2, analysis_interval=0.5
     )
     stop = threading.Event()
-    threads = [
-        threading.Thread(target=svc.run, args=(stop,), daemon=True) for svc in (drift, experiments)
-    ]
-    for t in threads:
-        t.start()
+    threads = [start_thread(svc.run, stop, name=type(svc).__name__) for svc in (drift, experiments)]
     events = _events(500)
     producer = Producer({"bootstrap.servers": servers.kafka_bootstrap})
 
@@ -124,16 +121,16 @@ def test_drift_and_experiments_wait_out_a_redis_outage_and_resume(
 
     try:
         send(0, 150)
-        wait_for(lambda: drift.processed == 150 and experiments.processed == 15, 60, "first part")
+        wait_for(lambda: drift.processed == 150 and experiments.processed == 15, 120, "first part")
         private_redis.stop()
         send(150, 400)  # the warm-up ends (a reference to store) and checkpoints are due
-        wait_for(lambda: _up(drift_registry) == 0.0, 30, "drift reports redis down")
-        wait_for(lambda: _up(exp_registry) == 0.0, 30, "experiments report redis down")
+        wait_for(lambda: _up(drift_registry) == 0.0, 60, "drift reports redis down")
+        wait_for(lambda: _up(exp_registry) == 0.0, 60, "experiments report redis down")
         time.sleep(1.0)  # an outage of a few seconds, across several retries
-        assert all(t.is_alive() for t in threads)
+        assert all(t.is_alive() for t in threads), [t.error for t in threads]
         private_redis.start()
         send(400, 500)
-        wait_for(lambda: _up(drift_registry) == 1.0 and _up(exp_registry) == 1.0, 60, "redis up")
+        wait_for(lambda: _up(drift_registry) == 1.0 and _up(exp_registry) == 1.0, 120, "redis up")
         client = redis.Redis.from_url(private_redis.url)
         checkpoints = DriftCheckpoints(client, s.redis_prefix)
         keys = ExperimentKeys(s.redis_prefix)
@@ -148,11 +145,10 @@ def test_drift_and_experiments_wait_out_a_redis_outage_and_resume(
                     exp_seen += sum(json.loads(raw)["offsets"].values())
             return drift_seen == 500 and exp_seen == 50
 
-        wait_for(saved_everything, 60, "checkpoints cover every event after the outage")
+        wait_for(saved_everything, 120, "checkpoints cover every event after the outage")
         assert drift.processed == 500 and experiments.processed == 50
         assert drift.redis_guard.outages >= 1 and experiments.redis_guard.outages >= 1
     finally:
         stop.set()
         for t in threads:
-            t.join(timeout=30)
-    assert not any(t.is_alive() for t in threads)
+            t.join(timeout=60)  # raises what a service raised, or if it still runs

@@ -4,12 +4,13 @@ windows merged before judgement, and the rollback alert firing in the live Prome
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,11 +39,13 @@ from modelguard_devstack.servers import RedisServer, redis_secret_path
 from modelguard_services.controller.app import ControllerService
 from tests.support.control import GUARDRAILS_YAML, metric_window
 from tests.support.control import drift_signal as support_drift_signal
-from tests.support.kafka import read_all
+from tests.support.kafka import end_offsets, read_all, read_to_end
 from tests.support.paths import ROOT
 from tests.support.prom import PrometheusHelper
+from tests.support.pubsub import subscribed
 from tests.support.redis_acl import connection, launcher_redis
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +123,31 @@ def decisions_on(
     ]
 
 
-def wait_until(predicate: object, timeout: float = 20.0) -> None:
+def decisions_published(bootstrap: str, topics: Topics) -> list[RoutingDecision]:
+    """Every decision on the topic (read to its end: call it once the writers stopped)."""
+    return [
+        decode_event(RoutingDecision, m.value())
+        for m in read_to_end(bootstrap, topics.routing_decisions)
+    ]
+
+
+def handled_everything(
+    bootstrap: str, topics: Topics, state: redis.Redis, keys: RedisKeys
+) -> Callable[[], bool]:
+    """A condition: the leader's saved snapshot has read every input produced so far,
+    so each decision those inputs call for (or wrongly call for twice) is out: the poll
+    a negative check waits on, instead of a sleep that a loaded machine outlasts."""
+    ends = end_offsets(bootstrap, [topics.metric_windows, topics.drift_signals])
+
+    def check() -> bool:
+        raw = state.get(f"{keys.prefix}:control:state")
+        saved = {} if raw is None else json.loads(raw)["offsets"]
+        return all(saved.get(k, 0) >= end for k, end in ends.items() if end > 0)
+
+    return check
+
+
+def wait_until(predicate: object, timeout: float = 60.0) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,14 +160,12 @@ def wait_until(predicate: object, timeout: float = 20.0) -> None:
 @contextmanager
 def running(service: ControllerService) -> Iterator[threading.Event]:
     stop = threading.Event()
-    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    worker.start()
+    worker = start_thread(service.run, stop, name=f"controller-{service.replica}")
     try:
         yield stop
     finally:
         stop.set()
-        worker.join(timeout=20)
-        assert not worker.is_alive()
+        worker.join(timeout=60)  # raises what the service raised, or if it still runs
 
 
 def bad_challenger(t0: datetime) -> list[MetricWindowClosed | DriftSignal]:
@@ -157,8 +182,7 @@ def test_bad_challenger_rolled_back_once_with_audit_and_change_notice(
     redis_keys: RedisKeys,
     redis_client: redis.Redis,
 ) -> None:
-    pubsub = redis_client.pubsub()
-    pubsub.subscribe(redis_keys.routing_changes)
+    pubsub = subscribed(redis_client, redis_keys.routing_changes)
     store = store_for(servers, redis_keys)  # seeded after subscribing: its notice counts
     store.write("fraud", {"v1": 0.95, "v2": 0.05}, expected_revision=0, actor="test")
     registry = CollectorRegistry()
@@ -169,8 +193,8 @@ def test_bad_challenger_rolled_back_once_with_audit_and_change_notice(
         wait_until(lambda: store.revision("fraud") == 2)
         # replayed input (at-least-once upstream) must not produce a second decision
         produce(servers.kafka_bootstrap, topics, bad_challenger(t0))
-        time.sleep(1.5)
-    decisions = decisions_on(servers.kafka_bootstrap, topics, 2, timeout=5)
+        wait_until(handled_everything(servers.kafka_bootstrap, topics, redis_client, redis_keys))
+    decisions = decisions_published(servers.kafka_bootstrap, topics)
     assert [d.action for d in decisions] == ["rollback"]
     (d,) = decisions
     table = store.read("fraud")
@@ -182,7 +206,7 @@ def test_bad_challenger_rolled_back_once_with_audit_and_change_notice(
     assert any(e["status"] == "breach" for e in d.evidence)
     assert [t.revision for t in store.history("fraud")] == [1, 2]
     notices = []
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while len(notices) < 2 and time.monotonic() < deadline:
         msg = pubsub.get_message(timeout=0.5)
         if msg and msg["type"] == "message":
@@ -200,18 +224,26 @@ def test_two_replicas_take_exactly_one_decision(
     servers: Servers,
     topics: Topics,
     settings: CommonSettings,
+    redis_keys: RedisKeys,
+    redis_client: redis.Redis,
     store: RoutingTableStore,
 ) -> None:
-    a = ControllerService(settings, CollectorRegistry(), policies(), store, replica="a")
-    b = ControllerService(settings, CollectorRegistry(), policies(), store, replica="b")
+    # A lease far longer than any stall of a loaded machine: the leader keeps it for the
+    # whole test (a take-over is test_standby_takes_over_when_the_leader_stops's case).
+    a = ControllerService(
+        settings, CollectorRegistry(), policies(), store, replica="a", lease_ttl=60.0
+    )
+    b = ControllerService(
+        settings, CollectorRegistry(), policies(), store, replica="b", lease_ttl=60.0
+    )
     t0 = datetime.now(UTC) - timedelta(seconds=30)
     with running(a), running(b):
         wait_until(lambda: a.is_leader or b.is_leader)
         produce(servers.kafka_bootstrap, topics, [*bad_challenger(t0), drift_signal(3, t0)])
         wait_until(lambda: len(a.decisions) + len(b.decisions) >= 3)
-        time.sleep(1.5)
+        wait_until(handled_everything(servers.kafka_bootstrap, topics, redis_client, redis_keys))
         assert a.is_leader != b.is_leader
-    decisions = decisions_on(servers.kafka_bootstrap, topics, 4, timeout=5)
+    decisions = decisions_published(servers.kafka_bootstrap, topics)
     assert sorted(d.action for d in decisions) == ["alert", "retrain", "rollback"]
     assert len({d.decision_id for d in decisions}) == 3
     assert min(len(a.decisions), len(b.decisions)) == 0  # the standby did nothing
@@ -266,7 +298,7 @@ def test_dry_run_changes_nothing_in_redis(
     with running(service):
         produce(servers.kafka_bootstrap, topics, bad_challenger(t0))
         wait_until(lambda: len(service.decisions) == 1)
-    (d,) = decisions_on(servers.kafka_bootstrap, topics, 1)
+    (d,) = decisions_published(servers.kafka_bootstrap, topics)
     assert d.action == "rollback" and d.dry_run
     assert d.new_weights == {"v1": 1.0, "v2": 0.0}  # what it would have done
     assert redis_client.hgetall(redis_keys.routing("fraud")) == before
@@ -324,7 +356,7 @@ def test_kill_9_mid_incident_then_restart_no_duplicate_no_loss(
     first = controller_process(settings, policy_file, inject)
     try:
         # the leader is up once it holds the lease
-        wait_until(lambda: redis_client.get(redis_keys.lease("controller")) is not None, 30)
+        wait_until(lambda: redis_client.get(redis_keys.lease("controller")) is not None, 120)
         events = bad_challenger(t0)
         if crash_at == "sigkill":
             produce(servers.kafka_bootstrap, topics, events[:3])  # incident under way
@@ -339,13 +371,16 @@ def test_kill_9_mid_incident_then_restart_no_duplicate_no_loss(
             first.kill()
     second = controller_process(settings, policy_file)
     try:
-        decisions = decisions_on(servers.kafka_bootstrap, topics, 1, timeout=40)
-        time.sleep(2.0)  # would a duplicate follow?
-        decisions = decisions_on(servers.kafka_bootstrap, topics, 2, timeout=3)
+        decisions = decisions_on(servers.kafka_bootstrap, topics, 1, timeout=120)
+        assert decisions, "no decision after the restart"
+        # would a duplicate follow? Not once the restarted leader has handled every input.
+        handled = handled_everything(servers.kafka_bootstrap, topics, redis_client, redis_keys)
+        wait_until(lambda: handled() or second.poll() is not None, 120)
     finally:
         second.terminate()
-        _, err = second.communicate(timeout=20)
+        _, err = second.communicate(timeout=60)
     assert second.returncode == 0, err.decode()[-2000:]
+    decisions = decisions_published(servers.kafka_bootstrap, topics)
     assert [d.action for d in decisions] == ["rollback"], err.decode()[-2000:]
     table = store.read("fraud")
     assert table is not None
@@ -391,6 +426,8 @@ def test_partials_of_each_partition_are_judged_as_one_window(
     servers: Servers,
     topics: Topics,
     settings: CommonSettings,
+    redis_keys: RedisKeys,
+    redis_client: redis.Redis,
     store: RoutingTableStore,
 ) -> None:
     """3 source partitions: one bad window's 3 partials are not 2 consecutive breaches,
@@ -414,8 +451,9 @@ def test_partials_of_each_partition_are_judged_as_one_window(
         produce(servers.kafka_bootstrap, topics, window_events(0, False))
         produce(servers.kafka_bootstrap, topics, window_events(1, True, (0, 1)))
         wait_until(lambda: service.source_partitions == 3 and service.is_leader)
-        # one bad window (even though 2 of its partials breach): no decision
-        time.sleep(1.5)
+        # one bad window (even though 2 of its partials breach): no decision, once all
+        # of them are handled (however long a loaded machine takes to get there)
+        wait_until(handled_everything(servers.kafka_bootstrap, topics, redis_client, redis_keys))
         assert service.decisions == []
         state = service._snap.models["fraud"]
         assert len(state.windows["v2"]) == 1 and len(state.pending) == 1
@@ -428,8 +466,8 @@ def test_partials_of_each_partition_are_judged_as_one_window(
             topics,
             [*window_events(1, True, (0, 1)), *window_events(2, True)],
         )
-        time.sleep(1.5)
-    (d,) = decisions_on(servers.kafka_bootstrap, topics, 2, timeout=5)
+        wait_until(handled_everything(servers.kafka_bootstrap, topics, redis_client, redis_keys))
+    (d,) = decisions_published(servers.kafka_bootstrap, topics)
     assert d.action == "rollback" and service.decisions == [d]
     assert "in 2 window(s) over 2s" in d.reason
     (ev,) = [e for e in d.evidence if e["guardrail"] == "accuracy"]
@@ -540,8 +578,8 @@ def test_redis_outage_both_replicas_wait_and_resume_one_decision(
             wait_until(lambda: redis_up("a") == 0 and redis_up("b") == 0)
             wait_until(lambda: not replicas["a"].is_leader and not replicas["b"].is_leader)
             private.start(timeout=20)
-            wait_until(lambda: redis_up("a") == 1 and redis_up("b") == 1, 30)
-            wait_until(lambda: store.revision("fraud") == 2, 30)
+            wait_until(lambda: redis_up("a") == 1 and redis_up("b") == 1)
+            wait_until(lambda: store.revision("fraud") == 2)
 
             # 2. A second outage after the decision, then the same input replayed
             # (at-least-once upstream): no second decision.
@@ -549,10 +587,14 @@ def test_redis_outage_both_replicas_wait_and_resume_one_decision(
             wait_until(lambda: redis_up("a") == 0 and redis_up("b") == 0)
             produce(servers.kafka_bootstrap, topics, events)
             private.start(timeout=20)
-            wait_until(lambda: replicas["a"].is_leader or replicas["b"].is_leader, 30)
-            time.sleep(1.5)  # time for a (wrong) second decision to show
-            assert replicas["a"].is_leader != replicas["b"].is_leader
-        decisions = decisions_on(servers.kafka_bootstrap, topics, 2, timeout=5)
+            wait_until(lambda: replicas["a"].is_leader or replicas["b"].is_leader)
+            # time for a (wrong) second decision to show: the leader handled the replay
+            wait_until(handled_everything(servers.kafka_bootstrap, topics, admin, keys))
+            # one leader: polled, as a replica learns that it lost the lease (3 s, renewed
+            # every second; a stall of the loaded machine may move it) at its next renewal;
+            # two leaders that stay fail here, and the one decision is asserted below
+            wait_until(lambda: replicas["a"].is_leader != replicas["b"].is_leader)
+        decisions = decisions_published(servers.kafka_bootstrap, topics)
         assert [d.action for d in decisions] == ["rollback"]
         table = store.read("fraud")
         assert table is not None and table.weights == {"v1": 1.0, "v2": 0.0}

@@ -64,7 +64,7 @@ def test_manual_commands_are_applied_and_audited(
 
     decisions = [
         decode_event(RoutingDecision, m.value())
-        for m in read_all(servers.kafka_bootstrap, topics.routing_decisions, 6, timeout=10)
+        for m in read_all(servers.kafka_bootstrap, topics.routing_decisions, 6, timeout=60)
     ]
     assert [d.action for d in decisions] == [
         "set_weights",

@@ -34,8 +34,9 @@ from modelguard_services.metrics.app import MetricsService
 from modelguard_services.metrics.settings import MetricsSettings
 from modelguard_services.validator.app import ValidatorService
 from tests.support.paths import ROOT
-from tests.support.prom import PrometheusHelper
+from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
 
 pytestmark = pytest.mark.integration
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
@@ -122,21 +123,20 @@ def pipeline(
     for s in servers_:
         prometheus.register(s.target, job=job)
     stop = threading.Event()
-    threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in services]
-    for t in threads:
-        t.start()
+    threads = [start_thread(s.run, stop, name=type(s).__name__) for s in services]
     try:
         publish(sdk, model, servers.kafka_bootstrap, topics)
         set_controller_metrics(controller, model)
         yield job, model
     finally:
         stop.set()
-        for t in threads:
-            t.join(timeout=15)
-        sdk.close()
-        for s in servers_:
-            s.close()
-    assert not any(t.is_alive() for t in threads)
+        try:
+            for t in threads:
+                t.join(timeout=60)  # raises what a service raised, or if it still runs
+        finally:
+            sdk.close()
+            for s in servers_:
+                s.close()
 
 
 def publish(sdk: EventSDK, model: str, bootstrap: str, topics: Topics) -> None:
@@ -188,6 +188,17 @@ def set_controller_metrics(c: ControllerMetrics, model: str) -> None:
             )
 
 
+def scraped_after(prometheus: PrometheusHelper, job: str, since: float) -> float:
+    """Wait until every target of ``job`` was scraped after ``since`` (Unix seconds);
+    returns the newest last scrape (waiting past it means one more scrape of each)."""
+    prometheus.wait_for(
+        f'min(timestamp(up{{job="{job}"}}))',
+        lambda r: bool(r) and float(r[0]["value"][1]) > since,
+        timeout=60,
+    )
+    return value(prometheus.query(f'max(timestamp(up{{job="{job}"}}))'))
+
+
 def test_every_design_name_is_on_a_dashboard() -> None:
     shown = " ".join(expr for _, _, expr in panel_queries())
     missing = {n for n in DESIGN_NAMES if not re.search(rf"\b{n}\b", shown)}
@@ -215,7 +226,9 @@ def test_every_panel_query_parses_and_returns_data(
     prometheus.wait_for(
         f'sum(modelguard_dead_letters_total{{job="{job}"}})', lambda r: bool(r), timeout=30
     )
-    time.sleep(2.5)  # two more scrapes after the last change, so every rate() has 2 samples
+    # two more scrapes of every target after the last change, so every rate() has 2
+    # samples (polled: a loaded Prometheus scrapes late)
+    scraped_after(prometheus, job, scraped_after(prometheus, job, time.time()))
     empty = []
     queries = panel_queries()
     assert len(queries) >= 30

@@ -21,6 +21,7 @@ from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState
 from modelguard.core.drift.evaluation import WindowVerdict
 from modelguard_services.drift.app import DriftService
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
 from tests.support.wait import wait_for
 from tests.unit.test_drift_warmup import PARTITIONS, _dashboard_stream, _partition
 
@@ -45,15 +46,18 @@ def test_backlog_warmup_learns_clean_reference_and_flags_the_shift(
         settings, CollectorRegistry(), config=CONFIG, group_id=f"g-{topics.prefix}"
     )
     stop = threading.Event()
-    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    worker.start()
+    worker = start_thread(service.run, stop, name="drift")
     try:
-        wait_for(lambda: service.processed >= len(events), 60, "the backlog processed")
+        wait_for(
+            lambda: service.processed >= len(events),
+            120,
+            "the backlog processed",
+            progress=lambda: service.processed,
+        )
         monitors = {p: dict(s.monitors) for p, s in service.partitions.states.items()}
     finally:
         stop.set()
-        worker.join(timeout=15)
-    assert not worker.is_alive()
+        worker.join(timeout=60)  # raises what the service raised, or if it still runs
     assert set(service.last_reports) == {("dash", "v1"), ("dash", "v2")}
     # the reference each version's warm-up published first: every partition adopts it
     # at the end of its own warm-up

@@ -21,7 +21,7 @@ from modelguard.contracts import DriftSignal, PredictionLogged, Topics, encode_e
 from modelguard.contracts.codec import decode_event
 from modelguard.core.drift import DriftConfig, DriftProcessor, DriftState
 from tests.support.events import prediction_at
-from tests.support.kafka import read_all
+from tests.support.kafka import read_to_end
 from tests.support.servers import Servers
 from tests.support.services import kill_9, service_env, spawn_service
 
@@ -62,7 +62,7 @@ def _committed(bootstrap: str, group: str, topics: Topics) -> int:
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
         parts = [TopicPartition(topics.predictions, p) for p in range(3)]
-        return sum(max(0, tp.offset) for tp in probe.committed(parts, timeout=10))
+        return sum(max(0, tp.offset) for tp in probe.committed(parts, timeout=30))
     finally:
         probe.close()
 
@@ -81,7 +81,7 @@ def test_kill_9_mid_window_then_restart_gives_the_uninterrupted_verdict(
 
     first = _spawn(settings, group, "--checkpoint-interval", "0.3")
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a process start and group join, under load
         consumed = committed = 0
         while time.monotonic() < deadline and (consumed < 350 or committed < 350):
             time.sleep(0.3)
@@ -104,7 +104,7 @@ def test_kill_9_mid_window_then_restart_gives_the_uninterrupted_verdict(
     _, err = second.communicate(timeout=120)
     assert second.returncode == 0, err.decode()[-2000:]
 
-    msgs = read_all(servers.kafka_bootstrap, topics.drift_signals, expected=10**6, timeout=8)
+    msgs = read_to_end(servers.kafka_bootstrap, topics.drift_signals)  # the service exited
     got = {
         (s.feature, s.test): s
         for s in (decode_event(DriftSignal, m.value()) for m in msgs)

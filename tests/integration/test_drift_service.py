@@ -27,6 +27,8 @@ from tests.support.events import T0, prediction_at
 from tests.support.kafka import read_all
 from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -101,13 +103,13 @@ def service_thread(
         reference_refresh_seconds=0.5,
     )
     stop = threading.Event()
-    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    worker.start()
+    worker = start_thread(service.run, stop, name="drift")
     yield service, metrics
     stop.set()
-    worker.join(timeout=15)
-    metrics.close()
-    assert not worker.is_alive()
+    try:
+        worker.join(timeout=60)  # raises what the service raised, or if it still runs
+    finally:
+        metrics.close()
 
 
 def test_drifted_feature_signals_and_metrics_quiet_features_stay_quiet(
@@ -133,6 +135,13 @@ def test_drifted_feature_signals_and_metrics_quiet_features_stay_quiet(
             value=encode_event(_event(rng, i, 0.0)),
             partition=0,
         )
+    assert producer.flush(10) == 0
+    wait_for(
+        lambda: service.processed >= 1500,
+        120,
+        "the quiet window handled before the shifted one is produced",
+        progress=lambda: service.processed,
+    )
     for i in range(1500, 3000):
         producer.produce(
             topics.predictions,
@@ -167,16 +176,35 @@ def test_drifted_feature_signals_and_metrics_quiet_features_stay_quiet(
         )
     }
     assert psi["amount"] > 0.2 and psi["age"] < 0.1 and psi["country"] < 0.1
+    # polled, not read once: a scrape may fall between two gauges' updates, and the two
+    # bad records (other partitions) may be handled after the window closed
     ks = {
         r["metric"]["feature"]: float(r["value"][1])
-        for r in prometheus.query(f"ks_statistic{{{sel}}}")
+        for r in prometheus.wait_for(
+            f"ks_statistic{{{sel}}}",
+            lambda r: any(
+                x["metric"]["feature"] == "amount" and float(x["value"][1]) > 0.15 for x in r
+            ),
+            timeout=60,
+        )
     }
     assert ks["amount"] > 0.15 and ks["age"] < 0.06
     flags = {
         r["metric"]["feature"]: float(r["value"][1])
-        for r in prometheus.query(f"model_feature_drift_detected{{{sel}}}")
+        for r in prometheus.wait_for(
+            f"model_feature_drift_detected{{{sel}}}",
+            lambda r: (
+                {x["metric"]["feature"]: float(x["value"][1]) for x in r}.get("amount") == 1.0
+            ),
+            timeout=60,
+        )
     }
     assert flags == {"amount": 1.0, "age": 0.0, "country": 0.0}
+    prometheus.wait_for(
+        f'sum(modelguard_dead_letters_total{{job_id="{job}"}})',
+        lambda r: bool(r) and value(r) >= 2.0,
+        timeout=60,
+    )
     dead = prometheus.query(f'sum(modelguard_dead_letters_total{{job_id="{job}"}})')
     assert value(dead) == 2.0
 

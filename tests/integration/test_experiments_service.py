@@ -22,7 +22,7 @@ from modelguard.core.experiments.analysis import analysis_task
 from modelguard.experiments.registry import ExperimentRegistry
 from modelguard.routing.store import RoutingTableStore
 from modelguard_services.experiments.app import ExperimentsService
-from tests.support.kafka import read_all
+from tests.support.kafka import read_to_end
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
@@ -88,7 +88,7 @@ def test_dead_letter_at_partition_end_is_not_read_again_after_restart(
     second = ExperimentsService(settings, second_registry, group_id=group)
     assert second.run(threading.Event(), idle_exit_seconds=4.0) == 1  # only the new one
     assert _dead_letters(second_registry) == 0
-    assert len(read_all(servers.kafka_bootstrap, topics.dead_letter, 3, timeout=5)) == 2
+    assert len(read_to_end(servers.kafka_bootstrap, topics.dead_letter)) == 2
 
 
 def _spec(eid: str, model: str) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def test_analyses_are_spread_over_workers(
     for t in threads:
         t.start()
     try:
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 90  # joins and rebalances of two members
         while time.monotonic() < deadline:
             owned = [set(w.tasks) for w in workers]
             if all(owned) and owned[0] | owned[1] == {0, 1, 2} and not owned[0] & owned[1]:
@@ -135,7 +135,7 @@ def test_analyses_are_spread_over_workers(
         owned = [set(w.tasks) for w in workers]
         assert all(owned) and owned[0] | owned[1] == {0, 1, 2}, owned
         marks = [len(w.analyses) for w in workers]
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             seen = {
                 a.experiment_id for w, m in zip(workers, marks, strict=True) for a in w.analyses[m:]

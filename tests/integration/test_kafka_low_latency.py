@@ -33,7 +33,8 @@ def _ready(consumer: Consumer) -> None:
     while not consumer.assignment():
         consumer.poll(0.05)
         assert time.monotonic() < deadline, "no partition assigned within 30 s"
-    assert consumer.poll(0.2) is None  # nothing yet: the first fetch is under way
+    msg = consumer.poll(0.2)  # nothing yet (an error event at most): the first fetch is under way
+    assert msg is None or msg.error() is not None, msg.value()
 
 
 def _seconds_to_first(consumer: Consumer, producer: Producer, topic: str) -> float:
@@ -60,7 +61,9 @@ def test_one_record_is_handed_over_without_waiting_for_the_batch(
         plain.subscribe([topics.drift_signals])
         _ready(fast)
         _ready(plain)
-        assert _seconds_to_first(fast, producer, topics.metric_windows) < 1.0
+        # The defect returns at the end of the 5 s consume timeout; half of it is the
+        # functional bound (the latency itself is benchmarks/bench_controller.py's).
+        assert _seconds_to_first(fast, producer, topics.metric_windows) < 2.5
         # the behaviour fixed here: the plain batch consume holds the record to the end
         assert _seconds_to_first(plain, producer, topics.drift_signals) > 4.0
     finally:

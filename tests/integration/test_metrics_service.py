@@ -269,17 +269,21 @@ def test_service_publishes_windows_exposes_gauges_and_dead_letters_bad_input(
             timeout=30,
         )
         assert unknown
-        hist = prometheus.query(
-            f'model_inference_duration_seconds_bucket{{{sel},model_version="v1",le="0.01"}}'
+        # polled: the unlabelled predictions may still be coming in once accuracy settled
+        v1_predictions = sum(1 for s in traffic if s.version == "v1")
+        hist = prometheus.wait_for(
+            f'model_inference_duration_seconds_bucket{{{sel},model_version="v1",le="0.01"}}',
+            lambda r: bool(r) and value(r) >= v1_predictions,
+            timeout=60,
         )
-        assert value(hist) == sum(1 for s in traffic if s.version == "v1")
+        assert value(hist) == v1_predictions
         orphans = prometheus.wait_for(
             f'model_orphan_labels_total{{job_id="{job}"}}', lambda r: bool(r), timeout=30
         )
         assert value(orphans) == 1.0
 
         windows = collect_windows(servers.kafka_bootstrap, topics, 1)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # leaves as soon as every window is there
         oracle = window_oracle([s for s in traffic if s.model == "fraud"], 60.0, 3600.0)
         while time.monotonic() < deadline:
             merged = merged_tumbling([w for w in windows if w.model == "fraud"])
@@ -306,7 +310,7 @@ def test_kill_9_mid_stream_then_restart_equals_offline_recomputation(
 
     first = spawn_metrics(restarted)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a process start and group join, under load
         snapshots: dict[int, bytes] = {}
         while time.monotonic() < deadline and len(snapshots) < 3:
             time.sleep(0.2)
@@ -315,7 +319,7 @@ def test_kill_9_mid_stream_then_restart_equals_offline_recomputation(
                 snapshots = read_changelog(servers.kafka_bootstrap, changelog, group, timeout=5)
             except Exception:
                 snapshots = {}
-        assert len(snapshots) == 3, "no checkpoint of every partition within 60 s"
+        assert len(snapshots) == 3, "no checkpoint of every partition within 120 s"
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)

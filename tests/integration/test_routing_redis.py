@@ -9,7 +9,6 @@ table; propagation of a change to a client; weight proportions through the clien
 from __future__ import annotations
 
 import json
-import statistics
 import threading
 import time
 from collections import Counter
@@ -33,9 +32,11 @@ from modelguard.routing import (
     RoutingUnavailableError,
 )
 from modelguard_devstack.servers import RedisServer
+from tests.support.pubsub import subscribed
 from tests.support.redis_acl import client as acl_client
 from tests.support.redis_acl import launcher_redis
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def store(servers: Servers, redis_client: redis.Redis, redis_keys: RedisKeys) ->
     return RoutingTableStore(servers.redis_client("admin"), redis_keys)
 
 
-def poll(predicate: object, timeout: float = 5.0) -> bool:
+def poll(predicate: object, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]
@@ -57,8 +58,7 @@ def poll(predicate: object, timeout: float = 5.0) -> bool:
 def test_write_bumps_revision_audits_and_notifies(
     store: RoutingTableStore, redis_client: redis.Redis, redis_keys: RedisKeys
 ) -> None:
-    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(redis_keys.routing_changes)
+    pubsub = subscribed(redis_client, redis_keys.routing_changes)  # before the writes
     assert store.read("fraud") is None and store.revision("fraud") == 0
 
     first = store.write("fraud", {"v1": 1.0}, expected_revision=0, actor="test", reason="init")
@@ -74,10 +74,10 @@ def test_write_bumps_revision_audits_and_notifies(
     assert store.history("fraud")[-1].decision_id == "d-1"
     assert store.models() == ["fraud"]
     notices = []
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while len(notices) < 2 and time.monotonic() < deadline:
         msg = pubsub.get_message(timeout=0.5)
-        if msg is not None:
+        if msg is not None and msg["type"] == "message":
             notices.append(json.loads(msg["data"]))
     assert notices == [{"model": "fraud", "revision": 1}, {"model": "fraud", "revision": 2}]
     pubsub.close()
@@ -133,11 +133,9 @@ def test_concurrent_writers_with_the_same_base_exactly_one_wins(
             except RevisionConflictError:
                 outcome.append("lost")
 
-        threads = [threading.Thread(target=attempt, args=(i, w)) for i, w in enumerate(writers)]
+        threads = [start_thread(attempt, i, w) for i, w in enumerate(writers)]
         for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+            t.join(timeout=60)  # raises what a writer raised besides the conflict
         assert sorted(outcome) == ["lost", "lost", "lost", "won"], f"round {rnd}"
         assert store.revision("m") == base + 1
     assert len(store.history("m", count=1000)) == 26
@@ -182,22 +180,30 @@ def test_readers_never_see_half_a_table(
                 bad.append(repr(fields))
             seen.append((int(fields[b"revision"]), table["revision"]))
 
-    threads = [threading.Thread(target=reader) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for rev in range(1, 301):
-        x = (rev % 10) / 10
-        store.write(
-            "m", {"a": x, "b": 1 - x}, expected_revision=rev, actor="w", reason=str(rev + 1)
-        )
-    stop.set()
-    for t in threads:
-        t.join()
+    def overlapped() -> int:
+        return len({r for r, _ in seen[:]})
+
+    # Write at least 300 revisions, and on until the readers (threads: a loaded machine
+    # may start them late or starve them) have seen more than 10 different ones.
+    threads = [start_thread(reader, name=f"reader-{i}") for i in range(2)]
+    deadline = time.monotonic() + 120
+    rev = 0
+    try:
+        while rev < 300 or (overlapped() <= 10 and time.monotonic() < deadline):
+            rev += 1
+            x = (rev % 10) / 10
+            store.write(
+                "m", {"a": x, "b": 1 - x}, expected_revision=rev, actor="w", reason=str(rev + 1)
+            )
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)  # raises what a reader raised (an error not caught above)
     assert bad == []
-    assert len({r for r, _ in seen}) > 10  # readers really did overlap many writes
+    assert overlapped() > 10, f"{rev} writes"  # readers really did overlap many writes
 
 
-def test_client_follows_changes_fast_and_assigns_by_weight(
+def test_client_follows_changes_and_assigns_by_weight(
     servers: Servers, store: RoutingTableStore, redis_keys: RedisKeys
 ) -> None:
     store.write("fraud", {"v1": 0.9, "v2": 0.1}, expected_revision=0, actor="t")
@@ -209,14 +215,16 @@ def test_client_follows_changes_fast_and_assigns_by_weight(
         c = Counter(first)
         assert stats.chisquare([c["v1"], c["v2"]], [18_000, 2_000]).pvalue > 0.001
 
-        lags = []
+        # Follows every change, in order, from the change notices. How fast is measured
+        # by benchmarks/bench_router.py (propagation_ms), not here: a timed assertion
+        # fails on a loaded machine. The bound only keeps a lost notice from hanging.
         for rev in range(1, 21):
             w2 = 0.2 if rev % 2 else 0.1
-            t0 = time.perf_counter()
             store.write("fraud", {"v1": 1 - w2, "v2": w2}, expected_revision=rev, actor="t")
-            assert client.wait_for_revision("fraud", rev + 1, timeout=2.0)
-            lags.append(time.perf_counter() - t0)
-        assert statistics.median(lags) < 0.1, lags
+            assert client.wait_for_revision("fraud", rev + 1, timeout=30.0), rev
+            followed = client.table("fraud")  # the table of that revision, not a mix
+            assert followed is not None and followed.revision == rev + 1
+            assert followed.weights == {"v1": 1 - w2, "v2": w2}
         # back at 0.9/0.1 (revision 21): every unit has its first version again
         assert client.revision("fraud") == 21
         assert [client.version_for("fraud", u) for u in units] == first
@@ -299,7 +307,7 @@ def test_redis_down_keeps_last_known_good_then_recovers(private_redis: RedisServ
         private_redis.start(timeout=20)
         store.write("fraud", {"v1": 0.0, "v2": 1.0}, expected_revision=0, actor="t")
         store.write("fraud", {"v1": 0.0, "v2": 1.0}, expected_revision=1, actor="t")
-        assert poll(lambda: client.connected and client.revision("fraud") == 2, timeout=10)
+        assert poll(lambda: client.connected and client.revision("fraud") == 2)
         assert {client.version_for("fraud", u) for u in units} == {"v2"}
     finally:
         client.close()

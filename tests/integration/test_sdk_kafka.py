@@ -143,7 +143,10 @@ def test_broker_outage_buffers_then_delivers_exactly_once(private_kafka: KafkaSe
 
         private_kafka.stop()
         during, slowest = _emit(sdk, 300, "during")  # never raises
-        assert slowest < 0.2, f"an emit blocked the caller for {slowest:.3f}s"
+        # Not a speed test (a call's cost is measured by benchmarks/bench_sdk.py): an emit
+        # that waited for the absent broker would block for librdkafka's timeouts
+        # (seconds); 1 s leaves room for a GC pause or a descheduled thread under load.
+        assert slowest < 1.0, f"an emit blocked the caller for {slowest:.3f}s"
         # a full buffer drops (and counts) instead of blocking
         _emit(small, 200, "small")
         assert small.dropped == {"prediction": 150}

@@ -32,7 +32,7 @@ from tests.support.servers import Servers
 pytestmark = pytest.mark.integration
 
 
-def poll(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+def poll(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -106,7 +106,7 @@ def test_router_user_reads_but_cannot_write(acl_redis: RedisServer, keys: RedisK
         RoutingTableStore(client(acl_redis, "controller"), keys).write(
             "fraud", {"v1": 0.0, "v2": 1.0}, expected_revision=1, actor="t"
         )
-        assert rc.wait_for_revision("fraud", 2, timeout=10)
+        assert rc.wait_for_revision("fraud", 2, timeout=30)
         assert rc.version_for("fraud", "u1") == "v2"
     finally:
         rc.close()
@@ -172,7 +172,7 @@ def test_router_refuses_a_table_naming_an_unregistered_version(
         # Registering the version (operator/controller) makes the same table acceptable.
         store.register_versions("fraud", ["v9"])
         admin.publish(keys.routing_changes, json.dumps({"model": "fraud", "revision": 2}))
-        assert rc.wait_for_revision("fraud", 2, timeout=10)
+        assert rc.wait_for_revision("fraud", 2, timeout=30)
         assert rc.version_for("fraud", "u1") == "v9"
     finally:
         rc.close()
@@ -253,7 +253,7 @@ def _auth_errors(conf: dict[str, object]) -> list[KafkaError]:
         producer.poll(0.1)
         return any(e.code() == KafkaError._AUTHENTICATION for e in errors)
 
-    poll(refused, timeout=15)
+    poll(refused, timeout=60)
     assert producer.flush(0.5) == 1  # nothing was delivered
     producer.purge()
     return errors

@@ -64,7 +64,7 @@ def test_events_reach_kafka_and_routing_changes_are_followed(settings: CommonSet
             "fraud", {"v1": 1.0, "v2": 0.0}, expected_revision=table.revision, actor="test"
         )
         assert sim.router is not None
-        assert sim.router.wait_for_revision("fraud", rolled.revision, timeout=2)
+        assert sim.router.wait_for_revision("fraud", rolled.revision, timeout=30)
         second = sim.run(seconds=5)
     assert second.stats.predictions == 400
 

@@ -18,6 +18,7 @@ from modelguard_services.validator.app import ValidatorService
 from tests.support.kafka import read_all
 from tests.support.prom import PrometheusHelper, value
 from tests.support.servers import Servers
+from tests.support.threads import start_thread
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -56,8 +57,7 @@ def test_valid_events_counted_invalid_dead_lettered_and_scraped(
     job_id = prometheus.register(metrics.target)
     service = ValidatorService(settings, registry, group_id=f"g-{topics.prefix}")
     stop = threading.Event()
-    worker = threading.Thread(target=service.run, args=(stop,), daemon=True)
-    worker.start()
+    worker = start_thread(service.run, stop, name="validator")
     try:
         producer = Producer({"bootstrap.servers": servers.kafka_bootstrap})
         n_valid = 60
@@ -82,34 +82,43 @@ def test_valid_events_counted_invalid_dead_lettered_and_scraped(
             assert letter.stage == "validator"
             assert 0 <= letter.source_partition < 3 and letter.source_offset >= 0
 
+        # Each figure is polled, not read once: the scrape that first shows all valid
+        # events may predate the last invalid one (another partition), and a wrong
+        # figure still fails after the wait with the last result.
         sel = f'job_id="{job_id}"'
         prometheus.wait_for(
             f'sum(modelguard_events_consumed_total{{{sel},outcome="valid"}})',
             lambda r: bool(r) and value(r) == n_valid,
+            timeout=60,
         )
-        invalid = prometheus.query(
-            f'sum(modelguard_events_consumed_total{{{sel},outcome="invalid"}})'
+        prometheus.wait_for(
+            f'sum(modelguard_events_consumed_total{{{sel},outcome="invalid"}})',
+            lambda r: bool(r) and value(r) == len(INVALID),
+            timeout=60,
         )
-        assert value(invalid) == len(INVALID)
-        by_kind = prometheus.query(f"sum by (error_kind) (modelguard_dead_letters_total{{{sel}}})")
-        assert {r["metric"]["error_kind"]: float(r["value"][1]) for r in by_kind} == {
-            "not_json": 1.0,
-            "invalid": 3.0,
-            "too_large": 1.0,
-        }
-        per_version = prometheus.query(
+        prometheus.wait_for(
+            f"sum by (error_kind) (modelguard_dead_letters_total{{{sel}}})",
+            lambda r: (
+                {x["metric"]["error_kind"]: float(x["value"][1]) for x in r}
+                == {"not_json": 1.0, "invalid": 3.0, "too_large": 1.0}
+            ),
+            timeout=60,
+        )
+        prometheus.wait_for(
             "sum by (model_version) "
-            f'(modelguard_validated_predictions_total{{{sel},model_name="fraud"}})'
+            f'(modelguard_validated_predictions_total{{{sel},model_name="fraud"}})',
+            lambda r: (
+                {x["metric"]["model_version"]: float(x["value"][1]) for x in r}
+                == {"v1": 40.0, "v2": 20.0}
+            ),
+            timeout=60,
         )
-        assert {r["metric"]["model_version"]: float(r["value"][1]) for r in per_version} == {
-            "v1": 40.0,
-            "v2": 20.0,
-        }
     finally:
         stop.set()
-        worker.join(timeout=15)
-        metrics.close()
-    assert not worker.is_alive()
+        try:
+            worker.join(timeout=60)  # raises what the service raised, or if it still runs
+        finally:
+            metrics.close()
     assert service.processed == n_valid
 
 

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 
@@ -18,6 +17,7 @@ from modelguard.adapters.settings import CommonSettings
 from modelguard.contracts import encode_event
 from modelguard.contracts.base import Event
 from tests.support.paths import ROOT
+from tests.support.threads import CheckedThread, start_thread
 
 #: one record to produce: topic, partition, key, event
 Record = tuple[str, int, str, Event]
@@ -47,9 +47,10 @@ def spawn_service(name: str, env: dict[str, str], *args: str) -> subprocess.Pope
     )
 
 
-def produce_slowly(bootstrap: str, records: Sequence[Record], seconds: float) -> threading.Thread:
+def produce_slowly(bootstrap: str, records: Sequence[Record], seconds: float) -> CheckedThread:
     """Produce ``records`` in chunks of 200 spread over ``seconds`` (so a kill lands
-    mid-stream), in a started thread; join it to know they are all delivered."""
+    mid-stream), in a started thread; join it to know they are all delivered (the join
+    fails if they are not, or not yet)."""
 
     def run() -> None:
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
@@ -62,9 +63,7 @@ def produce_slowly(bootstrap: str, records: Sequence[Record], seconds: float) ->
             time.sleep(pause)
         assert producer.flush(30) == 0
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+    return start_thread(run, name="produce_slowly")
 
 
 def kill_9(proc: subprocess.Popen[bytes]) -> None:
