@@ -231,7 +231,7 @@ def test_drift_batch_failure_replays_and_dead_letters_only_the_failing_event(
         _check_letters(servers, topics, oversize, "drift", "poison-d")
         wait_for(lambda: service.runtime.process_errors == 1, 30, "the failure")
         wait_for(lambda: sum(service.runtime.offsets.values()) == 7, 30, "past every message")
-        state = service._state
+        state = service.partitions.state(0)  # everything went to partition 0
         warm = sum(len(v) for v in state.warmup.values())
         assert warm == 5  # the five valid predictions, once each (replayed, not doubled)
     finally:

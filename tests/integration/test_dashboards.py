@@ -112,7 +112,9 @@ def pipeline(
         DriftService(
             common,
             registries[2],
-            config=DriftConfig(window_events=200, warmup_events=200),
+            # windows and warm-ups are one partition's (ADR 0015): about 160 predictions
+            # of each version reach each of the 3 partitions here
+            config=DriftConfig(window_events=50, warmup_events=60),
             group_id=f"d-{topics.prefix}",
         ),
     ]
@@ -147,7 +149,9 @@ def publish(sdk: EventSDK, model: str, bootstrap: str, topics: Topics) -> None:
             for stage in ("preprocessing", "inference", "postprocessing"):
                 with timer.stage(stage):
                     pass
-        # 200 reference events per version, then a 200-event window that drifted.
+        # per version and partition: a 60-event warm-up, then 50-event windows (the
+        # smallest the window tests judge), drifted
+        # from i = 450 on
         shift = 3.0 if i >= 450 else 0.0
         features = {"amount": float(rng.normal(shift, 1)), "age": float(rng.normal(0, 1))}
         y = int(rng.integers(0, 2))
