@@ -57,7 +57,7 @@ from modelguard.contracts.telemetry import (
     MODELGUARD_SDK_INVALID_CALLS,
 )
 from modelguard.contracts.topics import Topics
-from modelguard.sdk.encode import InvalidEventError, PredictionEncoder
+from modelguard.sdk.encode import InvalidEventError, PredictionEncoder, bounded
 from modelguard.sdk.latency import LatencyTimer, Stage, StageHistogram
 from modelguard.sdk.safelog import safe_logger
 
@@ -304,27 +304,24 @@ class EventSDK:
     def emit_event(self, event: Event) -> None:
         """Publish an already-built prediction, label, exposure or outcome event."""
         if isinstance(event, PredictionLogged):
-            self._send(
-                self.topics.predictions,
-                event.prediction_id.encode(),
-                encode_event(event),
-                "prediction",
-            )
+            topic, key, event_type = self.topics.predictions, event.prediction_id, "prediction"
         elif isinstance(event, LabelObserved):
-            self._send(
-                self.topics.labels, event.prediction_id.encode(), encode_event(event), "label"
-            )
+            topic, key, event_type = self.topics.labels, event.prediction_id, "label"
         elif isinstance(event, ExposureLogged):
-            self._send(
-                self.topics.exposures, event.unit_id.encode(), encode_event(event), "exposure"
-            )
+            topic, key, event_type = self.topics.exposures, event.unit_id, "exposure"
         elif isinstance(event, OutcomeObserved):
-            self._send(self.topics.outcomes, event.unit_id.encode(), encode_event(event), "outcome")
+            topic, key, event_type = self.topics.outcomes, event.unit_id, "outcome"
         else:
             raise TypeError(
                 f"event must be a PredictionLogged, LabelObserved, ExposureLogged or "
                 f"OutcomeObserved, got {type(event).__name__}"
             )
+        try:
+            value = bounded(encode_event(event), event_type)
+        except InvalidEventError:
+            self._count_invalid(event_type)
+            raise
+        self._send(topic, key.encode(), value, event_type)
 
     def _send(self, topic: str, key: bytes, value: bytes, event_type: str) -> None:
         if self._is_closed:
