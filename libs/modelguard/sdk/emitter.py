@@ -18,7 +18,9 @@ Usage in a model server::
 Guarantees: the caller is never blocked and never sees a delivery error. Events are
 validated (invalid arguments raise :class:`InvalidEventError` naming the field) and
 queued in librdkafka's bounded buffer (``max_buffer`` messages) of an idempotent
-producer; a full buffer drops the event, counted in ``modelguard_sdk_dropped_total``.
+producer; a full buffer drops the event, counted in ``modelguard_sdk_dropped_total``
+(``reason="buffer_full"``), and so does an event the producer refuses outright (e.g.
+after a fatal idempotence error; ``reason="produce_error"``).
 Delivery failures (e.g. a broker down longer than ``message_timeout_s``) are counted in
 ``modelguard_sdk_delivery_failures_total`` and logged, never raised. While the broker is
 down, events wait in the buffer and are delivered when it is back.
@@ -35,7 +37,7 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any, ParamSpec, TypeVar
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -101,7 +103,10 @@ class _Collector(Collector):
         yield queued
         dropped = counter_snapshot(MODELGUARD_SDK_DROPPED)
         for event_type, n in sorted(s.dropped.items()):
-            dropped.add_metric([event_type, "buffer_full"], n)
+            refused = s.produce_errors.get(event_type, 0)
+            dropped.add_metric([event_type, "buffer_full"], n - refused)
+            if refused:
+                dropped.add_metric([event_type, "produce_error"], refused)
         yield dropped
         failed = counter_snapshot(MODELGUARD_SDK_DELIVERY_FAILURES)
         for (topic, error), n in sorted(s.delivery_failures.items()):
@@ -171,7 +176,10 @@ class EventSDK:
         self._id_prefix = uuid.uuid4().hex[:16] + "-"
         self._ids = itertools.count()
         self.queued: dict[str, int] = {"prediction": 0, "label": 0, "exposure": 0, "outcome": 0}
+        #: events dropped before sending, by event type (all reasons)
         self.dropped: dict[str, int] = {}
+        #: of those, refused by the producer itself (e.g. a fatal idempotence error)
+        self.produce_errors: dict[str, int] = {}
         self.invalid: dict[str, int] = {}
         self.delivery_failures: dict[tuple[str, str], int] = {}
         self._headers: dict[str, list[tuple[str, str | bytes | None]]] = {
@@ -273,6 +281,9 @@ class EventSDK:
         except BufferError:
             self._drop_full("prediction")
             return prediction_id
+        except KafkaException as exc:  # never into the request path (module docstring)
+            self._drop_error("prediction", exc)
+            return prediction_id
         self.queued["prediction"] += 1
         return prediction_id
 
@@ -332,6 +343,9 @@ class EventSDK:
         except BufferError:
             self._drop_full(event_type)
             return
+        except KafkaException as exc:
+            self._drop_error(event_type, exc)
+            return
         self.queued[event_type] += 1
 
     def _drop_closed(self, event_type: str) -> None:
@@ -345,6 +359,13 @@ class EventSDK:
         self.dropped[event_type] = n
         if n == 1 or n % 10_000 == 0:
             log.warning("sdk_buffer_full_event_dropped", event_type=event_type, dropped=n)
+
+    def _drop_error(self, event_type: str, error: KafkaException) -> None:
+        self.dropped[event_type] = self.dropped.get(event_type, 0) + 1
+        n = self.produce_errors.get(event_type, 0) + 1
+        self.produce_errors[event_type] = n
+        if n == 1 or n % 10_000 == 0:
+            log.error("sdk_produce_failed_event_dropped", event_type=event_type, error=str(error))
 
     def _count_invalid(self, event_type: str) -> None:
         self.invalid[event_type] = self.invalid.get(event_type, 0) + 1
