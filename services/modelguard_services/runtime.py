@@ -33,13 +33,23 @@ E = TypeVar("E", bound=Event)
 S = TypeVar("S", bound=CommonSettings)
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:  # (NaN too)
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def service_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     """The argument parser of a service's ``__main__``, with the options every service
     takes (``--idle-exit``); the service adds its own."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "--idle-exit",
-        type=float,
+        type=_positive_seconds,
         default=None,
         metavar="SECONDS",
         help="exit after this many seconds without messages",

@@ -105,3 +105,22 @@ def test_settings_errors_name_every_variable() -> None:
         "an integer",
         "MODELGUARD_TOPIC_PREFIX: String should match pattern '^[A-Za-z0-9._-]+$'",
     ]
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "soon"])
+def test_idle_exit_must_be_positive_seconds(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: ``--idle-exit -1`` was accepted (the service exited as soon as it owned
+    partitions)."""
+    from modelguard_services.runtime import service_parser
+
+    with pytest.raises(SystemExit) as exited:
+        service_parser("modelguard-metrics", None).parse_args(["--idle-exit", value])
+    assert exited.value.code == 2
+    assert "argument --idle-exit:" in capsys.readouterr().err
+
+
+def test_idle_exit_takes_seconds() -> None:
+    from modelguard_services.runtime import service_parser
+
+    assert service_parser("p", None).parse_args(["--idle-exit", "2.5"]).idle_exit == 2.5
+    assert service_parser("p", None).parse_args([]).idle_exit is None
