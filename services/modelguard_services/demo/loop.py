@@ -53,6 +53,7 @@ from modelguard_services.demo.processes import ServiceError, ServiceProcess
 from modelguard_services.demo.results import DRIFT_ALERT, REPO, LoopConfig, LoopResult
 from modelguard_services.demo.tail import Tailed, TopicTail
 from modelguard_services.demo.timeline import Timeline, weights
+from modelguard_services.metrics.app import changelog_topic
 from modelguard_services.simulator import SimulatorService, load_scenario
 
 #: How long the end of the demo waits for Alertmanager to notify the webhook of the drift
@@ -354,7 +355,7 @@ class ClosedLoop:
     def _clean_up(self) -> None:
         with contextlib.suppress(Exception):
             delete_topics(self.ep.kafka_bootstrap, self.settings.topics.all())
-            delete_topics(self.ep.kafka_bootstrap, [f"{self.prefix}.metrics-changelog.v1"])
+            delete_topics(self.ep.kafka_bootstrap, [changelog_topic(self.settings)])
         with contextlib.suppress(Exception):
             admin = CommonSettings(**self.ep.redis_settings("admin"))
             client = make_redis(admin.redis_connection())

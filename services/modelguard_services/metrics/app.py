@@ -42,6 +42,7 @@ from modelguard.adapters.partitioned import (
     offset_key,
     offsets_of,
 )
+from modelguard.adapters.settings import CommonSettings
 from modelguard.adapters.topic_reader import read_to_end
 from modelguard.contracts import LabelObserved, PredictionLogged, encode_event
 from modelguard.contracts.fastdecode import (
@@ -81,7 +82,8 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, 50, 50)
 
 
-def changelog_topic(settings: MetricsSettings) -> str:
+def changelog_topic(settings: CommonSettings) -> str:
+    """The metrics processor's compacted state topic (the one home of its name)."""
     return f"{settings.topic_prefix}.metrics-changelog.v1"
 
 
