@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -17,15 +18,29 @@ from typing import Any, TypeVar
 
 import structlog
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from modelguard.adapters.logging import configure_logging
 from modelguard.adapters.partitioned import PartitionedRuntime, RuntimeOptions
 from modelguard.adapters.prometheus import MetricsServer
-from modelguard.adapters.settings import CommonSettings
+from modelguard.adapters.settings import CommonSettings, describe_settings_error
 from modelguard.contracts import Event
+from modelguard.errors import ConfigError
 
 RunLoop = Callable[[CollectorRegistry, threading.Event], object]
 E = TypeVar("E", bound=Event)
+S = TypeVar("S", bound=CommonSettings)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:  # (NaN too)
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
 
 
 def service_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
@@ -34,12 +49,30 @@ def service_parser(prog: str, description: str | None) -> argparse.ArgumentParse
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "--idle-exit",
-        type=float,
+        type=_positive_seconds,
         default=None,
         metavar="SECONDS",
         help="exit after this many seconds without messages",
     )
     return parser
+
+
+def load_settings(prog: str, factory: Callable[[], S]) -> S:
+    """``factory()`` (a service's settings from ``MODELGUARD_*``), with its secret files
+    read once: an invalid setting or an unreadable secret exits with code 2 and one line
+    naming the variable (or the file), not a traceback."""
+    try:
+        settings = factory()
+        settings.kafka_connection()  # reads the Kafka secret files
+        settings.redis_connection()  # reads the Redis password file
+    except ValidationError as exc:
+        problem = describe_settings_error(exc)
+    except (ConfigError, SettingsError) as exc:
+        problem = str(exc)
+    else:
+        return settings
+    sys.stderr.write(f"{prog}: invalid settings: {problem}\n")
+    raise SystemExit(2)
 
 
 def serve(name: str, settings: CommonSettings, run: RunLoop, **log_fields: Any) -> int:

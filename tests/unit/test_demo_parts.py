@@ -140,3 +140,30 @@ def test_typed_errors_of_processes_and_simulator() -> None:
     scenario = load_scenario(Path(REPO / "deploy" / "scenarios" / "demo-canary.yaml"))
     with pytest.raises(ConfigError, match="speed must be > 0"):
         SimulatorService(CommonSettings(), scenario, speed=0)
+
+
+def test_the_webhook_line_waits_for_the_drift_alert() -> None:
+    """README: ``ModelDataDriftDetected`` fires in Alertmanager, "whose local webhook
+    receives it". Before: the demo printed the webhook's alerts as soon as any had come
+    (``['ModelServingVersionBreach', 'ModelVersionRolledBack']`` in a real run), without
+    the drift alert that arrives a group interval later."""
+    from modelguard_services.demo.observability import notified_names
+    from modelguard_services.demo.results import DRIFT_ALERT
+
+    now = [0.0]
+
+    class Hook:
+        def ours(self, job_id: str) -> list[dict[str, object]]:
+            names = ["ModelServingVersionBreach", "ModelVersionRolledBack"]
+            if now[0] >= 5.0:  # Alertmanager's next group interval
+                names.append(DRIFT_ALERT)
+            return [{"labels": {"alertname": n, "job_id": job_id}} for n in names]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    names = notified_names(Hook(), "run", DRIFT_ALERT, 10.0, clock=lambda: now[0], sleep=sleep)  # type: ignore[arg-type]
+    assert DRIFT_ALERT in names and 5.0 <= now[0] < 5.5
+    now[0] = 0.0
+    late = notified_names(Hook(), "run", "NeverFires", 3.0, clock=lambda: now[0], sleep=sleep)  # type: ignore[arg-type]
+    assert late == ["ModelServingVersionBreach", "ModelVersionRolledBack"] and now[0] >= 3.0

@@ -227,3 +227,16 @@ def test_one_routing_writer_protocol() -> None:
         if "class RoutingWriter(" in path.read_text()
     ]
     assert [Path(p).name for p in defined] == ["writer.py"]
+
+
+def test_the_metrics_changelog_topic_is_named_in_one_place() -> None:
+    """``metrics.app.changelog_topic`` is the one home of the changelog's name; the demo's
+    clean-up spelled it out again (``f"{prefix}.metrics-changelog.v1"``)."""
+    services = ROOT / "services" / "modelguard_services"
+    offenders = sorted(
+        str(path.relative_to(ROOT))
+        for root in (LIBS, services)
+        for path in root.rglob("*.py")
+        if "metrics-changelog" in path.read_text()
+    )
+    assert offenders == ["services/modelguard_services/metrics/app.py"]

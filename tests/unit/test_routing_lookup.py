@@ -90,3 +90,32 @@ def test_invalid_unit_ids_are_refused(bad: object) -> None:
     rc._apply("m", table(1, {"v1": 0.5, "v2": 0.5}), REGISTERED)
     with pytest.raises(ValueError, match="unit_id must be a non-empty str"):
         rc.version_for("m", bad)  # type: ignore[arg-type]
+
+
+def test_a_table_written_anew_at_a_lower_revision_replaces_the_lost_one() -> None:
+    """Redis lost the table (restored from an older snapshot, or deleted) and the
+    controller wrote a rollback at revision 1. Before: the router kept serving the lost
+    revision 2 (50/50) until restarted (``/tmp/review/repro_routing_revision_reset.py``
+    showed it against a real Redis)."""
+    rc = make_client()
+    rc._apply("m", table(2, {"v1": 0.5, "v2": 0.5}), REGISTERED)
+    later = T.replace(hour=1)
+    rollback = RoutingTable(
+        model="m",
+        revision=1,
+        weights={"v1": 1.0, "v2": 0.0},
+        slots={"v1": 0, "v2": 1},
+        updated_at=later,
+    ).model_dump_json()
+    rc._apply("m", rollback, REGISTERED)
+    assert rc.revision("m") == 1
+    assert {rc.version_for("m", f"u{i}") for i in range(200)} == {"v1"}
+
+
+def test_a_stale_read_of_an_older_table_is_still_dropped() -> None:
+    rc = make_client()
+    rc._apply("m", table(2, {"v1": 0.0, "v2": 1.0}), REGISTERED)
+    rc._apply("m", table(1, {"v1": 1.0, "v2": 0.0}), REGISTERED)  # same or older time
+    rc._apply("m", table(2, {"v1": 1.0, "v2": 0.0}), REGISTERED)  # a re-read, same time
+    assert rc.revision("m") == 2
+    assert rc.table("m").weights == {"v1": 0.0, "v2": 1.0}  # type: ignore[union-attr]

@@ -210,3 +210,37 @@ def test_latency_timer_with_a_fake_clock() -> None:
     ]
     with pytest.raises(ValueError, match="stage must be one of"), timer.stage("training"):  # type: ignore[arg-type]
         pass
+
+
+# -- payload size -----------------------------------------------------------------------
+#: Within every per-field bound (512 features, strings of 1024 characters), yet about
+#: 300 kB encoded: far over the 64 KiB every consumer accepts (``Limits.max_payload_bytes``).
+WIDE_FEATURES = {f"f{i}": "x" * 1000 for i in range(300)}
+
+
+@pytest.mark.parametrize("features", [WIDE_FEATURES, {**WIDE_FEATURES, "odd": math.nan}])
+def test_an_event_too_large_for_the_consumers_is_refused(features: dict[str, Any]) -> None:
+    """Before: the SDK queued it and every processor dead-lettered it ("payload is
+    303070 bytes, limit is 65536"); the caller never heard of it."""
+    with pytest.raises(InvalidEventError, match=r"(bytes, the limit is 65536|features\.odd)"):
+        PredictionEncoder().encode(**{**BASE, "features": features})
+
+
+def test_the_largest_event_the_sdk_accepts_decodes_at_every_consumer() -> None:
+    features = {f"f{i}": "x" * 1000 for i in range(60)}
+    _key, value = PredictionEncoder().encode(**{**BASE, "features": features})
+    assert decode_event(PredictionLogged, value).features == features
+
+
+def test_emit_event_refuses_a_built_event_too_large_for_the_consumers() -> None:
+    from modelguard.sdk import EventSDK
+
+    sdk = EventSDK("127.0.0.1:1", message_timeout_s=1)
+    try:
+        event = PredictionLogged.model_validate({**BASE, "features": WIDE_FEATURES})
+        with pytest.raises(InvalidEventError, match="the limit is 65536"):
+            sdk.emit_event(event)
+        assert sdk.invalid == {"prediction": 1}
+        assert sdk.queued["prediction"] == 0
+    finally:
+        sdk.close(timeout=0)

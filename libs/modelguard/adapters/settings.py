@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelguard.adapters.redis_client import RedisConnection
@@ -37,6 +37,27 @@ def read_secret(path: Path, what: str) -> str:
     if not secret:
         raise SecretFileError(f"{what}: {path} is empty")
     return secret
+
+
+def describe_settings_error(exc: ValidationError, env_prefix: str = "MODELGUARD_") -> str:
+    """One line per invalid setting, named by its environment variable.
+
+    >>> try:
+    ...     CommonSettings(metrics_port="x")
+    ... except ValidationError as exc:
+    ...     describe_settings_error(exc)
+    'MODELGUARD_METRICS_PORT: Input should be a valid integer, unable to parse string as an integer'
+    """
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if not loc:  # a rule across settings: its message names them
+            lines.append(msg)
+            continue
+        name = loc if loc.isupper() else f"{env_prefix}{loc.upper()}"
+        lines.append(f"{name}: {msg}")
+    return "; ".join(lines)
 
 
 class CommonSettings(BaseSettings):

@@ -1,17 +1,23 @@
 """``modelguard`` command line.
 
 Each feature owns a module in this package with ``register(subparsers)``; the module
-adds its sub-command and sets ``handler`` (``args -> exit code``). Argument errors exit
-with code 2 and say what is wrong; a failed check exits with code 1.
+adds its sub-command and sets ``handler`` (``args -> exit code``). Argument and settings
+errors exit with code 2 and say what is wrong; a failed check or an unreachable Redis
+exits with code 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Callable
 
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
 from modelguard.adapters.logging import configure_logging
+from modelguard.errors import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -44,4 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(f"--log-level: {exc}")
     handler: Handler = args.handler
-    return handler(args)
+    prog = f"modelguard {args.command}"
+    try:
+        return handler(args)
+    except ValidationError as exc:  # the MODELGUARD_* settings
+        from modelguard.adapters.settings import describe_settings_error
+
+        sys.stderr.write(f"{prog}: invalid settings: {describe_settings_error(exc)}\n")
+        return 2
+    except (ConfigError, SettingsError) as exc:  # e.g. an unreadable secret file
+        sys.stderr.write(f"{prog}: {exc}\n")
+        return 2
+    except Exception as exc:
+        # imported only by the commands that use it (``--help`` stays light)
+        redis = sys.modules.get("redis")
+        if redis is None or not isinstance(exc, redis.RedisError):
+            raise
+        sys.stderr.write(f"{prog}: Redis: {exc}\n")
+        return 1

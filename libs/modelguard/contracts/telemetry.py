@@ -125,7 +125,8 @@ MODELGUARD_SDK_EVENTS = _sdk.counter(
 )
 MODELGUARD_SDK_DROPPED = _sdk.counter(
     "modelguard_sdk_dropped",
-    "Events dropped before sending (buffer full), by event type.",
+    "Events dropped before sending (buffer full, or refused by the producer), by event "
+    "type and reason.",
     ("event_type", "reason"),
 )
 MODELGUARD_SDK_DELIVERY_FAILURES = _sdk.counter(

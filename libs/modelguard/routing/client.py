@@ -332,7 +332,12 @@ class RoutingClient:
             return current
         with self._changed:
             current = self._entries.get(model)
-            if current is not None and not force and table.revision <= current.table.revision:
+            if (
+                current is not None
+                and not force
+                and table.revision <= current.table.revision
+                and not self._reset(current.table, table)
+            ):
                 return current
             self._entries[model] = entry
             self._changed.notify_all()
@@ -342,6 +347,24 @@ class RoutingClient:
         self._metrics.updates.labels(model).inc()
         log.info("routing_table_applied", model=model, revision=table.revision)
         return entry
+
+    @staticmethod
+    def _reset(cached: RoutingTable, read: RoutingTable) -> bool:
+        """Whether ``read`` (from Redis, at a revision not above the cached one) replaces
+        a table Redis no longer has: written after it, so the revision counter went back
+        (Redis restored from an older snapshot, or the table deleted and written anew).
+        Without this the router would serve the lost table until it restarts, ignoring
+        every later change, a rollback included. A stale read racing a newer one is
+        older than the cached table and is still dropped."""
+        if read.updated_at <= cached.updated_at:
+            return False
+        log.warning(
+            "routing_table_revision_reset",
+            model=read.model,
+            revision=read.revision,
+            serving_revision=cached.revision,
+        )
+        return True
 
     def _reload(self, model: str, *, force: bool = False) -> None:
         raw, registered = self._fetch(model)

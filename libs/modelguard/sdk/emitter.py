@@ -18,7 +18,9 @@ Usage in a model server::
 Guarantees: the caller is never blocked and never sees a delivery error. Events are
 validated (invalid arguments raise :class:`InvalidEventError` naming the field) and
 queued in librdkafka's bounded buffer (``max_buffer`` messages) of an idempotent
-producer; a full buffer drops the event, counted in ``modelguard_sdk_dropped_total``.
+producer; a full buffer drops the event, counted in ``modelguard_sdk_dropped_total``
+(``reason="buffer_full"``), and so does an event the producer refuses outright (e.g.
+after a fatal idempotence error; ``reason="produce_error"``).
 Delivery failures (e.g. a broker down longer than ``message_timeout_s``) are counted in
 ``modelguard_sdk_delivery_failures_total`` and logged, never raised. While the broker is
 down, events wait in the buffer and are delivered when it is back.
@@ -35,7 +37,7 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any, ParamSpec, TypeVar
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -57,7 +59,7 @@ from modelguard.contracts.telemetry import (
     MODELGUARD_SDK_INVALID_CALLS,
 )
 from modelguard.contracts.topics import Topics
-from modelguard.sdk.encode import InvalidEventError, PredictionEncoder
+from modelguard.sdk.encode import InvalidEventError, PredictionEncoder, bounded
 from modelguard.sdk.latency import LatencyTimer, Stage, StageHistogram
 from modelguard.sdk.safelog import safe_logger
 
@@ -101,7 +103,10 @@ class _Collector(Collector):
         yield queued
         dropped = counter_snapshot(MODELGUARD_SDK_DROPPED)
         for event_type, n in sorted(s.dropped.items()):
-            dropped.add_metric([event_type, "buffer_full"], n)
+            refused = s.produce_errors.get(event_type, 0)
+            dropped.add_metric([event_type, "buffer_full"], n - refused)
+            if refused:
+                dropped.add_metric([event_type, "produce_error"], refused)
         yield dropped
         failed = counter_snapshot(MODELGUARD_SDK_DELIVERY_FAILURES)
         for (topic, error), n in sorted(s.delivery_failures.items()):
@@ -171,7 +176,10 @@ class EventSDK:
         self._id_prefix = uuid.uuid4().hex[:16] + "-"
         self._ids = itertools.count()
         self.queued: dict[str, int] = {"prediction": 0, "label": 0, "exposure": 0, "outcome": 0}
+        #: events dropped before sending, by event type (all reasons)
         self.dropped: dict[str, int] = {}
+        #: of those, refused by the producer itself (e.g. a fatal idempotence error)
+        self.produce_errors: dict[str, int] = {}
         self.invalid: dict[str, int] = {}
         self.delivery_failures: dict[tuple[str, str], int] = {}
         self._headers: dict[str, list[tuple[str, str | bytes | None]]] = {
@@ -273,6 +281,9 @@ class EventSDK:
         except BufferError:
             self._drop_full("prediction")
             return prediction_id
+        except KafkaException as exc:  # never into the request path (module docstring)
+            self._drop_error("prediction", exc)
+            return prediction_id
         self.queued["prediction"] += 1
         return prediction_id
 
@@ -304,27 +315,24 @@ class EventSDK:
     def emit_event(self, event: Event) -> None:
         """Publish an already-built prediction, label, exposure or outcome event."""
         if isinstance(event, PredictionLogged):
-            self._send(
-                self.topics.predictions,
-                event.prediction_id.encode(),
-                encode_event(event),
-                "prediction",
-            )
+            topic, key, event_type = self.topics.predictions, event.prediction_id, "prediction"
         elif isinstance(event, LabelObserved):
-            self._send(
-                self.topics.labels, event.prediction_id.encode(), encode_event(event), "label"
-            )
+            topic, key, event_type = self.topics.labels, event.prediction_id, "label"
         elif isinstance(event, ExposureLogged):
-            self._send(
-                self.topics.exposures, event.unit_id.encode(), encode_event(event), "exposure"
-            )
+            topic, key, event_type = self.topics.exposures, event.unit_id, "exposure"
         elif isinstance(event, OutcomeObserved):
-            self._send(self.topics.outcomes, event.unit_id.encode(), encode_event(event), "outcome")
+            topic, key, event_type = self.topics.outcomes, event.unit_id, "outcome"
         else:
             raise TypeError(
                 f"event must be a PredictionLogged, LabelObserved, ExposureLogged or "
                 f"OutcomeObserved, got {type(event).__name__}"
             )
+        try:
+            value = bounded(encode_event(event), event_type)
+        except InvalidEventError:
+            self._count_invalid(event_type)
+            raise
+        self._send(topic, key.encode(), value, event_type)
 
     def _send(self, topic: str, key: bytes, value: bytes, event_type: str) -> None:
         if self._is_closed:
@@ -334,6 +342,9 @@ class EventSDK:
             self._produce(topic, value, key, headers=self._headers[event_type])
         except BufferError:
             self._drop_full(event_type)
+            return
+        except KafkaException as exc:
+            self._drop_error(event_type, exc)
             return
         self.queued[event_type] += 1
 
@@ -348,6 +359,13 @@ class EventSDK:
         self.dropped[event_type] = n
         if n == 1 or n % 10_000 == 0:
             log.warning("sdk_buffer_full_event_dropped", event_type=event_type, dropped=n)
+
+    def _drop_error(self, event_type: str, error: KafkaException) -> None:
+        self.dropped[event_type] = self.dropped.get(event_type, 0) + 1
+        n = self.produce_errors.get(event_type, 0) + 1
+        self.produce_errors[event_type] = n
+        if n == 1 or n % 10_000 == 0:
+            log.error("sdk_produce_failed_event_dropped", event_type=event_type, error=str(error))
 
     def _count_invalid(self, event_type: str) -> None:
         self.invalid[event_type] = self.invalid.get(event_type, 0) + 1

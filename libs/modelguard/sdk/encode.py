@@ -45,6 +45,7 @@ _MAX_ID = LIMITS.max_id_length
 _MAX_NAME = LIMITS.max_name_length
 _MAX_FEATURES = LIMITS.max_features
 _MAX_CLASSES = LIMITS.max_classes
+_MAX_PAYLOAD = LIMITS.max_payload_bytes
 _MODEL = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{LIMITS.max_id_length - 1}}}").fullmatch
 _ERROR_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}").fullmatch
 _CLASS = re.compile(CLASS_PATTERN).fullmatch
@@ -282,9 +283,9 @@ class PredictionEncoder:
             if fast and not _is_id(experiment_id):
                 fast = False
         if fast:
-            return prediction_id.encode(), _dumps(data)
+            return prediction_id.encode(), bounded(_dumps(data), "prediction")
         event = _validate(PredictionLogged, data, "prediction")
-        return event.prediction_id.encode(), encode_event(event)
+        return event.prediction_id.encode(), bounded(encode_event(event), "prediction")
 
     def _remember_model(self, model: object, version: object, task: object) -> bool:
         if not (
@@ -341,6 +342,17 @@ class PredictionEncoder:
             return prediction_id.encode(), _dumps(data)
         event = _validate(LabelObserved, data, "label")
         return event.prediction_id.encode(), encode_event(event)
+
+
+def bounded(value: bytes, what: str) -> bytes:
+    """``value`` if it fits the contract's payload limit (every consumer dead-letters a
+    larger record), else :class:`InvalidEventError` saying by how much it is over."""
+    if len(value) > _MAX_PAYLOAD:
+        raise InvalidEventError(
+            f"{what}: the encoded event is {len(value)} bytes, the limit is {_MAX_PAYLOAD} "
+            "(fewer or shorter features)"
+        )
+    return value
 
 
 def _remember(cache: set[str], names: Mapping[Any, Any], valid: Callable[[object], bool]) -> bool:

@@ -20,7 +20,7 @@ from modelguard.adapters.settings import CommonSettings
 from modelguard.core.control import PolicyError, load_policies
 from modelguard.routing import RoutingTableStore
 from modelguard_services.controller import ControllerService
-from modelguard_services.runtime import serve, service_parser
+from modelguard_services.runtime import load_settings, serve, service_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replica", default=None, help="replica name (default host-pid)")
     parser.add_argument("--lease-ttl", type=float, default=3.0, metavar="SECONDS")
     args = parser.parse_args(argv)
-    settings = CommonSettings()
+    settings = load_settings(parser.prog, CommonSettings)
     configure_logging(settings.log_level)
     try:
         policies = load_policies(args.policies)

@@ -58,6 +58,7 @@ from modelguard.contracts.metric_window import MetricWindowClosed
 from modelguard.contracts.routing import RoutingTable
 from modelguard.core.control import ModelState, Policy, RoutingView, assess, decide, observe
 from modelguard.core.control.machine import evidence_for
+from modelguard.errors import DependencyError
 from modelguard_services.controller.consumer import AssignedConsumer, normalise_offsets
 from modelguard_services.controller.metrics import ACTIONS, ControllerMetrics
 from modelguard_services.controller.outbox import (
@@ -80,6 +81,9 @@ __all__ = [
 SERVICE = "controller"
 log = structlog.get_logger("modelguard.controller")
 ControlEvent = MetricWindowClosed | DriftSignal
+#: Failures of the brokers seen by the leader: an unacknowledged decision publish or
+#: outbox check (``DependencyError``), or a client call failing (``KafkaException``).
+KAFKA_FAILURES: tuple[type[BaseException], ...] = (DependencyError, KafkaException)
 
 
 class ControllerService:
@@ -113,8 +117,10 @@ class ControllerService:
             self._redis, settings.redis_keys, self.replica, int(lease_ttl * 1000)
         )
         self._registry = registry
-        #: Reports Redis outages (``modelguard_dependency_up``); waits are in ``run``.
+        #: Reports Redis and Kafka outages (``modelguard_dependency_up``); waits are in
+        #: ``run``.
         self.redis_guard = DependencyGuard("redis", registry)
+        self.kafka_guard = DependencyGuard("kafka", registry, transient=KAFKA_FAILURES)
         self._backoff = Backoff(base=0.1, cap=5.0)
         self._rng = random.Random()
         self._ingest_metrics = IngestMetrics(registry, SERVICE)
@@ -194,6 +200,8 @@ class ControllerService:
     def _step_down(self, why: str) -> None:
         if self._consumer is not None:
             self._consumer.close()
+        elif self._assigned is not None:  # a take-over that failed half-way
+            self._assigned.close()
         self._consumer = self._assigned = None
         self.is_leader = False
         self.metrics.leader.labels(self.replica).set(0)
@@ -208,7 +216,7 @@ class ControllerService:
         next_tick = 0.0
         renew_every = self._store.ttl_ms / 3000.0
         next_renew = 0.0
-        failures = 0
+        failures = kafka_failures = 0
         try:
             while not stop.is_set():
                 try:
@@ -225,6 +233,9 @@ class ControllerService:
                         if not self.is_leader:
                             self._take_over()
                     last_seen, next_tick = self._iteration(last_seen, next_tick)
+                    if not self.kafka_guard.up:
+                        self.kafka_guard.mark_up()
+                        kafka_failures = 0
                 except LostLeaseError as exc:
                     self._step_down(str(exc))
                     continue
@@ -239,6 +250,19 @@ class ControllerService:
                     stop.wait(self._backoff.delay(failures, self._rng))
                     failures += 1
                     last_seen = time.monotonic()  # an outage is not idleness
+                    continue
+                except KAFKA_FAILURES as exc:
+                    if stop.is_set():
+                        break
+                    # The same successor path as a Redis outage or a crash: the next
+                    # take-over (this replica keeps the lease) finishes the outbox saved
+                    # before the failed publish (ADR 0005); only now the process lives on.
+                    self.kafka_guard.mark_down(exc)
+                    if self.is_leader or self._assigned is not None:
+                        self._step_down(f"kafka unavailable: {exc}")
+                    stop.wait(self._backoff.delay(kafka_failures, self._rng))
+                    kafka_failures += 1
+                    last_seen = time.monotonic()
                     continue
                 if (
                     idle_exit_seconds is not None

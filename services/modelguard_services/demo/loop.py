@@ -47,12 +47,18 @@ from modelguard_services.demo.observability import (
     WebhookReceiver,
     active_alerts,
     ensure_rules_loaded,
+    notified_names,
 )
 from modelguard_services.demo.processes import ServiceError, ServiceProcess
 from modelguard_services.demo.results import DRIFT_ALERT, REPO, LoopConfig, LoopResult
 from modelguard_services.demo.tail import Tailed, TopicTail
 from modelguard_services.demo.timeline import Timeline, weights
+from modelguard_services.metrics.app import changelog_topic
 from modelguard_services.simulator import SimulatorService, load_scenario
+
+#: How long the end of the demo waits for Alertmanager to notify the webhook of the drift
+#: alert it has just seen firing (the devstack's group_wait 1 s, group_interval 5 s).
+WEBHOOK_WAIT_SECONDS = 10.0
 
 __all__ = [
     "DRIFT_ALERT",
@@ -339,12 +345,7 @@ class ClosedLoop:
                         )
             if r.closed:
                 if webhook is not None:  # give Alertmanager a moment to notify
-                    end = time.monotonic() + 3.0
-                    while not webhook.ours(self.prefix) and time.monotonic() < end:
-                        time.sleep(0.2)
-                    names = sorted(
-                        {a["labels"].get("alertname", "?") for a in webhook.ours(self.prefix)}
-                    )
+                    names = notified_names(webhook, self.prefix, DRIFT_ALERT, WEBHOOK_WAIT_SECONDS)
                     if names:
                         self._say(r.t(utc_now()), f"webhook (PagerDuty stand-in) notified: {names}")
                 r.table = table.read(r.model)
@@ -354,7 +355,7 @@ class ClosedLoop:
     def _clean_up(self) -> None:
         with contextlib.suppress(Exception):
             delete_topics(self.ep.kafka_bootstrap, self.settings.topics.all())
-            delete_topics(self.ep.kafka_bootstrap, [f"{self.prefix}.metrics-changelog.v1"])
+            delete_topics(self.ep.kafka_bootstrap, [changelog_topic(self.settings)])
         with contextlib.suppress(Exception):
             admin = CommonSettings(**self.ep.redis_settings("admin"))
             client = make_redis(admin.redis_connection())

@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -85,3 +86,23 @@ class WebhookReceiver:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def notified_names(
+    webhook: WebhookReceiver,
+    job_id: str,
+    alertname: str,
+    timeout: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], object] = time.sleep,
+) -> list[str]:
+    """The alert names the webhook was notified of for ``job_id``, once ``alertname`` is
+    among them or ``timeout`` seconds have passed (Alertmanager sends a new alert of a
+    group after ``group_wait``, later ones after ``group_interval``)."""
+    end = clock() + timeout
+    while True:
+        names = sorted({a["labels"].get("alertname", "?") for a in webhook.ours(job_id)})
+        if alertname in names or clock() >= end:
+            return names
+        sleep(0.2)

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.drift import DriftConfig
 from modelguard_services.drift.app import DriftService
-from modelguard_services.runtime import serve, service_parser
+from modelguard_services.runtime import load_settings, serve, service_parser
 
 #: The drift core's defaults (one home: ``DriftConfig``).
 _DEFAULTS = DriftConfig()
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--window-events and --warmup-events must be >= 100, --alpha in (0, 1)")
     if not args.concept_label_grace_s >= 0:
         parser.error("--concept-label-grace-s must be >= 0")
-    settings = CommonSettings()
+    settings = load_settings(parser.prog, CommonSettings)
     config = DriftConfig(**{field: getattr(args, field) for field, _, _ in _CONFIG_OPTIONS})
 
     def run(registry: CollectorRegistry, stop: threading.Event) -> None:

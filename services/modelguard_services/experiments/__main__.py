@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from modelguard.adapters.settings import CommonSettings
 from modelguard_services.experiments.app import ExperimentsService
-from modelguard_services.runtime import serve, service_parser
+from modelguard_services.runtime import load_settings, serve, service_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.analysis_interval <= 0:
         parser.error(f"--analysis-interval must be > 0, got {args.analysis_interval}")
-    settings = CommonSettings()
+    settings = load_settings(parser.prog, CommonSettings)
     return serve(
         "experiments",
         settings,

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import redis
 import structlog
-from confluent_kafka import OFFSET_BEGINNING
+from confluent_kafka import OFFSET_BEGINNING, KafkaException
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
@@ -265,7 +265,10 @@ class ExperimentsService:
     def partitions(self) -> int:
         """Partition count of the exposures topic (read once from the broker)."""
         if self._partitions is None:
-            meta = self._raw.list_topics(self._topics.exposures, timeout=10)
+            try:
+                meta = self._raw.list_topics(self._topics.exposures, timeout=10)
+            except KafkaException as exc:
+                raise DependencyError(f"no metadata of {self._topics.exposures!r}: {exc}") from exc
             topic = meta.topics.get(self._topics.exposures)
             count = len(topic.partitions) if topic is not None else 0
             if count == 0:
@@ -281,7 +284,12 @@ class ExperimentsService:
         """Analyse the running experiments this worker owns."""
         out = []
         for spec in self.registry.all("running"):
-            if not self.owns(spec.experiment_id):
+            try:
+                owned = self.owns(spec.experiment_id)
+            except DependencyError as exc:  # the brokers: try again at the next interval
+                log.warning("analysis_postponed", error=str(exc))
+                break
+            if not owned:
                 continue
             try:
                 out.append(self.analyze_one(spec))

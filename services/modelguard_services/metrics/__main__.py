@@ -8,13 +8,13 @@ from prometheus_client import CollectorRegistry
 
 from modelguard_services.metrics.app import MetricsService, tune_gc
 from modelguard_services.metrics.settings import MetricsSettings
-from modelguard_services.runtime import serve, service_parser
+from modelguard_services.runtime import load_settings, serve, service_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = service_parser("modelguard-metrics", __doc__)
     args = parser.parse_args(argv)
-    settings = MetricsSettings()
+    settings = load_settings(parser.prog, MetricsSettings)
 
     def run(registry: CollectorRegistry, stop: threading.Event) -> None:
         service = MetricsService(settings, registry)

@@ -33,6 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
+from modelguard.adapters.delivery import RetriedOutputs
 from modelguard.adapters.ingest import Received
 from modelguard.adapters.kafka import KafkaConnection, ensure_topics
 from modelguard.adapters.partitioned import (
@@ -41,6 +42,7 @@ from modelguard.adapters.partitioned import (
     offset_key,
     offsets_of,
 )
+from modelguard.adapters.settings import CommonSettings
 from modelguard.adapters.topic_reader import read_to_end
 from modelguard.contracts import LabelObserved, PredictionLogged, encode_event
 from modelguard.contracts.fastdecode import (
@@ -80,7 +82,8 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, 50, 50)
 
 
-def changelog_topic(settings: MetricsSettings) -> str:
+def changelog_topic(settings: CommonSettings) -> str:
+    """The metrics processor's compacted state topic (the one home of its name)."""
     return f"{settings.topic_prefix}.metrics-changelog.v1"
 
 
@@ -187,6 +190,9 @@ class MetricsService:
             clock=clock,
         )
         self._producer = self.runtime.producer
+        #: metric windows, sent again when their delivery failed (before any checkpoint
+        #: saves offsets past them)
+        self.outputs = RetriedOutputs(self._producer)
         self.states: dict[int, PartitionState] = {}
         self._unsaved: set[int] = set()
         self.collector = MetricsCollector()
@@ -252,7 +258,11 @@ class MetricsService:
             self._publish(closed)
 
     def save(self, offsets: Mapping[str, int]) -> bool:
-        """Write each changed partition's state with its offsets to the changelog."""
+        """Write each changed partition's state with its offsets to the changelog, once
+        every metric window before them is delivered (a failed one is sent again)."""
+        if not self.outputs.redeliver():
+            log.warning("checkpoint_waits_for_windows", undelivered=len(self.outputs.failed))
+            return False
         # a partition changed iff its offsets moved (every event handled moves them)
         dirty = {p for p in self.states if offsets_of(offsets, p) != self.states[p].offsets}
         dirty |= self._unsaved & set(self.states)  # a write that was not acknowledged
@@ -294,18 +304,12 @@ class MetricsService:
         now = self._clock()
         for w in closed:
             event = to_event(w, now)
-            value = encode_event(event)
-            while True:
-                try:
-                    self._producer.produce(
-                        self.topics.metric_windows,
-                        key=w.model.encode(),
-                        value=value,
-                        headers=[("event_type", event.schema_name.encode())],
-                    )
-                    break
-                except BufferError:
-                    self._producer.poll(0.1)
+            self.outputs.produce(
+                self.topics.metric_windows,
+                encode_event(event),
+                key=w.model.encode(),
+                headers=[("event_type", event.schema_name.encode())],
+            )
             self.windows_published += 1
 
     def _refresh(self) -> None:

@@ -16,6 +16,7 @@ from modelguard.adapters.logging import configure_logging
 from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.settings import CommonSettings
 from modelguard.core.simulation import ScenarioError
+from modelguard_services.runtime import load_settings
 from modelguard_services.simulator.app import SimulatorService, load_scenario
 
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.speed < 0:
         parser.error(f"--speed must be >= 0, got {args.speed}")
-    settings = CommonSettings()
+    settings = load_settings(parser.prog, CommonSettings)
     configure_logging(settings.log_level)
     try:
         scenario = load_scenario(args.scenario)

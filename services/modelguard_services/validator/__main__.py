@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelguard_services.runtime import serve, service_parser
+from modelguard_services.runtime import load_settings, serve, service_parser
 from modelguard_services.validator.app import ValidatorService
 from modelguard_services.validator.settings import ValidatorSettings
 
@@ -10,7 +10,7 @@ from modelguard_services.validator.settings import ValidatorSettings
 def main(argv: list[str] | None = None) -> int:
     parser = service_parser("modelguard-validator", __doc__)
     args = parser.parse_args(argv)
-    settings = ValidatorSettings()
+    settings = load_settings(parser.prog, ValidatorSettings)
     return serve(
         "validator",
         settings,
