@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from modelguard.adapters.delivery import RetriedOutputs
 from modelguard.adapters.drift_store import Published, partition_name
 from modelguard.adapters.ingest import Received
 from modelguard.adapters.partitioned import offset_key
@@ -147,14 +148,48 @@ class FakeCheckpoints:
 
 
 class FakeProducer:
+    """Delivers every message at once (its delivery report included)."""
+
     def __init__(self, sink: list[bytes]) -> None:
         self.sink = sink
 
-    def produce(self, topic: str, key: bytes, value: bytes) -> None:
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None = None,
+        value: bytes = b"",
+        on_delivery: Any = None,
+        headers: Any = None,
+    ) -> None:
         self.sink.append(value)
+        if on_delivery is not None:
+            on_delivery(None, None)
 
     def poll(self, timeout: float) -> int:
         return 0
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+class BrokerDownProducer(FakeProducer):
+    """While ``down``, every message fails its delivery (as after an outage longer than
+    ``message.timeout.ms``: flush() still returns 0, the report carries the error)."""
+
+    down = False
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None = None,
+        value: bytes = b"",
+        on_delivery: Any = None,
+        headers: Any = None,
+    ) -> None:
+        if not self.down:
+            super().produce(topic, key, value, on_delivery, headers)
+        elif on_delivery is not None:
+            on_delivery("_MSG_TIMED_OUT", None)
 
 
 class Worker:
@@ -171,7 +206,7 @@ class Worker:
         self.service.runtime.consumer.close()  # never used: the test reads for it
         self.service._store = store  # type: ignore[assignment]
         self.service._checkpoints = checkpoints  # type: ignore[assignment]
-        self.service._producer = FakeProducer(sink)  # type: ignore[assignment]
+        self.service.outputs = RetriedOutputs(FakeProducer(sink))  # type: ignore[arg-type]
         self.offsets: dict[str, int] = {}
 
     def assign(self, partitions: list[int]) -> None:
@@ -386,3 +421,25 @@ def test_labels_the_concept_path_could_not_use_are_exported_once() -> None:
     second.service.handle_batch([later(i) for i in range(100, 200)])
     assert unused(second, "orphan") == 1  # ...and only the new one exported here
     assert unused(second, "label_overflow") == 0
+
+
+def test_a_signal_whose_delivery_failed_is_sent_again_before_the_checkpoint() -> None:
+    """Offsets are never saved past a drift signal the broker did not take: the
+    checkpoint waits, the signal is sent again, then the checkpoint moves on."""
+    store, checkpoints, sink = FakeStore(), FakeCheckpoints(), []
+    store.publish(_operator_reference())
+    worker = Worker(store, checkpoints, sink)
+    producer = BrokerDownProducer(sink)
+    worker.service.outputs = RetriedOutputs(producer)  # type: ignore[arg-type]
+    worker.assign(list(range(PARTITIONS)))
+    producer.down = True
+    _read(worker, np.random.default_rng(7))
+    assert worker.done() and sink == []  # every signal failed
+    worker.save()
+    assert checkpoints.saved == {}  # not past the failed signals
+    producer.down = False
+    worker.save()
+    assert len(checkpoints.saved) == PARTITIONS
+    got = [decode_event(DriftSignal, raw) for raw in sink]
+    assert {s.event_id: s for s in got} == _offline(store)
+    assert len(got) == len(_offline(store))  # each sent again once

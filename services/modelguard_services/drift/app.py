@@ -51,6 +51,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.clock import utc_now
+from modelguard.adapters.delivery import RetriedOutputs
 from modelguard.adapters.dependency import DependencyGuard
 from modelguard.adapters.drift_store import DriftCheckpoints, ReferenceStore, partition_name
 from modelguard.adapters.guarded_redis import make_guarded_redis
@@ -112,6 +113,9 @@ class DriftService:
             clock=clock,
         )
         self._producer = self.runtime.producer
+        #: drift signals, sent again when their delivery failed (before any checkpoint
+        #: saves offsets past them)
+        self.outputs = RetriedOutputs(self._producer)
         self._raw_consumer = self.runtime.consumer
         self.redis_guard = DependencyGuard("redis", registry)
         redis_client = make_guarded_redis(settings.redis_connection(), self.redis_guard)
@@ -223,8 +227,11 @@ class DriftService:
             self._metrics.forget_unused(p)
 
     def save(self, offsets: Mapping[str, int]) -> bool:
-        """Save each partition whose offsets moved: its state with its two offsets
-        (outputs are delivered already)."""
+        """Save each partition whose offsets moved: its state with its two offsets,
+        once every signal before them is delivered (a failed one is sent again)."""
+        if not self.outputs.redeliver():
+            log.warning("checkpoint_waits_for_signals", undelivered=len(self.outputs.failed))
+            return False
         for p in sorted(self.partitions.states):
             mine = offsets_of(offsets, p)
             if not mine or mine == self._saved.get(p):
@@ -282,16 +289,9 @@ class DriftService:
                 )
 
     def _send(self, signal: DriftSignal) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    self._topics.drift_signals,
-                    key=signal.model.encode(),
-                    value=encode_event(signal),
-                )
-                break
-            except BufferError:
-                self._producer.poll(0.1)
+        self.outputs.produce(
+            self._topics.drift_signals, encode_event(signal), key=signal.model.encode()
+        )
         self._metrics.on_signal(signal)
         self.signals_sent += 1
         if signal.drift_detected:
