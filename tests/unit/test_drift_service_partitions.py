@@ -148,35 +148,13 @@ class FakeCheckpoints:
 
 
 class FakeProducer:
-    """Delivers every message at once (its delivery report included)."""
+    """Delivers every message at once (its delivery report included). While ``down``,
+    every message fails its delivery instead (as after an outage longer than
+    ``message.timeout.ms``: flush() still returns 0, the report carries the error)."""
 
     def __init__(self, sink: list[bytes]) -> None:
         self.sink = sink
-
-    def produce(
-        self,
-        topic: str,
-        key: bytes | None = None,
-        value: bytes = b"",
-        on_delivery: Any = None,
-        headers: Any = None,
-    ) -> None:
-        self.sink.append(value)
-        if on_delivery is not None:
-            on_delivery(None, None)
-
-    def poll(self, timeout: float) -> int:
-        return 0
-
-    def flush(self, timeout: float) -> int:
-        return 0
-
-
-class BrokerDownProducer(FakeProducer):
-    """While ``down``, every message fails its delivery (as after an outage longer than
-    ``message.timeout.ms``: flush() still returns 0, the report carries the error)."""
-
-    down = False
+        self.down = False
 
     def produce(
         self,
@@ -187,9 +165,15 @@ class BrokerDownProducer(FakeProducer):
         headers: Any = None,
     ) -> None:
         if not self.down:
-            super().produce(topic, key, value, on_delivery, headers)
-        elif on_delivery is not None:
-            on_delivery("_MSG_TIMED_OUT", None)
+            self.sink.append(value)
+        if on_delivery is not None:
+            on_delivery("_MSG_TIMED_OUT" if self.down else None, None)
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        return 0
 
 
 class Worker:
@@ -429,7 +413,7 @@ def test_a_signal_whose_delivery_failed_is_sent_again_before_the_checkpoint() ->
     store, checkpoints, sink = FakeStore(), FakeCheckpoints(), []
     store.publish(_operator_reference())
     worker = Worker(store, checkpoints, sink)
-    producer = BrokerDownProducer(sink)
+    producer = FakeProducer(sink)
     worker.service.outputs = RetriedOutputs(producer)  # type: ignore[arg-type]
     worker.assign(list(range(PARTITIONS)))
     producer.down = True
