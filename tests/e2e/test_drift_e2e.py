@@ -10,6 +10,7 @@ must stay quiet.
 from __future__ import annotations
 
 import threading
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from modelguard.adapters.drift_store import ReferenceStore
 from modelguard.adapters.prometheus import MetricsServer
 from modelguard.adapters.settings import CommonSettings
-from modelguard.contracts import DriftSignal, LabelObserved, PredictionLogged, Topics
+from modelguard.contracts import DriftSignal, LabelObserved, PredictionLogged, Severity, Topics
 from modelguard.contracts.codec import decode_event, encode_event
 from modelguard.core.drift import DriftConfig
 from modelguard.core.simulation import Scenario, SimulationEngine
@@ -33,6 +34,7 @@ from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
+PARTITIONS = 3  # the topics fixture's
 SCENARIO = {
     "name": "drift-e2e",
     "seed": 5,
@@ -56,6 +58,15 @@ SCENARIO = {
         {"kind": "concept_drift", "model": "fraud", "at": 40, "accuracy_factor": 0.6},
     ],
 }
+
+
+def _partition(prediction_id: str, prefix: str) -> int:
+    """The partition of a prediction and its label, a hash of its id *without* the
+    test's random topic prefix: each partition's stream, and so every drift output
+    (ADR 0015), is the same in every run (with the key's hash, the split over the
+    partitions, and with it which windows a chance false alarm lands in, changed from
+    run to run)."""
+    return zlib.crc32(prediction_id.removeprefix(prefix).encode()) % PARTITIONS
 
 
 def test_injected_drift_raises_its_signals_and_metrics_untouched_features_stay_quiet(
@@ -84,15 +95,30 @@ def test_injected_drift_raises_its_signals_and_metrics_untouched_features_stay_q
     producer = Producer({"bootstrap.servers": servers.kafka_bootstrap, "linger.ms": 5})
     sent = 0
     try:
-        # Two phases, each fully consumed before the next: count windows follow arrival
-        # order, and labels are produced after their predictions (as in production).
+        # Two phases, each fully consumed before the next, labels produced after their
+        # predictions (as in production). In the first, partition 0's predictions go
+        # first and are consumed alone: its warm-up reference is the one published and
+        # every partition adopts it, so every drift output of the run is the same from
+        # run to run (each partition's output is a function of its streams and the
+        # published reference, ADR 0015; which partition's warm-up ended first in read
+        # order used to decide it).
         for seconds in (40, 40):
             events = engine.run_for(seconds)
             preds = [e for e in events if isinstance(e, PredictionLogged)]
             labels = [e for e in events if isinstance(e, LabelObserved)]
-            for topic, batch in ((topics.predictions, preds), (topics.labels, labels)):
+            steps = [(topics.predictions, preds), (topics.labels, labels)]
+            if sent == 0:
+                first = [e for e in preds if _partition(e.prediction_id, topics.prefix) == 0]
+                rest = [e for e in preds if _partition(e.prediction_id, topics.prefix) != 0]
+                steps[:1] = [(topics.predictions, first), (topics.predictions, rest)]
+            for topic, batch in steps:
                 for e in batch:
-                    producer.produce(topic, key=e.prediction_id.encode(), value=encode_event(e))
+                    producer.produce(
+                        topic,
+                        key=e.prediction_id.encode(),
+                        value=encode_event(e),
+                        partition=_partition(e.prediction_id, topics.prefix),
+                    )
                 assert producer.flush(10) == 0
                 sent += len(batch)
                 wait_for(lambda n=sent: service.processed >= n, 120, f"{sent} events processed")  # type: ignore[misc]
@@ -134,7 +160,18 @@ def test_injected_drift_raises_its_signals_and_metrics_untouched_features_stay_q
         if s.drift_detected:
             by_feature.setdefault(s.feature, []).append(s)
     assert set(by_feature) >= {"amount", None}
-    assert "score_a" not in by_feature and "country" not in by_feature
+    # The untouched features never cause action: no result of theirs reaches HIGH (what
+    # the policies act on), and no more results than chance gives. Each of the 3
+    # partitions runs its own window and sequential tests (ADR 0015): about 44 windows
+    # of the two quiet features, and once ``amount`` truly drifts the false-discovery-
+    # rate step-up judges the others more leniently (about 0.025 each), so about one
+    # chance result is expected and more than 5 has a probability under 1%. Which
+    # partition's warm-up reference is published first varies from run to run, so the
+    # count does too; the calibration itself is measured by benchmarks/bench_data_drift.py.
+    quiet = [s for f in ("score_a", "country") for s in by_feature.get(f, [])]
+    seen = [(s.feature, s.test, s.severity.name, round(s.statistic, 3)) for s in quiet]
+    assert all(s.severity < Severity.HIGH for s in quiet), seen
+    assert len(quiet) <= 5, seen
     assert all(s.window_end >= drift_start for s in by_feature["amount"])
     concept = [s for s in signals if s.kind == "concept" and s.drift_detected]
     assert concept and all(s.window_end >= drift_start for s in concept)
