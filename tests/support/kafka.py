@@ -187,3 +187,22 @@ def end_offsets(bootstrap: KafkaConnection, topics: list[str]) -> dict[str, int]
         return out
     finally:
         consumer.close()
+
+
+@dataclass
+class FakeTopicMetadata:
+    """What unit tests' fake consumers return for one topic of ``list_topics``."""
+
+    partitions: dict[int, object]
+
+
+@dataclass
+class FakeClusterMetadata:
+    topics: dict[str, FakeTopicMetadata]
+
+
+def fake_metadata(partitions: dict[str, int]) -> FakeClusterMetadata:
+    """``list_topics``' answer for topics with these partition counts."""
+    return FakeClusterMetadata(
+        {t: FakeTopicMetadata(dict.fromkeys(range(n))) for t, n in partitions.items()}
+    )

@@ -23,16 +23,7 @@ from modelguard_services.controller import LostLeaseError, consumer
 from modelguard_services.controller.consumer import AssignedConsumer, normalise_offsets
 from modelguard_services.controller.metrics import ControllerMetrics
 from modelguard_services.controller.outbox import DecisionApplier, subject
-
-
-@dataclass
-class _Topic:
-    partitions: dict[int, object]
-
-
-@dataclass
-class _Meta:
-    topics: dict[str, _Topic]
+from tests.support.kafka import FakeClusterMetadata, fake_metadata
 
 
 @dataclass
@@ -40,8 +31,8 @@ class FakeConsumer:
     topics: dict[str, int]
     assigned: list[TopicPartition] = field(default_factory=list)
 
-    def list_topics(self, timeout: float = -1) -> _Meta:
-        return _Meta({t: _Topic(dict.fromkeys(range(n))) for t, n in self.topics.items()})
+    def list_topics(self, timeout: float = -1) -> FakeClusterMetadata:
+        return fake_metadata(self.topics)
 
     def assign(self, parts: list[TopicPartition]) -> None:
         self.assigned = parts

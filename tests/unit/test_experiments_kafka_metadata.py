@@ -10,14 +10,13 @@ No servers: closed ports; the consumer's metadata call is a fake that fails, the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import CollectorRegistry
 
 from modelguard.adapters.settings import CommonSettings
 from modelguard_services.experiments.app import ExperimentsService
 from tests.support.experiments import experiment_spec
+from tests.support.kafka import FakeClusterMetadata, fake_metadata
 
 SETTINGS = CommonSettings(
     kafka_bootstrap_servers="127.0.0.1:1",
@@ -27,25 +26,15 @@ SETTINGS = CommonSettings(
 )
 
 
-@dataclass
-class _Topic:
-    partitions: dict[int, object]
-
-
-@dataclass
-class _Meta:
-    topics: dict[str, _Topic]
-
-
 class FlakyMetadata:
     def __init__(self, topic: str, failures: int) -> None:
         self.topic, self.failures, self.calls = topic, failures, 0
 
-    def list_topics(self, topic: str, timeout: float) -> _Meta:
+    def list_topics(self, topic: str, timeout: float) -> FakeClusterMetadata:
         self.calls += 1
         if self.calls <= self.failures:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT, "all brokers down"))
-        return _Meta({self.topic: _Topic(dict.fromkeys(range(3)))})
+        return fake_metadata({self.topic: 3})
 
 
 def test_a_failing_metadata_request_postpones_the_analysis() -> None:
